@@ -1,0 +1,36 @@
+# The two quick-start commands are `make cluster` and `make test`; both set
+# everything up first on a fresh machine (Debian packages need root or sudo).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup cluster test lint typecheck sim bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	scripts/install-system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+cluster: setup
+	$(PY) scripts/cluster.py
+
+test: setup lint typecheck
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+sim: setup
+	$(PY) -m tests.sim --seeds 2000
+
+clean:
+	rm -rf $(VENV) .cluster

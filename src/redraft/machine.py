@@ -1,0 +1,199 @@
+"""The application surface: what a developer implements and what they are handed.
+
+A developer subclasses :class:`Machine`.  For every client command redraft
+calls ``Machine.command(m, conn, cmd)``; the machine calls
+``m.apply(conn, cmd, mutate, respond)`` for anything that touches replicated
+state.  ``mutate is None`` marks a read.  When the command is a write it is
+appended to the Raft log; once committed, every node calls
+``command(m, None, cmd)`` again with an applying :class:`Applier`, whose
+``apply`` runs ``mutate`` and returns its result; on the node holding the
+client, ``respond(result)`` then builds the reply.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import IO, Any, Protocol, runtime_checkable
+
+Mutate = Callable[[], Any]
+Respond = Callable[[Any], Any]
+
+
+class Command:
+    """One client command: its raw arguments, the name first."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, args: list[bytes]) -> None:
+        self.args = args
+
+    @property
+    def name(self) -> str:
+        """The command name in lower case (``"set"``)."""
+        return self.args[0].decode("latin-1").lower() if self.args else ""
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.args[i]
+
+    def __repr__(self) -> str:
+        return f"Command({self.args!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Command) and other.args == self.args
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.args))
+
+
+class Status:
+    """A RESP simple-string reply: ``Status("OK")`` is sent as ``+OK``."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        if "\r" in text or "\n" in text:
+            raise ValueError("a status reply cannot contain CR or LF")
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Status({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Status) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(("Status", self.text))
+
+
+OK = Status("OK")
+
+
+@runtime_checkable
+class Conn(Protocol):
+    """A client connection, as the machine and the connection hooks see it."""
+
+    @property
+    def id(self) -> int:
+        """A number unique to this connection within the node's lifetime."""
+        ...
+
+    @property
+    def addr(self) -> str:
+        """The remote address, ``host:port``."""
+        ...
+
+    name: str
+    """Set by ``CLIENT SETNAME``."""
+
+    context: Any
+    """Free for the machine to keep per-connection state in."""
+
+    def close(self) -> None:
+        """Close the connection once pending replies are written."""
+        ...
+
+
+class Applier(ABC):
+    """Handed to :meth:`Machine.command`; the one way to reach replicated state."""
+
+    @abstractmethod
+    def apply(
+        self,
+        conn: Conn | None,
+        cmd: Command,
+        mutate: Mutate | None,
+        respond: Respond | None,
+    ) -> Any:
+        """Run a write (``mutate`` given) through the log, or a read (``mutate is None``).
+
+        Returns what the machine's ``command`` should return.  An exception
+        raised by ``mutate`` or ``respond`` becomes the client's error reply.
+        """
+
+    @abstractmethod
+    def now_ns(self) -> int:
+        """Nanoseconds since the epoch, identical on every node for a given write.
+
+        In ``mutate`` it is the time the leader stamped on the log entry (never
+        earlier than any time stamped before it).  Outside ``mutate`` it is this
+        node's clock, never earlier than the last applied stamp.
+        """
+
+    def now(self) -> float:
+        """:meth:`now_ns` in seconds."""
+        return self.now_ns() / 1e9
+
+    @abstractmethod
+    def random(self) -> _random.Random:
+        """A generator seeded from the log entry: the same sequence on every node."""
+
+
+class SnapshotCapture(Protocol):
+    """The second phase of a two-phase snapshot: persist what was captured."""
+
+    def write(self, wr: IO[bytes]) -> None:
+        """Write the captured state; runs in a worker thread."""
+        ...
+
+
+class Machine(ABC):
+    """The replicated state machine a developer writes."""
+
+    @abstractmethod
+    def command(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """Handle one command; see the module docstring for the protocol."""
+
+    def snapshot(self, wr: IO[bytes]) -> SnapshotCapture | None:
+        """Save the state.
+
+        Simple form: write the whole state to ``wr`` and return ``None``; the
+        event loop waits meanwhile.  Two-phase form: capture the state cheaply
+        (for example a copy-on-write reference) and return an object whose
+        ``write(wr)`` persists it later in a worker thread while commands keep
+        flowing.  Raise :class:`ErrDisabled` to turn snapshots off (the log is
+        then never compacted).
+        """
+        raise ErrDisabled()
+
+    @abstractmethod
+    def restore(self, rd: IO[bytes]) -> None:
+        """Replace the whole state with the one in ``rd`` (written by ``snapshot``)."""
+
+
+class RedraftError(Exception):
+    """Base of redraft's errors that map to a fixed Redis reply."""
+
+
+class ErrUnknownCommand(RedraftError):
+    """Raise from ``command`` for a command the machine does not know."""
+
+
+class ErrWrongNumberOfArguments(RedraftError):
+    """Raise from ``command`` when the argument count is wrong."""
+
+
+class ErrDisabled(RedraftError):
+    """Raise from ``snapshot`` to turn snapshots off."""
+
+
+def error_text(exc: BaseException, cmd_name: str) -> str:
+    """The RESP error line (without ``-`` and CRLF) for an exception.
+
+    The first word of a message that is all capitals passes through as the
+    error code (``WRONGTYPE ...``); any other message is prefixed with ``ERR``.
+    """
+    if isinstance(exc, ErrUnknownCommand):
+        return f"ERR unknown command '{cmd_name}'"
+    if isinstance(exc, ErrWrongNumberOfArguments):
+        return f"ERR wrong number of arguments for '{cmd_name}' command"
+    msg = str(exc) or type(exc).__name__
+    msg = msg.replace("\r", " ").replace("\n", " ")
+    first = msg.split(" ", 1)[0]
+    if len(first) > 1 and first.isupper() and first.isalpha():
+        return msg
+    return "ERR " + msg

@@ -1,0 +1,43 @@
+"""The Raft consensus core: a pure object with no I/O (see :mod:`redraft.raft.core`)."""
+
+from redraft.raft.types import (
+    ChangeInProgress,
+    ChangeType,
+    Entry,
+    EntryKind,
+    HardState,
+    InvalidChange,
+    Membership,
+    Message,
+    MsgType,
+    NodeId,
+    NotLeader,
+    ProposalDropped,
+    RaftError,
+    ReadState,
+    Ready,
+    Role,
+    SnapChunk,
+    SnapshotMeta,
+)
+
+__all__ = [
+    "ChangeInProgress",
+    "ChangeType",
+    "Entry",
+    "EntryKind",
+    "HardState",
+    "InvalidChange",
+    "Membership",
+    "Message",
+    "MsgType",
+    "NodeId",
+    "NotLeader",
+    "ProposalDropped",
+    "RaftError",
+    "ReadState",
+    "Ready",
+    "Role",
+    "SnapChunk",
+    "SnapshotMeta",
+]

@@ -1,0 +1,259 @@
+"""Plain data exchanged between the consensus core and the runtime.
+
+Nothing here does I/O.  The runtime persists :class:`Entry` and
+:class:`HardState`, carries :class:`Message` between nodes and acts on
+:class:`Ready`, the bundle of work the core hands out after each input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import msgpack
+
+NodeId = str
+"""A node's identity: by convention its advertised ``host:port``."""
+
+
+class EntryKind(IntEnum):
+    """What a log entry carries."""
+
+    NORMAL = 0
+    """Application data, opaque to the core."""
+    NOOP = 1
+    """The empty entry a new leader appends to commit its predecessors' entries."""
+    CONFIG = 2
+    """A full membership (:meth:`Membership.encode`); takes effect when appended."""
+
+
+@dataclass(slots=True)
+class Entry:
+    """One log entry."""
+
+    term: int
+    index: int
+    kind: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must survive a crash for Raft to stay safe.
+
+    ``term`` and ``vote`` must be durable (fsynced) before any message that
+    depends on them is sent; ``commit`` may ride along with the next write.
+    """
+
+    term: int = 0
+    vote: NodeId = ""
+    commit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """The members of the cluster.
+
+    ``learners`` receive the log but neither vote nor count towards a quorum.
+    ``promoting`` is the subset of learners that the leader promotes to voter
+    once they have caught up (how ``add voter`` works: join as a learner first).
+    """
+
+    voters: frozenset[NodeId] = frozenset()
+    learners: frozenset[NodeId] = frozenset()
+    promoting: frozenset[NodeId] = frozenset()
+
+    def members(self) -> frozenset[NodeId]:
+        return self.voters | self.learners
+
+    def encode(self) -> bytes:
+        data: bytes = msgpack.packb(
+            [sorted(self.voters), sorted(self.learners), sorted(self.promoting)]
+        )
+        return data
+
+    @staticmethod
+    def decode(data: bytes) -> Membership:
+        voters, learners, promoting = msgpack.unpackb(data)
+        return Membership(frozenset(voters), frozenset(learners), frozenset(promoting))
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """Describes a snapshot of the state machine.
+
+    ``index``/``term`` identify the last entry the snapshot includes;
+    ``membership`` is the configuration in force at ``index``; ``size`` is the
+    length in bytes of the snapshot file the runtime wrote (chunks of it are
+    streamed to followers).
+    """
+
+    index: int
+    term: int
+    membership: Membership
+    size: int = 0
+
+
+@dataclass(slots=True)
+class SnapChunk:
+    """A piece of a snapshot in flight.
+
+    On the leader's outgoing messages ``data`` is empty: the runtime fills in
+    ``length`` bytes read from the snapshot file at ``offset`` just before the
+    message goes on the wire.  ``done`` marks the last chunk.
+    """
+
+    meta: SnapshotMeta
+    offset: int
+    length: int
+    data: bytes = b""
+    done: bool = False
+
+
+class MsgType(IntEnum):
+    APP = 1
+    APP_RESP = 2
+    VOTE = 3
+    VOTE_RESP = 4
+    PRE_VOTE = 5
+    PRE_VOTE_RESP = 6
+    HEARTBEAT = 7
+    HEARTBEAT_RESP = 8
+    SNAP = 9
+    SNAP_RESP = 10
+    TIMEOUT_NOW = 11
+
+
+@dataclass(slots=True)
+class Message:
+    """A message between two cores.
+
+    Field meaning by type:
+
+    * APP: ``index``/``log_term`` are the index and term of the entry just
+      before ``entries``; ``commit`` is the leader's commit index.
+    * APP_RESP: ``index`` is the follower's last matching index on success;
+      on ``reject`` it is the rejected ``index`` and ``hint_index``/``hint_term``
+      point the leader at where the logs may agree.
+    * VOTE/PRE_VOTE: ``index``/``log_term`` describe the candidate's last
+      entry; ``context`` is 1 when the campaign comes from a leadership
+      transfer (which overrides a follower's loyalty to its current leader).
+    * HEARTBEAT: ``commit`` as in APP; ``context`` is the read-index round;
+      HEARTBEAT_RESP echoes ``context``.
+    * SNAP: ``snap`` is one chunk; SNAP_RESP: ``index`` is the snapshot index,
+      ``hint_index`` the next offset the follower expects, ``reject`` is set
+      when the chunk was out of order; a final success carries ``context`` 1.
+    """
+
+    type: int
+    to: NodeId
+    frm: NodeId
+    term: int
+    log_term: int = 0
+    index: int = 0
+    entries: list[Entry] = field(default_factory=list)
+    commit: int = 0
+    reject: bool = False
+    hint_index: int = 0
+    hint_term: int = 0
+    context: int = 0
+    snap: SnapChunk | None = None
+
+
+class Role(IntEnum):
+    FOLLOWER = 0
+    PRE_CANDIDATE = 1
+    CANDIDATE = 2
+    LEADER = 3
+
+    @property
+    def title(self) -> str:
+        """The name Finn's RAFTSTATE uses."""
+        return "Candidate" if self is Role.PRE_CANDIDATE else self.name.title()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A read-index read that may now be served once ``index`` is applied."""
+
+    token: object
+    index: int
+
+
+@dataclass(slots=True)
+class Ready:
+    """Work the runtime must carry out, in this order of constraints.
+
+    1. Persist ``hard_state`` (fsync when ``must_sync``), ``entries`` (append;
+       if the first entry's index is at or below the stored last index, first
+       truncate the stored log from that index), and ``snapshot_chunks`` (write
+       to the incoming snapshot file; a chunk at offset 0 starts it anew).
+       ``install_snapshot``, when set, means the incoming file is complete: the
+       log is replaced by it (drop every stored entry; the log continues after
+       ``install_snapshot.index``) and the machine is restored from it before
+       any of ``committed`` is applied.
+    2. ``messages`` may be sent at once, in parallel with persisting.
+    3. ``messages_after_persist`` may be sent only once step 1 is durable.
+    4. Apply ``committed`` in order; serve each of ``reads`` once the machine
+       has applied its index; fail each of ``dropped_reads`` (leadership lost).
+    5. Call :meth:`RaftCore.advance` with this Ready once step 1 is durable.
+       Readies must be advanced in the order they were handed out.
+    """
+
+    hard_state: HardState | None = None
+    must_sync: bool = False
+    entries: list[Entry] = field(default_factory=list)
+    snapshot_chunks: list[SnapChunk] = field(default_factory=list)
+    install_snapshot: SnapshotMeta | None = None
+    committed: list[Entry] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    messages_after_persist: list[Message] = field(default_factory=list)
+    reads: list[ReadState] = field(default_factory=list)
+    dropped_reads: list[object] = field(default_factory=list)
+
+    def needs_persist(self) -> bool:
+        return bool(
+            self.hard_state is not None
+            or self.entries
+            or self.snapshot_chunks
+            or self.install_snapshot is not None
+        )
+
+
+class ChangeType(IntEnum):
+    """A single-server membership change."""
+
+    ADD_LEARNER = 0
+    """Join as a non-voting learner and stay one."""
+    ADD_VOTER = 1
+    """Join as a learner, promoted to voter by the leader once caught up."""
+    PROMOTE = 2
+    """Make an existing learner a voter now."""
+    REMOVE = 3
+
+
+class RaftError(Exception):
+    """Base of the errors the core raises to the runtime."""
+
+
+class NotLeader(RaftError):
+    """The input needs a leader and this node is not one.
+
+    ``leader`` is the node this one believes leads (empty if unknown).
+    """
+
+    def __init__(self, leader: NodeId) -> None:
+        super().__init__(f"not the leader (leader: {leader or 'unknown'})")
+        self.leader = leader
+
+
+class ProposalDropped(RaftError):
+    """The leader refuses proposals for now (for example during a leadership transfer)."""
+
+
+class ChangeInProgress(RaftError):
+    """A membership change is already pending; changes go one at a time."""
+
+
+class InvalidChange(RaftError):
+    """The membership change makes no sense (unknown node, removing the last voter, ...)."""
