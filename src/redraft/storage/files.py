@@ -1,0 +1,173 @@
+"""File-system helpers shared by the backends: private directories, fsync of
+directories, atomic small files and the marker naming a directory's backend."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+from redraft.storage.base import StorageError
+
+log = logging.getLogger(__name__)
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+MARKER_NAME = "REDRAFT_STORE"
+"""Written first into every persistent store's directory."""
+
+_MARKER_HEAD = "redraft log store"
+
+# Files that betray a backend in a directory whose marker has gone missing.
+_SIGNATURES = {
+    "fastlog.wal": "fastlog",
+    "data.mdb": "lmdb",
+    "CURRENT": "leveldb",
+}
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` and any missing parents readable by the owner only.
+
+    Existing directories are left as they are: they may be the user's own.
+    """
+    missing: list[Path] = []
+    p = directory
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:
+            continue
+        # mkdir's mode is filtered by the umask; chmod is not.
+        os.chmod(d, DIR_MODE)
+    if not directory.is_dir():
+        raise StorageError(f"{directory} is not a directory")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames and creations inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """``os.write`` until every byte is written (short writes do happen on full disks)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_marker(directory: Path) -> tuple[str, int] | None:
+    """The (backend, format version) recorded in ``directory``, or None if unmarked."""
+    try:
+        text = (directory / MARKER_NAME).read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    fields: dict[str, str] = {}
+    lines = text.splitlines()
+    if not lines or lines[0] != _MARKER_HEAD:
+        raise StorageError(f"{directory / MARKER_NAME} is not a redraft store marker")
+    for line in lines[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    try:
+        return fields["backend"], int(fields["format"])
+    except (KeyError, ValueError):
+        raise StorageError(f"{directory / MARKER_NAME} is damaged: {text!r}") from None
+
+
+class DirLock:
+    """An exclusive lock on a store directory, held while the store is open.
+
+    Two processes (or two stores in one process) writing one log would
+    silently interleave their records; the second one is refused instead.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._fd: int | None = os.open(directory / MARKER_NAME, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise StorageError(f"data dir {directory} is in use by another store") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def claim_directory(directory: Path, backend: str, version: int) -> DirLock:
+    """Make ``directory`` a private store directory of ``backend`` and lock it, or refuse.
+
+    Refuses a directory written by another backend, or by a newer format
+    version of this one, rather than start with an empty log there; and one
+    that another open store holds.
+    """
+    ensure_private_dir(directory)
+    found = read_marker(directory)
+    if found is None:
+        other = _guess_backend(directory)
+        if other is not None and other != backend:
+            raise _wrong_backend(directory, other)
+        if other == backend:
+            log.warning(
+                "%s has %s data but no %s marker; recreating it", directory, backend, MARKER_NAME
+            )
+        text = f"{_MARKER_HEAD}\nbackend: {backend}\nformat: {version}\n"
+        write_file_atomic(directory / MARKER_NAME, text.encode("utf-8"))
+        return DirLock(directory)
+    found_backend, found_version = found
+    if found_backend != backend:
+        raise _wrong_backend(directory, found_backend)
+    if found_version > version:
+        raise StorageError(
+            f"data dir {directory} was written in format {found_version} of the {backend} "
+            f"backend; this version of redraft reads formats up to {version}"
+        )
+    return DirLock(directory)
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _guess_backend(directory: Path) -> str | None:
+    for name, backend in _SIGNATURES.items():
+        if (directory / name).exists():
+            return backend
+    return None
+
+
+def _wrong_backend(directory: Path, backend: str) -> StorageError:
+    return StorageError(
+        f"data dir {directory} was written by the {backend} backend; "
+        f"open it with --backend {backend}"
+    )

@@ -1,0 +1,253 @@
+"""``lmdb``: the log in an LMDB environment (the counterpart of Finn's Bolt store).
+
+Entries live in the ``entries`` database keyed by big-endian u64 index (so
+keys sort by index and appends use LMDB's fast append path), valued
+``u64 term | u8 kind | data``.  The ``meta`` database holds the hard state
+and the compaction point.  Nothing is cached: the log may exceed memory.
+
+The environment is opened without sync-on-commit; batches saved with
+``sync=True`` and :meth:`sync` call ``env.sync(True)``.  Per LMDB's docs, a
+*system* crash (not a process crash) between syncs may lose the last
+transactions or, on file systems that reorder writes, damage the
+environment: that is the price of durability levels below ``high``.
+
+Compacted entries are deleted a bounded number at a time by later writes
+so that a big compaction does not stall the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import lmdb
+import msgpack
+
+from redraft.raft.types import Entry, HardState
+from redraft.storage.base import (
+    CorruptLogError,
+    LoadedLog,
+    LogStore,
+    StorageError,
+    gc_paused,
+)
+from redraft.storage.files import FILE_MODE, claim_directory
+
+FORMAT_VERSION = 1
+_KEY = struct.Struct(">Q")
+_VAL = struct.Struct("<QB")
+_PREV = struct.Struct("<QQ")
+_HS_KEY = b"hard_state"
+_PREV_KEY = b"prev"
+_PURGE_BATCH = 4096
+_MiB = 1 << 20
+
+
+class LmdbStore(LogStore):
+    """Log store backed by LMDB; handles logs larger than memory."""
+
+    name: ClassVar[str] = "lmdb"
+    persistent: ClassVar[bool] = True
+
+    def __init__(self, directory: Path, *, map_size: int = 256 * _MiB) -> None:
+        self.directory = Path(directory)
+        self._dir_lock = claim_directory(self.directory, self.name, FORMAT_VERSION)
+        try:
+            self._open(map_size)
+        except BaseException:
+            self._dir_lock.release()
+            raise
+
+    def _open(self, map_size: int) -> None:
+        data_file = self.directory / "data.mdb"
+        existing = data_file.stat().st_size if data_file.exists() else 0
+        self.fsyncs = 0
+        self._map_size = max(map_size, 2 * existing)
+        self._env = lmdb.open(
+            str(self.directory),
+            map_size=self._map_size,
+            max_dbs=2,
+            sync=False,
+            mode=FILE_MODE,
+        )
+        self._entries_db = self._env.open_db(b"entries")
+        self._meta_db = self._env.open_db(b"meta")
+        self._dirty = False
+        self._closed = False
+        with self._env.begin() as txn:
+            raw_hs = txn.get(_HS_KEY, db=self._meta_db)
+            raw_prev = txn.get(_PREV_KEY, db=self._meta_db)
+            cur = txn.cursor(self._entries_db)
+            last_key = _KEY.unpack(cur.key())[0] if cur.last() else 0
+            first_key = _KEY.unpack(cur.key())[0] if cur.first() else 0
+        self._hard_state = HardState()
+        if raw_hs is not None:
+            term, vote, commit = msgpack.unpackb(raw_hs)
+            self._hard_state = HardState(term, vote, commit)
+        self._prev_index: int = 0
+        self._prev_term: int = 0
+        if raw_prev:
+            self._prev_index, self._prev_term = _PREV.unpack(raw_prev)
+        self._last: int = max(last_key, self._prev_index)
+        self._purge_pending = first_key != 0 and first_key <= self._prev_index
+
+    # --- transactions
+
+    def _write(self, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
+        """Run ``body`` in one write transaction, growing the map when it is full."""
+        if self._closed:
+            raise StorageError(f"{self.directory} is closed")
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    body(txn)
+                self._dirty = True
+                return
+            except lmdb.MapFullError:
+                # The transaction was aborted; grow and replay it.
+                self._map_size *= 2
+                self._env.set_mapsize(self._map_size)
+
+    def _env_sync(self) -> None:
+        # Cleared first: a save racing with this sync (the durability MEDIUM
+        # flusher runs in another thread) marks the store dirty again.
+        self._dirty = False
+        try:
+            self._env.sync(True)
+        except BaseException:
+            self._dirty = True
+            raise
+        self.fsyncs += 1
+
+    def _purge(self, txn: lmdb.Transaction[bytes], upto: int) -> bool:
+        """Delete up to a batch of entries at or below ``upto``; True when none are left."""
+        cur = txn.cursor(self._entries_db)
+        stop = _KEY.pack(upto)
+        for _ in range(_PURGE_BATCH):
+            if not cur.first() or cur.key() > stop:
+                return True
+            cur.delete()
+        return not cur.first() or cur.key() > stop
+
+    # --- LogStore
+
+    def save(self, hard_state: HardState | None, entries: Sequence[Entry], sync: bool) -> None:
+        self._check_batch(entries)
+        if hard_state is None and not entries:
+            if sync:
+                self.sync()
+            return
+        last = self._last
+        items = [(_KEY.pack(e.index), _VAL.pack(e.term, e.kind) + e.data) for e in entries]
+        done = [True]  # whether the purge of compacted entries finished
+
+        def body(txn: lmdb.Transaction[bytes]) -> None:
+            if hard_state is not None:
+                hs = msgpack.packb((hard_state.term, hard_state.vote, hard_state.commit))
+                txn.put(_HS_KEY, hs, db=self._meta_db)
+            if entries:
+                for i in range(entries[0].index, last + 1):
+                    txn.delete(_KEY.pack(i), db=self._entries_db)
+                txn.cursor(self._entries_db).putmulti(items, append=True)
+            if self._purge_pending:
+                done[0] = self._purge(txn, self._prev_index)
+
+        self._write(body)
+        self._purge_pending = not done[0]
+        if hard_state is not None:
+            self._hard_state = hard_state
+        if entries:
+            self._last = entries[-1].index
+        if sync:
+            self._env_sync()
+
+    def sync(self) -> None:
+        if self._dirty:
+            self._env_sync()
+
+    def compact(self, upto: int, term: int) -> None:
+        if not self._check_compact(upto):
+            return
+        done = [True]
+
+        def body(txn: lmdb.Transaction[bytes]) -> None:
+            txn.put(_PREV_KEY, _PREV.pack(upto, term), db=self._meta_db)
+            done[0] = self._purge(txn, upto)
+
+        self._write(body)
+        self._prev_index, self._prev_term = upto, term
+        self._purge_pending = not done[0]
+
+    def reset(self, index: int, term: int) -> None:
+        def body(txn: lmdb.Transaction[bytes]) -> None:
+            txn.drop(self._entries_db, delete=False)
+            txn.put(_PREV_KEY, _PREV.pack(index, term), db=self._meta_db)
+
+        self._write(body)
+        self._prev_index, self._prev_term, self._last = index, term, index
+        self._purge_pending = False
+        self._env_sync()
+
+    def load(self) -> LoadedLog:
+        with gc_paused():
+            entries = self.entries(self._prev_index + 1, self._last + 1)
+        return LoadedLog(self._hard_state, self._prev_index, self._prev_term, entries)
+
+    def first_index(self) -> int:
+        return self._prev_index + 1
+
+    def last_index(self) -> int:
+        return self._last
+
+    def term(self, index: int) -> int | None:
+        if index == self._prev_index:
+            return self._prev_term
+        if not self._prev_index < index <= self._last:
+            return None
+        with self._env.begin(db=self._entries_db) as txn:
+            raw = txn.get(_KEY.pack(index))
+        if raw is None:
+            raise self._missing(index)
+        term: int = _VAL.unpack_from(raw)[0]
+        return term
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        self._check_range(lo, hi)
+        out: list[Entry] = []
+        if lo == hi:
+            return out
+        unpack = _VAL.unpack_from
+        skip = _VAL.size
+        with self._env.begin(db=self._entries_db) as txn:
+            cur = txn.cursor()
+            cur.set_range(_KEY.pack(lo))
+            index = lo
+            for key, raw in cur:
+                if index == hi:
+                    break
+                if _KEY.unpack(key)[0] != index:
+                    raise self._missing(index)
+                term, kind = unpack(raw)
+                out.append(Entry(term, index, kind, raw[skip:]))
+                index += 1
+        if index != hi:
+            raise self._missing(index)
+        return out
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.sync()
+        finally:
+            self._closed = True
+            self._env.close()
+            self._dir_lock.release()
+
+    def _missing(self, index: int) -> StorageError:
+        return CorruptLogError(
+            os.fspath(self.directory / "data.mdb"), None, f"entry {index} is missing"
+        )
