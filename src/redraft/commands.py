@@ -1,0 +1,327 @@
+"""Built-in commands every redraft node answers before its machine sees anything.
+
+Raft administration (``RAFT*``), peer traffic (``RAFTPEER``, ``RAFTMSG``,
+never reachable by a machine) and the housekeeping commands redis clients
+expect (``PING``, ``INFO``, ``HELLO``, ``CLIENT``, ``COMMAND``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from redraft.machine import OK, ErrWrongNumberOfArguments, Status
+from redraft.raft.types import ChangeInProgress, ChangeType, InvalidChange, Role
+from redraft.server import NO_REPLY, ClientConn, Slot
+from redraft.transport.peers import split_hostport
+
+if TYPE_CHECKING:
+    from redraft.node import Node
+
+Handler = Callable[[ClientConn, list[bytes]], Any]
+
+VERSION = "0.1.0"
+REDIS_COMPAT_VERSION = "7.0.0"
+
+
+def _arity(args: list[bytes], lo: int, hi: int | None = None) -> None:
+    n = len(args)
+    if n < lo or (hi is not None and n > hi):
+        raise ErrWrongNumberOfArguments()
+
+
+def _valid_addr(raw: bytes) -> str:
+    addr = raw.decode("utf-8", "replace")
+    try:
+        _host, port = split_hostport(addr)
+    except ValueError:
+        raise ValueError(f"invalid peer address '{addr}': expected host:port") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid peer address '{addr}': bad port")
+    if addr.startswith(":"):
+        addr = f"127.0.0.1{addr}"
+    return addr
+
+
+def builtin_commands(node: Node) -> dict[bytes, Handler]:
+    """The table of built-in commands, keyed by lower-case name."""
+
+    def ping(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 2)
+        return args[1] if len(args) == 2 else Status("PONG")
+
+    def echo(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2, 2)
+        return args[1]
+
+    def quit_(conn: ClientConn, args: list[bytes]) -> Any:
+        conn.reply_bytes(b"+OK\r\n")
+        conn.close()
+        return NO_REPLY
+
+    def select(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2, 2)
+        try:
+            db = int(args[1])
+        except ValueError:
+            raise ValueError("value is not an integer or out of range") from None
+        if db != 0:
+            raise ValueError("ERR DB index is out of range")
+        return OK
+
+    def hello(conn: ClientConn, args: list[bytes]) -> Any:
+        if len(args) >= 2:
+            try:
+                proto = int(args[1])
+            except ValueError:
+                raise ValueError("Protocol version is not an integer or out of range") from None
+            if proto != 2:
+                raise ValueError("NOPROTO unsupported protocol version")
+        i = 2
+        while i < len(args):
+            opt = args[i].lower()
+            if opt == b"setname" and i + 1 < len(args):
+                conn.name = args[i + 1].decode("utf-8", "replace")
+                i += 2
+            elif opt == b"auth" and i + 2 < len(args):
+                i += 3
+            else:
+                raise ValueError(
+                    f"syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'"
+                )
+        role = "master" if node.core.role == Role.LEADER else "replica"
+        return [
+            b"server", b"redraft",
+            b"version", REDIS_COMPAT_VERSION.encode(),
+            b"proto", 2,
+            b"id", conn.id,
+            b"mode", b"cluster",
+            b"role", role.encode(),
+            b"modules", [],
+        ]  # fmt: skip
+
+    def client(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2)
+        sub = args[1].lower()
+        if sub == b"setname":
+            _arity(args, 3, 3)
+            name = args[2].decode("utf-8", "replace")
+            if any(c in name for c in " \n\r"):
+                raise ValueError(
+                    "Client names cannot contain spaces, newlines or special characters."
+                )
+            conn.name = name
+            return OK
+        if sub == b"getname":
+            return conn.name.encode() if conn.name else None
+        if sub == b"id":
+            return conn.id
+        if sub == b"info":
+            return _client_line(conn).encode()
+        if sub == b"list":
+            return "".join(
+                _client_line(c) + "\n" for c in sorted(node.server.conns, key=lambda c: c.id)
+            ).encode()
+        if sub in (b"setinfo", b"no-evict", b"no-touch", b"reply"):
+            return OK
+        raise ValueError(
+            f"unknown subcommand '{args[1].decode('utf-8', 'replace')}'. Try CLIENT HELP."
+        )
+
+    def command(conn: ClientConn, args: list[bytes]) -> Any:
+        if len(args) >= 2 and args[1].lower() == b"count":
+            return 0
+        return []
+
+    def info(conn: ClientConn, args: list[bytes]) -> Any:
+        sections = {a.decode("utf-8", "replace").lower() for a in args[1:]}
+        return _info(node, sections).encode()
+
+    # --- raft administration
+
+    def raftleader(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 1)
+        leader = node.core.leader
+        return leader.encode() if leader else None
+
+    def raftstate(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 1)
+        return Status(node.state_name)
+
+    def raftstats(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 1)
+        flat: list[Any] = []
+        for k, v in node.raft_stats().items():
+            flat.append(k.encode())
+            flat.append(str(v).encode())
+        return flat
+
+    def raftpeers(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 1)
+        core = node.core
+        mem = core.membership
+        out: list[Any] = []
+        for peer in sorted(mem.members(), key=lambda p: (p != core.leader, p)):
+            if peer == core.leader:
+                state = "Leader"
+            elif peer in mem.learners:
+                state = "Learner"
+            else:
+                state = "Follower"
+            out += [peer.encode(), state.encode()]
+        return out
+
+    def _membership_change(conn: ClientConn, change: ChangeType, addr: str) -> Any:
+        slot = conn.new_slot()
+
+        def done(exc: BaseException | None) -> None:
+            if exc is None:
+                conn.fill_result(slot, OK, None, "raft")
+            else:
+                conn.fill_error(slot, exc, "raft")
+
+        try:
+            node.propose_config(change, addr, done)
+        except ChangeInProgress:
+            conn._slots.remove(slot)
+            raise ValueError("a membership change is already in progress; try again") from None
+        except BaseException:
+            conn._slots.remove(slot)
+            raise
+        return slot
+
+    def raftaddpeer(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2, 2)
+        addr = _valid_addr(args[1])
+        mem = node.core.membership
+        if addr in mem.voters or addr in mem.learners:
+            if node.core.role != Role.LEADER:
+                from redraft.node import Redirect
+
+                raise Redirect(node.core.leader)
+            return OK
+        try:
+            return _membership_change(conn, ChangeType.ADD_VOTER, addr)
+        except InvalidChange as exc:
+            raise ValueError(str(exc)) from None
+
+    def raftremovepeer(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2, 2)
+        addr = _valid_addr(args[1])
+        if addr not in node.core.membership.members():
+            raise ValueError("peer is unknown")
+        try:
+            return _membership_change(conn, ChangeType.REMOVE, addr)
+        except InvalidChange as exc:
+            raise ValueError(str(exc)) from None
+
+    def raftsnapshot(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 1)
+        slot = conn.new_slot()
+        fut = node.snapshot_now()
+
+        def done(f: Any) -> None:
+            exc = f.exception()
+            if exc is None:
+                conn.fill_result(slot, OK, None, "raftsnapshot")
+            else:
+                from redraft.machine import ErrDisabled
+
+                if isinstance(exc, ErrDisabled):
+                    exc = ValueError("snapshots are disabled")
+                conn.fill_error(slot, exc, "raftsnapshot")
+            node.server.flush_dirty()
+
+        fut.add_done_callback(done)
+        return slot
+
+    # --- peer traffic
+
+    def raftpeer(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2, 3)
+        conn.peer_id = args[1].decode("utf-8", "replace")
+        return OK
+
+    def raftmsg(conn: ClientConn, args: list[bytes]) -> Any:
+        if not conn.peer_id:
+            raise ValueError("RAFTMSG is only accepted on peer connections")
+        _arity(args, 2, 2)
+        node.on_peer_messages(args[1], conn.peer_id)
+        return NO_REPLY
+
+    table: dict[bytes, Handler] = {
+        b"ping": ping,
+        b"echo": echo,
+        b"quit": quit_,
+        b"select": select,
+        b"hello": hello,
+        b"client": client,
+        b"command": command,
+        b"info": info,
+        b"raftleader": raftleader,
+        b"raftstate": raftstate,
+        b"raftstats": raftstats,
+        b"raftpeers": raftpeers,
+        b"raftaddpeer": raftaddpeer,
+        b"raftremovepeer": raftremovepeer,
+        b"raftsnapshot": raftsnapshot,
+        b"raftpeer": raftpeer,
+        b"raftmsg": raftmsg,
+    }
+    return table
+
+
+def _client_line(conn: ClientConn) -> str:
+    return f"id={conn.id} addr={conn.addr} name={conn.name}"
+
+
+def _info(node: Node, sections: set[str]) -> str:
+    everything = not sections or "all" in sections or "everything" in sections
+    core = node.core
+    parts: list[str] = []
+
+    def section(name: str, fields: list[tuple[str, Any]]) -> None:
+        if everything or name.lower() in sections or "default" in sections:
+            parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
+
+    section(
+        "Server",
+        [
+            ("redis_version", REDIS_COMPAT_VERSION),
+            ("redraft_version", VERSION),
+            ("redis_mode", "cluster"),
+            ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+            ("python_version", platform.python_version()),
+            ("process_id", os.getpid()),
+            ("tcp_port", node.port),
+            ("uptime_in_seconds", int(time.time() - node.started)),
+            ("executable", sys.executable),
+        ],
+    )
+    section("Clients", [("connected_clients", len(node.server.conns))])
+    role = "master" if core.role == Role.LEADER else "slave"
+    section(
+        "Replication",
+        [("role", role), ("connected_slaves", max(0, len(core.membership.members()) - 1))],
+    )
+    stats = node.raft_stats()
+    section(
+        "Raft",
+        [
+            ("node_id", node.id),
+            *list(stats.items()),
+            ("durability", node.options.durability.name.lower()),
+            ("consistency", node.options.consistency.name.lower()),
+            ("backend", node.options.backend),
+        ],
+    )
+    return "".join(parts)
+
+
+__all__ = ["builtin_commands"]
+
+_ = Slot

@@ -1,0 +1,896 @@
+"""A running redraft node: the consensus core driven by an asyncio event loop.
+
+Data flows one way.  A client command reaches the machine's ``command``
+through the server; a write lands in this turn's batch; at the end of the
+turn the batch is proposed as one log entry; the core's Ready is carried
+out (messages sent at once, log persisted by :class:`~redraft.persist.LogWriter`,
+acknowledgements sent once durable); committed entries are applied to the
+machine on every node; the node holding the client then calls ``respond`` and
+the reply goes out in request order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redraft.applier import ApplyingApplier, ClientApplier, decode_batch, encode_batch
+from redraft.machine import Command, ErrDisabled, Machine, Respond
+from redraft.options import Level, Options
+from redraft.persist import LogWriter
+from redraft.raft.core import RaftConfig, RaftCore, Restored
+from redraft.raft.types import (
+    ChangeType,
+    Entry,
+    EntryKind,
+    Membership,
+    Message,
+    MsgType,
+    NotLeader,
+    ProposalDropped,
+    ReadState,
+    Ready,
+    Role,
+    SnapshotMeta,
+)
+from redraft.server import READ
+from redraft.storage import open_store
+from redraft.storage.snapshots import SnapshotStore
+from redraft.transport.codec import CodecError, decode_messages, encode_messages
+from redraft.transport.peers import PeerLink, raftmsg_command, split_hostport
+
+if TYPE_CHECKING:
+    from redraft.server import ClientConn, Server, Slot
+
+log = logging.getLogger("redraft")
+
+
+class Redirect(Exception):
+    """Answered as ``-TRY host:port`` (or ``-ERR leader not known``)."""
+
+    def __init__(self, leader: str) -> None:
+        super().__init__(f"TRY {leader}" if leader else "ERR leader not known")
+        self.leader = leader
+
+
+class Uncertain(Exception):
+    """The outcome of a write is unknown to this node (it may still commit)."""
+
+
+@dataclass(slots=True)
+class Waiter:
+    """A client waiting for the result of one command of a proposed batch."""
+
+    conn: ClientConn
+    slot: Slot
+    respond: Respond | None
+    name: str
+
+
+@dataclass(slots=True)
+class _Proposal:
+    term: int
+    deadline: float
+    waiters: list[Waiter] | None
+    on_done: Callable[[BaseException | None], None] | None = None
+
+
+class Node:
+    """One member of a redraft cluster.  Create with :func:`redraft.open`."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        addr: str,
+        join: str,
+        machine: Machine,
+        options: Options | None = None,
+    ) -> None:
+        self.options = opts = options or Options()
+        self.machine = machine
+        self.dir = Path(directory)
+        self.bind_host, self.port = split_hostport(addr if ":" in addr else f":{addr}")
+        if addr.startswith(":"):
+            self.bind_host = "127.0.0.1"
+        adv = opts.advertise
+        if not adv:
+            host = self.bind_host
+            if host in ("0.0.0.0", "::", "*"):
+                host = "127.0.0.1"
+            adv = f"{host}:{self.port}"
+        elif adv.startswith(":"):
+            adv = f"127.0.0.1{adv}"
+        self.id = adv
+        self.join_addr = join
+        self.client_applier = ClientApplier(self)
+        self.applying = ApplyingApplier()
+        self.applied_index = 0
+        self.last_stamp = 0
+        self.started = time.time()
+        self.state_name = "Shutdown"
+
+        self._batch: list[list[bytes]] = []
+        self._batch_waiters: list[Waiter] = []
+        self._batch_bytes = 0
+        self._flush_scheduled = False
+        self._process_scheduled = False
+        self._pending: dict[int, _Proposal] = {}
+        self._reads_waiting: list[tuple[int, int, _ReadToken]] = []
+        self._read_seq = 0
+        self._apply_blocked = False
+        self._deferred_apply: list[Entry] = []
+        self._links: dict[str, PeerLink] = {}
+        self._snapshotting: asyncio.Future[SnapshotMeta | None] | None = None
+        self._snapshots_disabled = False
+        self._snapshot_index = 0
+        self._log_bytes_since_snapshot = 0
+        self._pinned: set[int] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._fatal: BaseException | None = None
+        self._last_leader = ""
+        self._last_role = Role.FOLLOWER
+        self._was_member = False
+        self._tick_timer: asyncio.TimerHandle | None = None
+        self._done: asyncio.Event | None = None
+        self.core: RaftCore
+        self.store: Any = None
+        self.writer: LogWriter
+        self.server: Server
+        self.loop: asyncio.AbstractEventLoop
+        self.stats = {"proposals": 0, "entries_applied": 0, "commands_applied": 0, "reads": 0}
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open storage, restore state, start serving and join or bootstrap."""
+        from redraft.server import Server
+
+        self.loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        opts = self.options
+        from redraft.logs import setup_logging
+
+        setup_logging(opts.log_level)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = open_store(opts.backend, self.dir / "log")
+        if not self.store.persistent:
+            log.warning(
+                "backend %r keeps nothing on disk: a restart forgets everything", opts.backend
+            )
+        self.snapshots = SnapshotStore(self.dir / "snapshots", keep=opts.snapshot_keep)
+        restored, needs_join = self._load()
+        self.core = RaftCore(
+            RaftConfig(
+                self.id,
+                election_tick=opts.election_ticks,
+                heartbeat_tick=opts.heartbeat_ticks,
+                compaction_tail=opts.compaction_tail,
+            ),
+            random.Random(),
+            restored,
+        )
+        self._snapshot_index = restored.snapshot.index if restored.snapshot else 0
+        self.applied_index = self._snapshot_index
+        self.writer = LogWriter(
+            self.store, self.snapshots, opts.durability, self._on_durable, self._on_fatal
+        )
+        self.writer.start()
+        self.server = Server(self)
+        await self.server.start(self.bind_host, self.port)
+        self.state_name = self.core.role.title
+        log.info(
+            "node %s serving on %s:%d (durability %s, consistency %s, backend %s)",
+            self.id,
+            self.bind_host,
+            self.port,
+            opts.durability.name.lower(),
+            opts.consistency.name.lower(),
+            opts.backend,
+        )
+        self._tick_interval = opts.tick_ms / 1000.0
+        self._tick_base = time.monotonic()
+        self._ticks_done = 0
+        self._tick_timer = self.loop.call_later(self._tick_interval, self._on_tick)
+        self._housekeeping_at = time.monotonic() + 1.0
+        if needs_join:
+            self._spawn(self._join_loop())
+        elif self.core.membership.voters == {self.id}:
+            self.core.campaign()  # alone: no one to wait for
+        self._process()
+
+    def _load(self) -> tuple[Restored, bool]:
+        loaded = self.store.load()
+        snap = self.snapshots.latest()
+        if snap is not None:
+            with self.snapshots.open_payload(snap) as rd:
+                self.machine.restore(rd)
+            log.info("restored snapshot at index %d (term %d)", snap.index, snap.term)
+            if loaded.prev_index > snap.index:
+                raise RuntimeError(
+                    f"the log in {self.dir / 'log'} starts after index {loaded.prev_index} but the "
+                    f"newest valid snapshot ends at {snap.index}: entries in between are lost; "
+                    "restore the missing snapshot or start this node afresh and re-add it"
+                )
+        elif loaded.prev_index > 0:
+            raise RuntimeError(
+                f"the log in {self.dir / 'log'} was compacted up to {loaded.prev_index} but no "
+                f"valid snapshot is in {self.dir / 'snapshots'}; the node cannot rebuild its state"
+            )
+        hs = loaded.hard_state
+        entries = loaded.entries
+        if snap is not None:
+            entries = [e for e in entries if e.index > snap.index]
+        fresh = hs.term == 0 and not entries and snap is None
+        if not fresh:
+            if self.join_addr:
+                log.info("data dir holds cluster state: ignoring join %s", self.join_addr)
+            return Restored(hs, snap, entries), False
+        if self.join_addr:
+            return Restored(), True
+        boot = RaftCore.bootstrap([self.id])
+        self.store.save(boot.hard_state, boot.entries, True)
+        log.info("bootstrapped a new single-node cluster as %s", self.id)
+        return boot, False
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (blocking)."""
+        try:
+            import uvloop
+
+            runner: Callable[..., Any] = uvloop.run
+        except ImportError:
+            runner = asyncio.run
+        runner(self.serve())
+
+    async def serve(self) -> None:
+        """Start (if needed) and serve until stopped by a signal or :meth:`close`."""
+        if self._done is None:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: self._spawn(self.close()))
+        assert self._done is not None
+        await self._done.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def close(self) -> None:
+        """Stop serving, flush the log and release everything."""
+        if self._done is None or self._done.is_set() or self.state_name == "Closing":
+            return
+        self.state_name = "Closing"
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+        await self.server.close()
+        for link in self._links.values():
+            await link.close()
+        with contextlib.suppress(Exception):
+            await self.writer.close()
+        with contextlib.suppress(Exception):
+            self.store.close()
+        for t in list(self._tasks):
+            if t is not asyncio.current_task():
+                t.cancel()
+        self.state_name = "Shutdown"
+        log.info("node %s stopped", self.id)
+        self._done.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        log.critical("storage failure, stopping the node: %s", exc, exc_info=exc)
+        self._fatal = exc
+        self._spawn(self.close())
+
+    # ---------------------------------------------------------------- ticks
+
+    def _catch_up_ticks(self) -> None:
+        due = int((time.monotonic() - self._tick_base) / self._tick_interval)
+        n = due - self._ticks_done
+        if n <= 0:
+            return
+        if n > 100:
+            # The loop stalled: count the lost time so leases expire, but
+            # do not replay an unbounded number of heartbeats.
+            self._ticks_done = due - 100
+            n = 100
+        core = self.core
+        for _ in range(n):
+            core.tick()
+        self._ticks_done += n
+
+    def _on_tick(self) -> None:
+        if self.state_name in ("Closing", "Shutdown"):
+            return
+        self._catch_up_ticks()
+        nxt = self._tick_base + (self._ticks_done + 1) * self._tick_interval
+        self._tick_timer = self.loop.call_at(
+            self.loop.time() + max(0.0, nxt - time.monotonic()), self._on_tick
+        )
+        if self._batch and self.core.role == Role.LEADER and not self._flush_scheduled:
+            self._flush_batch()  # a batch held back by a leadership transfer
+        now = time.monotonic()
+        if now >= self._housekeeping_at:
+            self._housekeeping_at = now + 1.0
+            self._housekeeping(now)
+        self._process()
+
+    def _housekeeping(self, now: float) -> None:
+        expired = [i for i, p in self._pending.items() if p.deadline <= now]
+        for i in expired:
+            p = self._pending.pop(i)
+            self._finish(
+                p,
+                None,
+                Uncertain("TIMEOUT the command did not commit in time; it may still be applied"),
+            )
+        in_use = self.core.snapshots_in_use()
+        for idx in list(self._pinned):
+            if idx not in in_use:
+                self._pinned.discard(idx)
+                self.snapshots.unpin_index(idx)
+        self._maybe_snapshot()
+
+    # ----------------------------------------------------------- the pipeline
+
+    def schedule_process(self) -> None:
+        if not self._process_scheduled:
+            self._process_scheduled = True
+            self.loop.call_soon(self._process_soon)
+
+    def _process_soon(self) -> None:
+        self._process_scheduled = False
+        self._process()
+
+    def _process(self) -> None:
+        """Carry out every Ready the core has."""
+        core = self.core
+        writer = self.writer
+        while True:
+            rd = core.ready()
+            if rd is None:
+                break
+            if rd.messages:
+                self._send(rd.messages)
+            if rd.needs_persist() or not writer.idle:
+                if writer.submit(rd):
+                    self._after_durable(rd)
+            else:
+                self._after_durable(rd)
+            if rd.committed:
+                if self._apply_blocked:
+                    self._deferred_apply.extend(rd.committed)
+                else:
+                    self._apply(rd.committed)
+            if rd.reads:
+                self._on_reads(rd.reads)
+            for token in rd.dropped_reads:
+                assert isinstance(token, _ReadToken)
+                token.fail(Redirect(core.leader))
+        self._observe_role()
+        self.server.flush_dirty()
+
+    def _on_durable(self, readies: list[Ready]) -> None:
+        for rd in readies:
+            self._after_durable(rd)
+        self._process()
+
+    def _after_durable(self, rd: Ready) -> None:
+        if rd.messages_after_persist:
+            self._send(rd.messages_after_persist)
+        if rd.install_snapshot is not None:
+            self._apply_blocked = True
+            self._install(rd.install_snapshot)
+        self.core.advance(rd)
+
+    def _install(self, meta: SnapshotMeta) -> None:
+        with self.snapshots.open_payload(meta) as rd:
+            self.machine.restore(rd)
+        self.applied_index = meta.index
+        self._snapshot_index = meta.index
+        self._log_bytes_since_snapshot = 0
+        log.info("installed snapshot at index %d (term %d) from the leader", meta.index, meta.term)
+        for idx in [i for i in self._pending if i <= meta.index]:
+            p = self._pending.pop(idx)
+            self._finish(p, None, Uncertain("TIMEOUT outcome unknown: replaced by a snapshot"))
+        self._apply_blocked = False
+        deferred = [e for e in self._deferred_apply if e.index > meta.index]
+        self._deferred_apply = []
+        if deferred:
+            self._apply(deferred)
+
+    def _observe_role(self) -> None:
+        core = self.core
+        if core.role != self._last_role or core.leader != self._last_leader:
+            if core.role == Role.LEADER and self._last_role != Role.LEADER:
+                log.info("became leader at term %d", core.term)
+            elif core.leader and core.leader != self._last_leader and core.role != Role.LEADER:
+                log.info("following leader %s at term %d", core.leader, core.term)
+            elif self._last_role == Role.LEADER and core.role != Role.LEADER:
+                log.info("stepped down at term %d", core.term)
+            self._last_role = core.role
+            self._last_leader = core.leader
+            self.state_name = core.role.title
+            if core.role != Role.LEADER and self._batch:
+                self._fail_batch(Redirect(core.leader))
+
+    # ------------------------------------------------------------ messaging
+
+    def _send(self, msgs: list[Message]) -> None:
+        by_peer: dict[str, list[Message]] = {}
+        for m in msgs:
+            if m.type == MsgType.SNAP and m.snap is not None and not m.snap.data:
+                chunk = m.snap
+                idx = chunk.meta.index
+                if idx not in self._pinned:
+                    self._pinned.add(idx)
+                    self.snapshots.pin_index(idx)
+                try:
+                    chunk.data = self.snapshots.read_chunk(chunk.meta, chunk.offset, chunk.length)
+                except Exception as exc:
+                    log.warning("cannot read snapshot %d for %s: %s", idx, m.to, exc)
+                    continue
+            lst = by_peer.get(m.to)
+            if lst is None:
+                by_peer[m.to] = [m]
+            else:
+                lst.append(m)
+        for peer, batch in by_peer.items():
+            link = self._links.get(peer)
+            if link is None:
+                link = self._links[peer] = PeerLink(
+                    peer, self.id, self._hello_args(), self._on_unreachable
+                )
+                link.start()
+            link.send(raftmsg_command(encode_messages(batch)))
+
+    def _hello_args(self) -> list[bytes]:
+        return [b"RAFTPEER", self.id.encode()]
+
+    def _on_unreachable(self, peer: str) -> None:
+        pr = self.core.prs.get(peer) if self.core.role == Role.LEADER else None
+        if pr is not None and pr.state == 1:  # REPLICATE: re-probe once it is back
+            pr.become_probe()
+
+    def on_peer_messages(self, payload: bytes, peer: str) -> None:
+        """A RAFTMSG arrived on an authenticated peer connection."""
+        try:
+            msgs = decode_messages(payload)
+        except CodecError as exc:
+            log.warning("dropping malformed message batch from %s: %s", peer, exc)
+            return
+        core = self.core
+        for m in msgs:
+            if m.frm != peer:
+                log.warning("dropping message from %s claiming to be from %s", peer, m.frm)
+                continue
+            core.step(m)
+        self.schedule_process()
+
+    # ---------------------------------------------------------------- writes
+
+    def client_write(
+        self,
+        conn: ClientConn,
+        args: list[bytes],
+        respond: Respond | None,
+        name: str,
+        slot: Slot | None = None,
+    ) -> Any:
+        """Queue a write for this turn's batch; returns the slot its reply will fill."""
+        core = self.core
+        if core.role != Role.LEADER:
+            raise Redirect(core.leader)
+        if slot is None:
+            slot = conn.new_slot()
+        self._batch.append(args)
+        self._batch_waiters.append(Waiter(conn, slot, respond, name))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_batch)
+        return slot
+
+    def _flush_batch(self) -> None:
+        self._flush_scheduled = False
+        cmds = self._batch
+        if not cmds:
+            return
+        core = self.core
+        if core.role != Role.LEADER:
+            self._fail_batch(Redirect(core.leader))
+            return
+        waiters = self._batch_waiters
+        now = time.time_ns()
+        if now > self.last_stamp:
+            self.last_stamp = now
+        stamp = self.last_stamp
+        opts = self.options
+        payloads: list[bytes] = []
+        groups: list[list[Waiter]] = []
+        step = opts.max_batch_commands
+        for k in range(0, len(cmds), step):
+            payloads.append(encode_batch(stamp, cmds[k : k + step]))
+            groups.append(waiters[k : k + step])
+        try:
+            first = core.propose(payloads)
+        except ProposalDropped:
+            return  # held until the leadership transfer ends (see _on_tick)
+        except NotLeader as exc:
+            self._fail_batch(Redirect(exc.leader))
+            return
+        self._batch = []
+        self._batch_waiters = []
+        deadline = time.monotonic() + opts.write_timeout
+        term = core.term
+        for k, group in enumerate(groups):
+            self._pending[first + k] = _Proposal(term, deadline, group)
+        self.stats["proposals"] += len(payloads)
+        self._process()
+
+    def _fail_batch(self, exc: BaseException) -> None:
+        waiters = self._batch_waiters
+        self._batch = []
+        self._batch_waiters = []
+        for w in waiters:
+            w.conn.fill_error(w.slot, exc, w.name)
+
+    def propose_config(
+        self, change: ChangeType, node: str, on_done: Callable[[BaseException | None], None]
+    ) -> None:
+        """Propose a membership change; ``on_done`` runs once it commits or fails."""
+        core = self.core
+        if core.role != Role.LEADER:
+            raise Redirect(core.leader)
+        index = core.change_membership(change, node)
+        self._pending[index] = _Proposal(
+            core.term, time.monotonic() + self.options.write_timeout, None, on_done
+        )
+        self.schedule_process()
+
+    def _finish(self, p: _Proposal, results: list[Any] | None, exc: BaseException | None) -> None:
+        if p.on_done is not None:
+            p.on_done(exc)
+        if p.waiters is None:
+            return
+        for pos, w in enumerate(p.waiters):
+            if exc is not None:
+                w.conn.fill_error(w.slot, exc, w.name)
+                continue
+            assert results is not None
+            w.conn.fill_result(w.slot, results[pos], w.respond, w.name)
+
+    # ----------------------------------------------------------------- apply
+
+    def _apply(self, entries: list[Entry]) -> None:
+        machine = self.machine
+        aa = self.applying
+        pending = self._pending
+        normal = EntryKind.NORMAL
+        for e in entries:
+            p = pending.pop(e.index, None) if pending else None
+            if p is not None and p.term != e.term:
+                self._finish(
+                    p,
+                    None,
+                    Exception(
+                        "ERR leadership changed before the command committed; it was not applied"
+                    ),
+                )
+                p = None
+            if e.kind == normal:
+                stamp, cmds = decode_batch(e.data)
+                if stamp > self.last_stamp:
+                    self.last_stamp = stamp
+                aa.begin(stamp, e.index)
+                results: list[Any] = []
+                for pos, args in enumerate(cmds):
+                    aa.pos = pos
+                    aa.rng = None
+                    cmd = Command(args)
+                    try:
+                        result = machine.command(aa, None, cmd)
+                    except Exception as exc:
+                        log.debug("command %r failed at index %d: %s", cmd.name, e.index, exc)
+                        result = exc
+                    results.append(result)
+                aa.end()
+                self.stats["commands_applied"] += len(cmds)
+                self._log_bytes_since_snapshot += len(e.data)
+                if p is not None:
+                    self._finish(p, results, None)
+            else:
+                if e.kind == EntryKind.CONFIG:
+                    self._on_config_applied(e)
+                if p is not None:
+                    self._finish(p, [None], None)
+            self.applied_index = e.index
+        self.stats["entries_applied"] += len(entries)
+        waiting = self._reads_waiting
+        applied = self.applied_index
+        while waiting and waiting[0][0] <= applied:
+            heapq.heappop(waiting)[2]()
+        if (
+            applied - self._snapshot_index >= self.options.snapshot_entries
+            or self._log_bytes_since_snapshot >= self.options.snapshot_bytes
+        ):
+            self._maybe_snapshot()
+
+    def _on_config_applied(self, e: Entry) -> None:
+        mem = Membership.decode(e.data)
+        log.info(
+            "membership at index %d: voters %s%s",
+            e.index,
+            ", ".join(sorted(mem.voters)) or "-",
+            f"; learners {', '.join(sorted(mem.learners))}" if mem.learners else "",
+        )
+        member = self.id in mem.members()
+        if self._was_member and not member:
+            log.warning("this node was removed from the cluster at index %d", e.index)
+        self._was_member = member
+
+    # ----------------------------------------------------------------- reads
+
+    def client_read(
+        self, conn: ClientConn, respond: Respond | None, name: str, slot: Slot | None = None
+    ) -> Any:
+        """Serve a read now if the consistency level allows, else defer it.
+
+        Returns the reply value, or the slot (``slot`` or a new one) that the
+        reply will fill.
+        """
+        level = self.options.consistency
+        self.stats["reads"] += 1
+        if level == Level.LOW:
+            return respond(None) if respond is not None else None
+        core = self.core
+        if core.role != Role.LEADER:
+            raise Redirect(core.leader)
+        if level == Level.MEDIUM:
+            self._catch_up_ticks()
+            if core.role == Role.LEADER and core.lease_valid():
+                return respond(None) if respond is not None else None
+            if core.role != Role.LEADER:
+                raise Redirect(core.leader)
+        # ReadIndex: confirm leadership with a heartbeat round shared by every
+        # read of this turn, then serve once the machine caught up.
+        if slot is None:
+            slot = conn.new_slot(READ)
+        token = _ReadToken(self, conn, slot, respond, name)
+        core.read_index(token)
+        self.schedule_process()
+        return slot
+
+    def _on_reads(self, reads: list[ReadState]) -> None:
+        applied = self.applied_index
+        for rs in reads:
+            token = rs.token
+            assert isinstance(token, _ReadToken)
+            if rs.index <= applied:
+                token()
+            else:
+                self._read_seq += 1
+                heapq.heappush(self._reads_waiting, (rs.index, self._read_seq, token))
+
+    # -------------------------------------------------------------- snapshots
+
+    def _maybe_snapshot(self) -> None:
+        if self._snapshots_disabled or self._snapshotting is not None:
+            return
+        if (
+            self.applied_index - self._snapshot_index >= self.options.snapshot_entries
+            or self._log_bytes_since_snapshot >= self.options.snapshot_bytes
+        ):
+            self._snapshotting = self.loop.create_future()
+            self._spawn(self._take_snapshot())
+
+    def snapshot_now(self) -> asyncio.Future[SnapshotMeta | None]:
+        """Take a snapshot of the applied state (RAFTSNAPSHOT); resolves to its meta."""
+        if self._snapshotting is None:
+            self._snapshotting = self.loop.create_future()
+            self._spawn(self._take_snapshot())
+        return self._snapshotting
+
+    async def _take_snapshot(self) -> None:
+        fut = self._snapshotting
+        assert fut is not None
+        try:
+            meta = await self._snapshot_once()
+        except BaseException as exc:
+            self._snapshotting = None
+            if not fut.done():
+                fut.set_exception(exc)
+            fut.exception()  # mark retrieved: a failed background snapshot is logged below
+            if not isinstance(exc, ErrDisabled):
+                log.error("snapshot failed: %s", exc, exc_info=exc)
+            return
+        self._snapshotting = None
+        if not fut.done():
+            fut.set_result(meta)
+
+    async def _snapshot_once(self) -> SnapshotMeta | None:
+        index = self.applied_index
+        if index <= self._snapshot_index:
+            return self.core.last_snapshot
+        core = self.core
+        meta = core.snapshot_meta_at(index)
+        start = time.monotonic()
+        writer = self.snapshots.begin(meta)
+        try:
+            capture = self.machine.snapshot(writer)
+        except ErrDisabled:
+            writer.abort()
+            self._snapshots_disabled = True
+            log.notice("snapshots are disabled by the machine: the log will never be compacted")  # type: ignore[attr-defined]
+            raise
+        except BaseException:
+            writer.abort()
+            raise
+        captured = time.monotonic()
+
+        def persist() -> SnapshotMeta:
+            try:
+                if capture is not None:
+                    capture.write(writer)
+                return writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+
+        final = await self.loop.run_in_executor(None, persist)
+        self._snapshot_index = final.index
+        self._log_bytes_since_snapshot = 0
+        if final.index <= core.log.applied:
+            core.compact(final)
+            upto = core.first_index - 1
+            term = core.log.prev_term
+            self.writer.run(lambda: self.store.compact(upto, term))
+        log.info(
+            "snapshot at index %d: %d bytes, captured in %.0f ms, written in %.0f ms",
+            final.index,
+            final.size,
+            (captured - start) * 1000,
+            (time.monotonic() - captured) * 1000,
+        )
+        return final
+
+    # ------------------------------------------------------------------ join
+
+    async def _join_loop(self) -> None:
+        from redraft.client import ask
+
+        target = self.join_addr
+        if target.startswith(":"):
+            target = "127.0.0.1" + target
+        deadline = time.monotonic() + self.options.join_timeout
+        delay = 0.1
+        while time.monotonic() < deadline:
+            if self.core.membership.members() and self.id in self.core.membership.members():
+                return
+            try:
+                reply = await ask(target, [b"RAFTADDPEER", self.id.encode()], timeout=5.0)
+            except (TimeoutError, OSError) as exc:
+                log.info("join via %s: %s; retrying", target, exc)
+            else:
+                if isinstance(reply, Exception):
+                    text = str(reply)
+                    if text.startswith("TRY "):
+                        target = text[4:].strip()
+                        continue
+                    log.info("join via %s refused: %s; retrying", target, text)
+                else:
+                    log.info("joined the cluster via %s", target)
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        log.error(
+            "could not join the cluster via %s within %.0fs",
+            self.join_addr,
+            self.options.join_timeout,
+        )
+
+    # ------------------------------------------------------------ reporting
+
+    def leader_address(self) -> str:
+        return self.core.leader
+
+    def raft_stats(self) -> dict[str, Any]:
+        core = self.core
+        snap = core.last_snapshot
+        return {
+            "applied_index": self.applied_index,
+            "commit_index": core.commit_index,
+            "last_log_index": core.last_index,
+            "last_log_term": core.log.last_term,
+            "first_log_index": core.first_index,
+            "last_snapshot_index": snap.index if snap else 0,
+            "last_snapshot_term": snap.term if snap else 0,
+            "num_peers": max(
+                0,
+                len(core.membership.members()) - (1 if self.id in core.membership.members() else 0),
+            ),
+            "state": self.state_name,
+            "term": core.term,
+            "leader": core.leader,
+            "last_contact": self._last_contact(),
+            "voters": len(core.membership.voters),
+            "learners": len(core.membership.learners),
+            "fsyncs": self.writer.fsyncs,
+            "persist_groups": self.writer.groups,
+            "proposals": self.stats["proposals"],
+            "commands_applied": self.stats["commands_applied"],
+        }
+
+    def _last_contact(self) -> str:
+        core = self.core
+        if core.role == Role.LEADER:
+            return "0"
+        if not core.leader:
+            return "never"
+        return f"{core.election_elapsed * self.options.tick_ms}ms"
+
+
+class _ReadToken:
+    """A pending ReadIndex read; calling it serves the read."""
+
+    __slots__ = ("conn", "name", "node", "respond", "slot")
+
+    def __init__(
+        self, node: Node, conn: ClientConn, slot: Slot, respond: Respond | None, name: str
+    ) -> None:
+        self.node = node
+        self.conn = conn
+        self.slot = slot
+        self.respond = respond
+        self.name = name
+
+    def __call__(self) -> None:
+        self.conn.fill_result(self.slot, None, self.respond, self.name)
+
+    def fail(self, exc: BaseException) -> None:
+        self.conn.fill_error(self.slot, exc, self.name)
+
+
+def open(
+    directory: str | os.PathLike[str],
+    addr: str,
+    join: str = "",
+    machine: Machine | None = None,
+    options: Options | None = None,
+) -> Node:
+    """Create a node serving ``machine`` on ``addr`` with its state in ``directory``.
+
+    ``join`` names any member of an existing cluster to join; without it (and
+    without stored state) the node founds a new single-node cluster.  Call
+    :meth:`Node.run` to serve, or ``await node.serve()`` inside asyncio.
+    """
+    if machine is None:
+        raise TypeError("open() needs a machine")
+    return Node(directory, addr, join, machine, options)
+
+
+async def serve(
+    directory: str | os.PathLike[str],
+    addr: str,
+    join: str = "",
+    machine: Machine | None = None,
+    options: Options | None = None,
+) -> None:
+    """``await redraft.serve(...)``: :func:`open` and serve until stopped."""
+    await open(directory, addr, join, machine, options).serve()
+
+
+__all__ = ["Node", "Redirect", "open", "serve"]

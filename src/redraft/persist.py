@@ -1,0 +1,171 @@
+"""Carries out the persistence half of each Ready, honouring the durability level.
+
+At durability LOW and MEDIUM a Ready is written on the event loop thread
+(one ``write`` to the OS, no fsync) and is "durable" at once; MEDIUM also
+fsyncs in the background once a second.  At HIGH, Readies queue up while a
+worker thread writes and fsyncs the previous group; the next group holds
+every Ready that arrived meanwhile and costs one fsync (group commit).
+Term and vote changes are fsynced before acknowledgement at every level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from redraft.options import Level
+from redraft.raft.types import Ready, SnapshotMeta
+from redraft.storage.base import LogStore
+from redraft.storage.snapshots import IncomingSnapshot, SnapshotStore
+
+log = logging.getLogger("redraft.persist")
+
+Task = Callable[[], Any]
+
+
+class LogWriter:
+    """Persists Readies in order and reports when each group is durable."""
+
+    def __init__(
+        self,
+        store: LogStore,
+        snapshots: SnapshotStore,
+        durability: Level,
+        on_durable: Callable[[list[Ready]], None],
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self.store = store
+        self.snapshots = snapshots
+        self.durability = durability
+        self.threaded = durability == Level.HIGH
+        self._on_durable = on_durable
+        self._on_fatal = on_fatal
+        self._queue: list[Ready | Task] = []
+        self._busy = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="redraft-log")
+        self._incoming: IncomingSnapshot | None = None
+        self._dirty = False
+        self._flusher: asyncio.Task[None] | None = None
+        self.installed: list[SnapshotMeta] = []
+        self.groups = 0
+        self.readies = 0
+
+    @property
+    def fsyncs(self) -> int:
+        return self.store.fsyncs
+
+    def start(self) -> None:
+        if self.durability == Level.MEDIUM:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
+
+    @property
+    def idle(self) -> bool:
+        return not self._busy and not self._queue
+
+    def submit(self, rd: Ready) -> bool:
+        """Persist ``rd``; True if it is already durable (written inline)."""
+        self.readies += 1
+        if not self.threaded and self.idle:
+            self._write(rd, sync=rd.must_sync or self.durability == Level.HIGH)
+            self.groups += 1
+            return True
+        self._queue.append(rd)
+        if not self._busy:
+            self._kick()
+        return False
+
+    def run(self, task: Task) -> None:
+        """Run a storage task in order with the writes (now if nothing is queued)."""
+        if not self.threaded and self.idle:
+            task()
+            return
+        self._queue.append(task)
+        if not self._busy:
+            self._kick()
+
+    async def drain(self) -> None:
+        """Wait until everything submitted is durable."""
+        while not self.idle:
+            await asyncio.sleep(0.001)
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._flusher is not None:
+            self._flusher.cancel()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.store.sync)
+        self._executor.shutdown(wait=True)
+
+    # --- internals
+
+    def _kick(self) -> None:
+        group = self._queue
+        self._queue = []
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, self._write_group, group)
+        fut.add_done_callback(lambda f: self._done(group, f))
+
+    def _write_group(self, group: list[Ready | Task]) -> None:
+        wrote = False
+        for item in group:
+            if isinstance(item, Ready):
+                self._write(item, sync=False)
+                wrote = True
+            else:
+                item()
+        if wrote and (self.threaded or any(isinstance(i, Ready) and i.must_sync for i in group)):
+            self.store.sync()
+
+    def _done(self, group: list[Ready | Task], fut: asyncio.Future[None]) -> None:
+        self._busy = False
+        exc = fut.exception()
+        if exc is not None:
+            self._on_fatal(exc)
+            return
+        self.groups += 1
+        readies = [r for r in group if isinstance(r, Ready)]
+        if self._queue:
+            self._kick()
+        if readies:
+            self._on_durable(readies)
+
+    def _write(self, rd: Ready, sync: bool) -> None:
+        for chunk in rd.snapshot_chunks:
+            if chunk.offset == 0 or self._incoming is None:
+                if self._incoming is not None:
+                    self._incoming.abort()
+                self._incoming = self.snapshots.incoming(chunk.meta)
+            self._incoming.write(chunk.offset, chunk.data)
+        if rd.install_snapshot is not None:
+            incoming = self._incoming
+            if incoming is None:
+                raise RuntimeError("snapshot install without an incoming snapshot")
+            self._incoming = None
+            meta = incoming.finish()
+            self.store.reset(meta.index, meta.term)
+            self.installed.append(meta)
+        if rd.hard_state is not None or rd.entries:
+            self.store.save(rd.hard_state, rd.entries, sync)
+            self._dirty = not sync
+
+    async def _flush_every_second(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            if not self._dirty:
+                continue
+            self._dirty = False
+            start = time.monotonic()
+            try:
+                await loop.run_in_executor(None, self.store.sync)
+            except Exception as exc:
+                self._on_fatal(exc)
+                return
+            took = time.monotonic() - start
+            if took > 1.0:
+                log.warning("background fsync took %.1fs", took)

@@ -1,0 +1,354 @@
+"""The RESP server: client connections, in-order replies, command dispatch.
+
+Every connection parses what arrives with :class:`~redraft.resp.RequestParser`,
+dispatches each command (built-ins first, then the machine) and writes the
+replies of one read in one ``write``.  Replies that are not ready yet (writes
+waiting for commit, ReadIndex reads) hold a :class:`Slot`; replies behind a
+pending slot wait in line so a connection always gets replies in request
+order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from redraft.machine import Command, Respond
+from redraft.resp import ProtocolError, RequestParser, encode, encode_error
+
+if TYPE_CHECKING:
+    from redraft.node import Node
+
+log = logging.getLogger("redraft.server")
+
+
+class Slot:
+    """A reply still to come, holding its connection's place in line.
+
+    ``kind`` says what it waits for: a started write or read (the node fills
+    it), or a read or write not started yet because of what is ahead of it on
+    the connection (see :meth:`ClientConn._drain`).
+    """
+
+    __slots__ = ("args", "data", "kind", "name", "respond")
+
+    def __init__(self, kind: int) -> None:
+        self.kind = kind
+        self.data: bytes | None = None
+        self.respond: Respond | None = None
+        self.name = ""
+        self.args: list[bytes] | None = None
+
+
+WAIT = 0
+"""Started: a write waiting to commit, or anything else the node will fill."""
+READ = 1
+"""Started: a read waiting for its ReadIndex round."""
+LATER_READ = 2
+"""Not started: a read behind unanswered commands (it must see their effects)."""
+LATER_WRITE = 3
+"""Not started: a write behind an unanswered read (which must not see it)."""
+
+
+class NoReply:
+    """Returned by a command that must not be answered (peer traffic)."""
+
+
+NO_REPLY = NoReply()
+
+_ids = itertools.count(1)
+
+
+class ClientConn(asyncio.Protocol):
+    """One client (or incoming peer) connection; implements :class:`redraft.Conn`."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.node = server.node
+        self.id = next(_ids)
+        self.addr = ""
+        self.name = ""
+        self.context: Any = None
+        self.peer_id = ""
+        self.authenticated = False
+        opts = server.node.options
+        self._parser = RequestParser(
+            max_bulk_len=opts.max_bulk_len,
+            max_multibulk_len=opts.max_multibulk_len,
+            max_inline_len=opts.max_inline_len,
+        )
+        self._transport: asyncio.Transport | None = None
+        self._out = bytearray()
+        self._slots: deque[Slot] = deque()
+        self._unfilled_reads = 0
+        self._close_when_drained = False
+        self.closed = False
+
+    # --- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.addr = f"{peer[0]}:{peer[1]}"
+        server = self.server
+        opts = self.node.options
+        if len(server.conns) >= opts.max_clients:
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self.closed = True
+            return
+        server.conns.add(self)
+        if opts.on_accept is not None:
+            try:
+                accepted = opts.on_accept(self)
+            except Exception as exc:
+                log.warning("on_accept hook failed for %s: %s", self.addr, exc)
+                accepted = False
+            if not accepted:
+                transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        error: ProtocolError | None = None
+        try:
+            cmds = self._parser.parse(data)
+        except ProtocolError as exc:
+            error = exc
+            cmds = exc.commands
+        dispatch = self.server.dispatch
+        for args in cmds:
+            if self._close_when_drained:
+                break
+            dispatch(self, args)
+        if error is not None:
+            # Redis answers the bad request and hangs up; commands that came
+            # before it in the same read still get their replies.
+            log.info("protocol error from %s: %s", self.addr, error)
+            self.reply_bytes(b"-ERR " + str(error).encode() + b"\r\n")
+            self._close_when_drained = True
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.conns.discard(self)
+        self._slots.clear()
+        self._unfilled_reads = 0
+        hook = self.node.options.on_closed
+        if hook is not None:
+            try:
+                hook(self, exc)
+            except Exception as e:
+                log.warning("on_closed hook failed for %s: %s", self.addr, e)
+
+    # --- redraft.Conn
+
+    def close(self) -> None:
+        """Close once every pending reply is written."""
+        self._close_when_drained = True
+        self.server.mark_dirty(self)
+
+    # --- replies
+    #
+    # A connection behaves as if its commands ran one after another: a read
+    # waits for every reply before it (so it sees the connection's earlier
+    # writes), and a write waits for every read before it to be served (so
+    # those reads do not see it).  Writes behind writes pipeline freely.
+
+    def has_pending(self) -> bool:
+        return bool(self._slots)
+
+    def reads_pending(self) -> bool:
+        return self._unfilled_reads > 0
+
+    def reply_bytes(self, data: bytes) -> None:
+        if self._slots:
+            s = Slot(WAIT)
+            s.data = data
+            self._slots.append(s)
+        else:
+            self._out += data
+
+    def new_slot(self, kind: int = WAIT) -> Slot:
+        s = Slot(kind)
+        if kind == READ:
+            self._unfilled_reads += 1
+        self._slots.append(s)
+        return s
+
+    def later_read(self, respond: Respond | None, name: str) -> Slot:
+        s = Slot(LATER_READ)
+        s.respond = respond
+        s.name = name
+        self._unfilled_reads += 1
+        self._slots.append(s)
+        return s
+
+    def later_write(self, args: list[bytes], respond: Respond | None, name: str) -> Slot:
+        s = Slot(LATER_WRITE)
+        s.args = args
+        s.respond = respond
+        s.name = name
+        self._slots.append(s)
+        return s
+
+    def fill_result(self, slot: Slot, result: Any, respond: Respond | None, name: str) -> None:
+        if isinstance(result, BaseException):
+            self._fill(slot, encode_error(result, name))
+            return
+        try:
+            value = respond(result) if respond is not None else result
+            data = encode(value)
+        except Exception as exc:
+            data = encode_error(exc, name)
+        self._fill(slot, data)
+
+    def fill_error(self, slot: Slot, exc: BaseException, name: str) -> None:
+        self._fill(slot, encode_error(exc, name))
+
+    def _fill(self, slot: Slot, data: bytes) -> None:
+        if slot.data is not None:
+            return
+        slot.data = data
+        if slot.kind == READ or slot.kind == LATER_READ:
+            self._unfilled_reads -= 1
+        slots = self._slots
+        if slots and (slots[0] is slot or slot.kind == READ or slot.kind == LATER_READ):
+            self._drain()
+            self.server.mark_dirty(self)
+
+    def _drain(self) -> None:
+        """Write out the answered head of the line and start what may start now."""
+        slots = self._slots
+        out = self._out
+        node = self.node
+        while slots:
+            head = slots[0]
+            if head.data is None:
+                if head.kind != LATER_READ:
+                    break
+                head.kind = READ
+                try:
+                    value = node.client_read(self, head.respond, head.name, head)
+                except Exception as exc:
+                    self._unfilled_reads -= 1
+                    head.data = encode_error(exc, head.name)
+                else:
+                    if value is head:
+                        break
+                    self._unfilled_reads -= 1
+                    try:
+                        head.data = encode(value)
+                    except Exception as exc:
+                        head.data = encode_error(exc, head.name)
+            out += head.data
+            slots.popleft()
+        # Start the writes that no unanswered read precedes any more.
+        for s in slots:
+            if s.data is None and (s.kind == READ or s.kind == LATER_READ):
+                break
+            if s.kind == LATER_WRITE:
+                s.kind = WAIT
+                assert s.args is not None
+                try:
+                    node.client_write(self, s.args, s.respond, s.name, s)
+                except Exception as exc:
+                    s.data = encode_error(exc, s.name)
+        if slots and slots[0].data is not None:
+            self._drain()
+
+    def flush(self) -> None:
+        t = self._transport
+        if t is None or self.closed:
+            return
+        if self._out:
+            data = bytes(self._out)
+            self._out.clear()
+            t.write(data)
+            if t.get_write_buffer_size() > self.node.options.max_output_buffer:
+                log.warning(
+                    "closing %s: output buffer over the limit (client not reading)", self.addr
+                )
+                t.abort()
+                return
+        if self._close_when_drained and not self._slots:
+            t.close()
+
+
+class Server:
+    """Accepts connections and dispatches their commands."""
+
+    def __init__(self, node: Node) -> None:
+        from redraft.commands import builtin_commands
+
+        self.node = node
+        self.conns: set[ClientConn] = set()
+        self._dirty: set[ClientConn] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self.builtins = builtin_commands(node)
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConn(self), host, port, reuse_address=True, backlog=511
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for c in list(self.conns):
+            c.flush()
+            if c._transport is not None:
+                c._transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def mark_dirty(self, conn: ClientConn) -> None:
+        self._dirty.add(conn)
+
+    def flush_dirty(self) -> None:
+        if self._dirty:
+            dirty = self._dirty
+            self._dirty = set()
+            for c in dirty:
+                c.flush()
+
+    def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
+        node = self.node
+        handler = self.builtins.get(args[0].lower())
+        try:
+            if handler is not None:
+                value = handler(conn, args)
+            else:
+                value = node.machine.command(node.client_applier, conn, Command(args))
+        except Exception as exc:
+            name = args[0].decode("latin-1").lower()
+            if not _expected(exc):
+                log.warning("command %r from %s failed: %r", name, conn.addr, exc)
+            conn.reply_bytes(encode_error(exc, name))
+            return
+        if type(value) is Slot or value is NO_REPLY:
+            return
+        try:
+            data = encode(value)
+        except Exception as exc:
+            name = args[0].decode("latin-1").lower()
+            log.warning("command %r returned an unencodable value: %r", name, exc)
+            data = encode_error(exc, name)
+        conn.reply_bytes(data)
+
+
+def _expected(exc: Exception) -> bool:
+    """Errors that are ordinary answers, not faults worth a warning."""
+    from redraft.machine import RedraftError
+    from redraft.node import Redirect
+    from redraft.raft.types import RaftError
+
+    return isinstance(exc, (RedraftError, Redirect, RaftError, ValueError))

@@ -1,0 +1,1 @@
+"""Peer-to-peer traffic: the message codec and the outgoing peer links."""

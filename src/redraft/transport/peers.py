@@ -1,0 +1,178 @@
+"""Outgoing links to peers: one persistent, pipelined connection per peer.
+
+Each link dials the peer's client port, introduces itself with ``RAFTPEER``
+and from then on only writes ``RAFTMSG`` commands; the peer never answers
+them (its own replies to us travel on its own link to us).  A link that
+drops reconnects with exponential backoff.  Messages written while a link is
+down are dropped: Raft tolerates loss and the core re-sends what matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from ssl import SSLContext
+from typing import cast
+
+from redraft.resp import encode_command
+
+log = logging.getLogger("redraft.transport")
+
+_RAFTMSG_HEAD = b"*2\r\n$7\r\nRAFTMSG\r\n$"
+
+
+def raftmsg_command(payload: bytes) -> bytes:
+    """The RESP bytes of ``RAFTMSG <payload>``."""
+    return b"".join((_RAFTMSG_HEAD, str(len(payload)).encode(), b"\r\n", payload, b"\r\n"))
+
+
+def split_hostport(addr: str) -> tuple[str, int]:
+    """``"host:port"`` (``":port"`` meaning 127.0.0.1, ``[v6]:port`` allowed)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid address {addr!r}: expected host:port")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+class _LinkProtocol(asyncio.Protocol):
+    def __init__(self, link: PeerLink) -> None:
+        self.link = link
+        self.transport: asyncio.Transport | None = None
+        self._greeted = False
+        self._buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        transport.write(self.link.hello)
+
+    def data_received(self, data: bytes) -> None:
+        # The only reply on a peer link is the one to RAFTPEER.
+        if self._greeted:
+            return
+        self._buf += data
+        if b"\r\n" not in self._buf:
+            return
+        line, _, _ = self._buf.partition(b"\r\n")
+        self._greeted = True
+        self._buf = b""
+        if line.startswith(b"+"):
+            self.link._on_ready(self)
+        else:
+            log.warning(
+                "peer %s refused our link: %s",
+                self.link.peer,
+                line.decode("utf-8", "replace")[1:],
+            )
+            assert self.transport is not None
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link._on_lost(self)
+
+
+class PeerLink:
+    """The connection from this node to one peer."""
+
+    def __init__(
+        self,
+        peer: str,
+        self_id: str,
+        hello_args: list[bytes],
+        on_unreachable: Callable[[str], None],
+        max_buffer: int = 64 << 20,
+        ssl: SSLContext | None = None,
+    ) -> None:
+        self.peer = peer
+        self.self_id = self_id
+        self.hello = encode_command(hello_args)
+        self._on_unreachable = on_unreachable
+        self._max_buffer = max_buffer
+        self._ssl = ssl
+        self._proto: _LinkProtocol | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._backoff = 0.05
+        self._ready = asyncio.Event()
+        self.dropped = 0
+        self.sent = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._proto is not None
+
+    def start(self) -> None:
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._dial_loop())
+
+    def send(self, data: bytes) -> bool:
+        """Write one encoded command; False (and dropped) if the link is down or full."""
+        proto = self._proto
+        if proto is None or proto.transport is None:
+            self.dropped += 1
+            return False
+        t = proto.transport
+        if t.get_write_buffer_size() > self._max_buffer:
+            # The peer is not reading: dropping lets Raft's retransmission
+            # take over instead of buffering without bound.
+            self.dropped += 1
+            self._on_unreachable(self.peer)
+            return False
+        t.write(data)
+        self.sent += 1
+        return True
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.close()
+        self._proto = None
+
+    def _on_ready(self, proto: _LinkProtocol) -> None:
+        self._proto = proto
+        self._backoff = 0.05
+        self._ready.set()
+        log.debug("link to %s up", self.peer)
+
+    def _on_lost(self, proto: _LinkProtocol) -> None:
+        if self._proto is proto:
+            self._proto = None
+            self._on_unreachable(self.peer)
+            log.debug("link to %s lost", self.peer)
+        self._ready.clear()
+        self._lost.set()
+
+    async def _dial_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lost = asyncio.Event()
+        host, port = split_hostport(self.peer)
+        while not self._closed:
+            self._lost.clear()
+            try:
+                ssl = self._ssl
+                await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: _LinkProtocol(self),
+                        host,
+                        port,
+                        ssl=ssl,
+                        server_hostname=host if ssl is not None else None,
+                    ),
+                    timeout=2.0,
+                )
+            except (TimeoutError, OSError) as exc:
+                log.debug("dialing %s failed: %s", self.peer, exc)
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, 1.0)
+                continue
+            await self._lost.wait()
+            if not self._closed:
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, 1.0)
