@@ -74,7 +74,15 @@ class Membership:
 
     @staticmethod
     def decode(data: bytes) -> Membership:
-        voters, learners, promoting = msgpack.unpackb(data)
+        raw = msgpack.unpackb(data)
+        if not (
+            isinstance(raw, list)
+            and len(raw) == 3
+            and all(isinstance(part, list) for part in raw)
+            and all(isinstance(n, str) for part in raw for n in part)
+        ):
+            raise ValueError("malformed membership")
+        voters, learners, promoting = raw
         return Membership(frozenset(voters), frozenset(learners), frozenset(promoting))
 
 
