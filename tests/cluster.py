@@ -86,7 +86,6 @@ class NodeProc:
 
     def client(self, **kw: Any) -> redis.Redis:
         kw.setdefault("socket_timeout", 5)
-        kw.setdefault("protocol", 2)  # TEMP
         return redis.Redis(host="127.0.0.1", port=self.port, **kw)
 
     def ping(self) -> bool:

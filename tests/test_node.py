@@ -57,7 +57,7 @@ def test_follower_redirects_with_a_dialable_address(cluster: Cluster) -> None:
         c.set("k", "v")
     assert str(err.value) == f"TRY {leader.addr}"
     host, port = str(err.value).split()[1].rsplit(":", 1)
-    with redis.Redis(host=host, port=int(port), socket_timeout=5, protocol=2) as c:
+    with redis.Redis(host=host, port=int(port), socket_timeout=5) as c:
         assert c.set("k", "v") is True
 
 
@@ -158,6 +158,18 @@ def test_builtin_commands_reply_shapes(cluster: Cluster) -> None:
     assert resp(follower.port, "RAFTSTATE") == b"+Follower\r\n"
     assert resp(follower.port, "RAFTLEADER") == resp(port, "RAFTLEADER")
     assert resp(follower.port, "RAFTREMOVEPEER", "127.0.0.1:1") == b"-ERR peer is unknown\r\n"
+
+
+def test_resp3_clients_get_resp3_replies(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    reply = raw(leader.port, b"HELLO 3\r\nGET no-such-key\r\nSET k3 v\r\nGET k3\r\n")
+    assert reply.startswith(b"%7\r\n")
+    assert b"$5\r\nproto\r\n:3\r\n" in reply
+    assert reply.endswith(b"_\r\n+OK\r\n$1\r\nv\r\n")
+    for protocol in (2, 3):
+        with leader.client(protocol=protocol) as c:
+            assert c.get("no-such-key") is None
+            assert c.set("k3", "w") is True and c.get("k3") == b"w"
 
 
 def test_unknown_command_and_wrong_arity(cluster: Cluster) -> None:
@@ -271,7 +283,7 @@ def test_seed_readme_command_lines_run_as_written(tmp_path: Path) -> None:
             time.sleep(0.3)
 
         def voters() -> bool:
-            with redis.Redis(port=p1, socket_timeout=1, protocol=2) as c:
+            with redis.Redis(port=p1, socket_timeout=1) as c:
                 flat = c.execute_command("RAFTPEERS")
             return sorted(flat[1::2]) == [b"Follower", b"Follower", b"Leader"]
 

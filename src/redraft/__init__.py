@@ -1,4 +1,9 @@
-"""redraft: a fast Raft framework for Python that speaks the Redis protocol."""
+"""redraft: a fast Raft framework for Python that speaks the Redis protocol.
+
+Write a :class:`Machine` (``command``, ``snapshot``, ``restore``), call
+:func:`open` and :meth:`Node.run`, and any Redis client can use the result,
+replicated by Raft over as many nodes as you start.
+"""
 
 from redraft.machine import (
     OK,
@@ -13,6 +18,10 @@ from redraft.machine import (
     SnapshotCapture,
     Status,
 )
+from redraft.node import Node, open, serve
+from redraft.options import Level, Options
+
+__version__ = "0.1.0"
 
 __all__ = [
     "OK",
@@ -22,8 +31,14 @@ __all__ = [
     "ErrDisabled",
     "ErrUnknownCommand",
     "ErrWrongNumberOfArguments",
+    "Level",
     "Machine",
+    "Node",
+    "Options",
     "RedraftError",
     "SnapshotCapture",
     "Status",
+    "__version__",
+    "open",
+    "serve",
 ]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from redraft.machine import Applier, Command, Conn, Mutate, Respond
+from redraft.server import ClientConn
 
 if TYPE_CHECKING:
     from redraft.node import Node
@@ -51,9 +52,7 @@ class ClientApplier(Applier):
         mutate: Mutate | None,
         respond: Respond | None,
     ) -> Any:
-        from redraft.server import ClientConn
-
-        if not isinstance(conn, ClientConn):
+        if type(conn) is not ClientConn:
             raise TypeError("apply needs the client connection passed to command()")
         node = self._node
         if mutate is None:

@@ -59,7 +59,25 @@ def build_parser(
         choices=LOG_LEVELS,
         help="log level (default notice)",
     )
+    p.add_argument(
+        "--peer-route",
+        "-peer-route",
+        action="append",
+        default=[],
+        metavar="ID=HOST:PORT",
+        help="dial HOST:PORT to reach peer ID (repeatable; e.g. through a proxy)",
+    )
     return p
+
+
+def _routes(items: list[str]) -> dict[str, str]:
+    routes: dict[str, str] = {}
+    for item in items:
+        peer, sep, addr = item.partition("=")
+        if not sep or not peer or not addr:
+            raise SystemExit(f"invalid --peer-route {item!r}: expected ID=HOST:PORT")
+        routes[peer] = addr
+    return routes
 
 
 def options_from_args(ns: argparse.Namespace) -> Options:
@@ -69,6 +87,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         backend=ns.backend,
         log_level=ns.loglevel,
         advertise=ns.advertise,
+        peer_routes=_routes(ns.peer_route),
     )
 
 

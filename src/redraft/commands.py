@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from redraft.machine import OK, ErrWrongNumberOfArguments, Status
 from redraft.raft.types import ChangeInProgress, ChangeType, InvalidChange, Role
+from redraft.resp import encode
 from redraft.server import NO_REPLY, ClientConn, Slot
 from redraft.transport.peers import split_hostport
 
@@ -74,12 +75,13 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         return OK
 
     def hello(conn: ClientConn, args: list[bytes]) -> Any:
+        proto = 0
         if len(args) >= 2:
             try:
                 proto = int(args[1])
             except ValueError:
                 raise ValueError("Protocol version is not an integer or out of range") from None
-            if proto != 2:
+            if proto not in (2, 3):
                 raise ValueError("NOPROTO unsupported protocol version")
         i = 2
         while i < len(args):
@@ -93,16 +95,18 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
                 raise ValueError(
                     f"syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'"
                 )
+        if proto:
+            conn.use_resp3(proto == 3)
         role = "master" if node.core.role == Role.LEADER else "replica"
-        return [
-            b"server", b"redraft",
-            b"version", REDIS_COMPAT_VERSION.encode(),
-            b"proto", 2,
-            b"id", conn.id,
-            b"mode", b"cluster",
-            b"role", role.encode(),
-            b"modules", [],
-        ]  # fmt: skip
+        return {
+            b"server": b"redraft",
+            b"version": REDIS_COMPAT_VERSION.encode(),
+            b"proto": 3 if conn.encode is not encode else 2,
+            b"id": conn.id,
+            b"mode": b"cluster",
+            b"role": role.encode(),
+            b"modules": [],
+        }
 
     def client(conn: ClientConn, args: list[bytes]) -> Any:
         _arity(args, 2)

@@ -453,7 +453,11 @@ class Node:
             link = self._links.get(peer)
             if link is None:
                 link = self._links[peer] = PeerLink(
-                    peer, self.id, self._hello_args(), self._on_unreachable
+                    peer,
+                    self.id,
+                    self._hello_args(),
+                    self._on_unreachable,
+                    dial=self.options.peer_routes.get(peer, ""),
                 )
                 link.start()
             link.send(raftmsg_command(encode_messages(batch)))

@@ -62,6 +62,10 @@ class Options:
     """The ``host:port`` peers and redirected clients dial; default: the bind
     address, or 127.0.0.1 when bound to every interface."""
 
+    peer_routes: dict[str, str] = field(default_factory=dict)
+    """Dial these ``host:port`` addresses instead of a peer's own address
+    (peer id -> address), e.g. to route peer traffic through test proxies."""
+
     on_accept: Callable[[Conn], bool] | None = None
     """Called for each new client; return False to refuse it."""
     on_closed: Callable[[Conn, Exception | None], None] | None = None

@@ -201,8 +201,11 @@ def _drain(reader: Any, buf: bytes, start: int, stop: int) -> list[list[bytes]]:
     reader.feed(buf, start, stop - start)
     cmds: list[list[bytes]] = list(iter(reader.gets, _NOT_ENOUGH))
     # Raises TypeError unless every request is a sequence of bytes-like
-    # values, which hiredis makes only of RESP strings.
+    # values, which hiredis makes only of RESP strings...
     b"".join(chain.from_iterable(cmds))
+    # ...or an empty string, a top-level "$0" that Redis reads as inline.
+    if not all(cmds) and any(type(c) is not list for c in cmds if not c):
+        raise _HiredisError("not a multibulk request")
     return cmds
 
 
@@ -277,11 +280,13 @@ def split_inline(line: bytes) -> list[bytes]:
     n = len(line)
     pos = 0
     while True:
-        pos = _BLANKS.match(line, pos).end()  # type: ignore[union-attr]
+        m = _BLANKS.match(line, pos)
+        assert m is not None  # both patterns match the empty string
+        pos = m.end()
         if pos >= n:
             return args
         m = _UNQUOTED.match(line, pos)
-        assert m is not None  # the pattern matches the empty string
+        assert m is not None
         arg = m.group()
         pos = m.end()
         if pos < n and line[pos] in b"\"'":
@@ -326,6 +331,7 @@ class RequestParser:
         "_error",
         "_expect_tail",
         "_fast_span",
+        "_header_window",
         "_left",
         "_line",
         "_line_kind",
@@ -346,6 +352,8 @@ class RequestParser:
         self._max_mbulk = max_multibulk_len
         self._max_inline = max_inline_len
         self._fast_span = min(max_bulk_len, _MIN_ELEMENT_BYTES * max_multibulk_len)
+        # "$" and up to 20 digits, never more than a header line may hold.
+        self._header_window = min(22, max_inline_len + 1)
         self._reader: Any = _new_reader()
         self._expect_tail = False
         self._error: str | None = None
@@ -610,9 +618,24 @@ class RequestParser:
     def _bulks(self, buf: bytes, pos: int, out: list[list[bytes]]) -> int:
         n = len(buf)
         args = self._args
+        find = buf.find
         while self._left:
             if pos >= n:
                 return -1
+            # Fast path for a canonical header with its whole argument present;
+            # _header below gives anything else Redis's exact treatment.
+            cr = find(b"\r", pos, pos + self._header_window)
+            if cr > pos + 1 and buf[pos] == _DOLLAR:
+                digits = buf[pos + 1 : cr]
+                if digits.isdigit() and (digits[0] != 48 or cr == pos + 2):
+                    size = int(digits)
+                    end = cr + 2 + size
+                    if size <= self._max_bulk and end + 2 <= n:
+                        args.append(buf[cr + 2 : end])
+                        self._args_bytes += size
+                        self._left -= 1
+                        pos = end + 2
+                        continue
             cr, size = self._header(buf, pos, _BULK_HEADER)
             if cr < 0:
                 return self._wait_line(buf, pos, _BULK_HEADER)
@@ -743,8 +766,17 @@ def encode_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
         buf += NULL_BULK
     elif t is list or t is tuple:
         buf += _header(b"*", _ARRAY_HEADERS, len(value))
+        # MGET, LRANGE and the like: flat arrays of short strings and numbers.
         for item in value:
-            encode_into(buf, item, cmd_name)
+            it = type(item)
+            if it is bytes and len(item) < _INLINE_BULK:
+                buf += b"$%d\r\n%b\r\n" % (len(item), item)
+            elif item is None:
+                buf += NULL_BULK
+            elif it is int and 0 <= item < _SMALL:
+                buf += _INT_REPLIES[item]
+            else:
+                encode_into(buf, item, cmd_name)
     elif t is str:
         encode_into(buf, value.encode(), cmd_name)
     elif t is Status:
@@ -805,6 +837,62 @@ def encode(value: Any, cmd_name: str = "") -> bytes:
     return bytes(buf)
 
 
+NULL3: Final = b"_\r\n"
+
+
+def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
+    """Append the RESP3 encoding of ``value`` to ``buf`` (after ``HELLO 3``).
+
+    As :func:`encode_into`, except: ``None`` -> ``_`` (null), ``float`` ->
+    ``,`` (double), ``dict`` -> ``%`` (map), ``set`` / ``frozenset`` -> ``~``
+    (set).  ``bool`` stays an integer, as redraft documents for both protocols.
+    """
+    t = type(value)
+    if t is bytes or t is int or t is Status or t is ErrorReply or t is str:
+        encode_into(buf, value, cmd_name)
+    elif value is None:
+        buf += NULL3
+    elif t is list or t is tuple:
+        buf += _header(b"*", _ARRAY_HEADERS, len(value))
+        for item in value:
+            encode3_into(buf, item, cmd_name)
+    elif isinstance(value, bool | int):
+        encode_into(buf, value, cmd_name)
+    elif isinstance(value, float):
+        buf += b"," + format_float(value) + CRLF
+    elif isinstance(value, dict):
+        buf += b"%%%d\r\n" % len(value)
+        for k, v in value.items():
+            encode3_into(buf, k, cmd_name)
+            encode3_into(buf, v, cmd_name)
+    elif isinstance(value, set | frozenset):
+        buf += b"~%d\r\n" % len(value)
+        for item in value:
+            encode3_into(buf, item, cmd_name)
+    elif isinstance(value, list | tuple):
+        buf += _header(b"*", _ARRAY_HEADERS, len(value))
+        for item in value:
+            encode3_into(buf, item, cmd_name)
+    else:
+        encode_into(buf, value, cmd_name)
+
+
+def encode3(value: Any, cmd_name: str = "") -> bytes:
+    """The RESP3 encoding of one reply value (see :func:`encode3_into`)."""
+    t = type(value)
+    if t is bytes:
+        return b"$%d\r\n%b\r\n" % (len(value), value)
+    if value is OK:
+        return OK_REPLY
+    if t is int and 0 <= value < _SMALL:
+        return _INT_REPLIES[value]
+    if value is None:
+        return NULL3
+    buf = bytearray()
+    encode3_into(buf, value, cmd_name)
+    return bytes(buf)
+
+
 def encode_many(values: Iterable[Any], cmd_name: str = "") -> bytes:
     """The concatenated encodings of ``values``: one buffer for one write."""
     buf = bytearray()
@@ -813,7 +901,7 @@ def encode_many(values: Iterable[Any], cmd_name: str = "") -> bytes:
     return bytes(buf)
 
 
-def encode_error(exc: BaseException, cmd_name: str) -> bytes:
+def encode_error(exc: BaseException | ErrorReply, cmd_name: str) -> bytes:
     """The error reply for an exception raised while running ``cmd_name``."""
     if isinstance(exc, ErrorReply):
         return _error_bytes(exc.text)

@@ -18,7 +18,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from redraft.machine import Command, Respond
-from redraft.resp import ProtocolError, RequestParser, encode, encode_error
+from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
 
 if TYPE_CHECKING:
     from redraft.node import Node
@@ -85,6 +85,8 @@ class ClientConn(asyncio.Protocol):
         self._out = bytearray()
         self._slots: deque[Slot] = deque()
         self._unfilled_reads = 0
+        self.encode = encode
+        """The reply encoder of the protocol this client speaks (HELLO switches it)."""
         self._close_when_drained = False
         self.closed = False
 
@@ -150,6 +152,10 @@ class ClientConn(asyncio.Protocol):
 
     # --- redraft.Conn
 
+    def use_resp3(self, on: bool) -> None:
+        """Speak RESP3 (after ``HELLO 3``) or RESP2 from now on."""
+        self.encode = encode3 if on else encode
+
     def close(self) -> None:
         """Close once every pending reply is written."""
         self._close_when_drained = True
@@ -205,7 +211,7 @@ class ClientConn(asyncio.Protocol):
             return
         try:
             value = respond(result) if respond is not None else result
-            data = encode(value)
+            data = self.encode(value)
         except Exception as exc:
             data = encode_error(exc, name)
         self._fill(slot, data)
@@ -245,7 +251,7 @@ class ClientConn(asyncio.Protocol):
                         break
                     self._unfilled_reads -= 1
                     try:
-                        head.data = encode(value)
+                        head.data = self.encode(value)
                     except Exception as exc:
                         head.data = encode_error(exc, head.name)
             out += head.data
@@ -337,7 +343,7 @@ class Server:
         if type(value) is Slot or value is NO_REPLY:
             return
         try:
-            data = encode(value)
+            data = conn.encode(value)
         except Exception as exc:
             name = args[0].decode("latin-1").lower()
             log.warning("command %r returned an unencodable value: %r", name, exc)

@@ -312,7 +312,7 @@ class RaftCore:
         if self.prs[to].match == self.log.last_index:
             self._send(Message(_TIMEOUT_NOW, to, self.id, self.term))
         else:
-            self._send_append(to, self.prs[to], False)
+            self._send_append(to, self.prs[to])
         return to
 
     def change_membership(self, change: ChangeType, node: NodeId) -> int:
@@ -761,12 +761,16 @@ class RaftCore:
 
     def _bcast_append(self) -> None:
         me = self.id
-        commit = self.log.commit
         for n, pr in self.prs.items():
             if n != me:
-                self._send_append(n, pr, pr.commit_sent < commit)
+                self._send_append(n, pr)
 
-    def _send_append(self, to: NodeId, pr: Progress, allow_empty: bool) -> None:
+    def _send_append(self, to: NodeId, pr: Progress) -> None:
+        """Send the follower what it lacks, as far as its window allows.
+
+        Nothing is sent just to move a follower's commit index: heartbeats
+        carry it every tick, which saves a message and an ack per batch.
+        """
         if pr.state == PeerState.SNAPSHOT:
             self._send_snapshot_chunks(to, pr)
             return
@@ -785,19 +789,12 @@ class RaftCore:
             last = log.last_index
             commit = log.commit
             if pr.next > last:
-                if allow_empty:
-                    self._msgs.append(Message(_APP, to, me, term, prev_term, prev, [], commit))
-                    pr.commit_sent = commit
-                    if pr.state == PeerState.PROBE:
-                        pr.probe_sent = True
                 return
             ents = log.slice(pr.next, last + 1, cfg.max_msg_bytes)
             end = ents[-1].index
             nbytes = log.size_between(pr.next, end + 1)
             self._msgs.append(Message(_APP, to, me, term, prev_term, prev, ents, commit))
-            pr.commit_sent = commit
             pr.sent_entries(end, nbytes, self.ticks)
-            allow_empty = False
 
     def _handle_append(self, m: Message) -> None:
         log = self.log
@@ -864,7 +861,7 @@ class RaftCore:
             if self._maybe_decrease(pr, m):
                 if pr.state == PeerState.REPLICATE:
                     pr.become_probe()
-                self._send_append(m.frm, pr, False)
+                self._send_append(m.frm, pr)
             return
         if pr.update(m.index) or (pr.match == m.index and pr.state == PeerState.PROBE):
             if pr.state == PeerState.PROBE:
@@ -875,8 +872,7 @@ class RaftCore:
                 and pr.match >= pr.snapshot.meta.index
             ):
                 pr.become_probe()
-            if self._maybe_commit():
-                self._need_bcast = True
+            self._maybe_commit()
             if m.frm == self.lead_transferee and pr.match == self.log.last_index:
                 self._send(Message(_TIMEOUT_NOW, m.frm, self.id, self.term))
             departed = self._departing.get(m.frm)
@@ -885,7 +881,7 @@ class RaftCore:
                 del self.prs[m.frm]
                 return
         if pr.next <= self.log.last_index:
-            self._send_append(m.frm, pr, False)
+            self._send_append(m.frm, pr)
 
     def _maybe_decrease(self, pr: Progress, m: Message) -> bool:
         """A follower rejected an APP at ``m.index``; back off.  False if stale."""
@@ -933,8 +929,8 @@ class RaftCore:
             if self.ticks - snap.progress_tick >= self.cfg.election_tick:
                 snap.sent = snap.acked
                 snap.progress_tick = self.ticks
-        if pr.match < self.log.last_index or pr.commit_sent < self.log.commit:
-            self._send_append(m.frm, pr, pr.commit_sent < self.log.commit)
+        if pr.match < self.log.last_index:
+            self._send_append(m.frm, pr)
         if self._reads_pending:
             self._release_reads()
 
@@ -1015,9 +1011,8 @@ class RaftCore:
                 pr.become_probe()
             elif m.index > pr.match:
                 pr.update(m.index)
-            if self._maybe_commit():
-                self._need_bcast = True
-            self._send_append(m.frm, pr, False)
+            self._maybe_commit()
+            self._send_append(m.frm, pr)
             return
         snap = pr.snapshot
         if pr.state != PeerState.SNAPSHOT or snap is None or m.index != snap.meta.index:

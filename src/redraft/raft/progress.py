@@ -34,7 +34,6 @@ class Progress:
 
     __slots__ = (
         "acked_round",
-        "commit_sent",
         "inflight",
         "inflight_bytes",
         "last_contact",
@@ -59,7 +58,6 @@ class Progress:
         self.recent_active = False
         self.last_contact = now
         self.acked_round = 0
-        self.commit_sent = 0
         self.snapshot: OutgoingSnapshot | None = None
 
     def __repr__(self) -> str:

@@ -85,8 +85,10 @@ class PeerLink:
         on_unreachable: Callable[[str], None],
         max_buffer: int = 64 << 20,
         ssl: SSLContext | None = None,
+        dial: str = "",
     ) -> None:
         self.peer = peer
+        self.dial = dial or peer
         self.self_id = self_id
         self.hello = encode_command(hello_args)
         self._on_unreachable = on_unreachable
@@ -152,7 +154,7 @@ class PeerLink:
     async def _dial_loop(self) -> None:
         loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
-        host, port = split_hostport(self.peer)
+        host, port = split_hostport(self.dial)
         while not self._closed:
             self._lost.clear()
             try:

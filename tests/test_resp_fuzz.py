@@ -1,0 +1,274 @@
+"""Property tests of the RESP codec (hypothesis)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from redraft.machine import OK, Status
+from redraft.resp import (
+    ErrorReply,
+    ProtocolError,
+    ReplyParser,
+    RequestParser,
+    encode,
+    encode_command,
+    encode_many,
+    format_float,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+LIMITS = {"max_bulk_len": 40, "max_multibulk_len": 6, "max_inline_len": 60}
+assert LIMITS["max_inline_len"] >= LIMITS["max_bulk_len"]
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+def outcome(pieces: list[bytes], **limits: int) -> tuple[list[list[bytes]], str | None]:
+    """The commands parsed and the protocol error raised, if any."""
+    parser = RequestParser(**limits)
+    commands: list[list[bytes]] = []
+    for piece in pieces:
+        try:
+            commands += parser.parse(piece)
+        except ProtocolError as e:
+            return commands + e.commands, str(e)
+    return commands, None
+
+
+# Fragments that make random streams look like RESP often enough to reach
+# deep into the parser.
+FRAGMENTS = st.sampled_from(
+    [
+        b"*",
+        b"$",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"*1\r\n",
+        b"*2\r\n",
+        b"*3\r\n",
+        b"*-1\r\n",
+        b"*0\r\n",
+        b"$3\r\n",
+        b"$0\r\n",
+        b"$-1\r\n",
+        b"$99\r\n",
+        b"$999999999999\r\n",
+        b"*4294967295\r\n",
+        b"%2\r\n",
+        b"~1\r\n",
+        b"+OK\r\n",
+        b":1\r\n",
+        b"-ERR\r\n",
+        b"SET",
+        b"foo",
+        b"PING\r\n",
+        b'"',
+        b"'",
+        b"\\",
+        b" ",
+        b"\x00",
+        b"1",
+        b"0",
+    ]
+)
+GARBAGE = st.lists(st.one_of(FRAGMENTS, st.binary(max_size=8)), max_size=40).map(b"".join)
+
+
+def check_commands(commands: list[list[bytes]], max_args: int, max_len: int) -> None:
+    for command in commands:
+        assert type(command) is list
+        assert 0 < len(command) <= max_args
+        for arg in command:
+            assert type(arg) is bytes
+            assert len(arg) <= max_len
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=200), GARBAGE), cuts=st.lists(st.integers(0, 10**6)))
+def test_arbitrary_bytes_raise_nothing_but_protocol_error(data: bytes, cuts: list[int]) -> None:
+    for pieces in ([data], split_at(data, cuts), [data[i : i + 1] for i in range(len(data))]):
+        # An inline argument is bounded by the line limit, a bulk one by the bulk limit.
+        commands, _ = outcome(pieces, **LIMITS)
+        check_commands(commands, LIMITS["max_multibulk_len"], LIMITS["max_inline_len"])
+        commands, _ = outcome(pieces)
+        check_commands(commands, 2**20, 2**29)
+
+
+# --- well-formed streams -----------------------------------------------------------
+
+ARG = st.binary(max_size=30) | st.sampled_from([b"", b"\r\n", b"*1\r\n$1\r\nx\r\n", b"\r\n+OK"])
+ARGS = st.lists(ARG, min_size=1, max_size=6)
+PLAIN = st.binary(min_size=1, max_size=10).filter(
+    lambda b: not any(c in b for c in b" \t\r\n\x0b\x0c\"'\x00")
+)
+
+
+def quote(arg: bytes) -> bytes:
+    """An inline spelling of ``arg`` that Redis splits back to ``arg``."""
+    return b'"' + b"".join(b"\\x%02x" % c for c in arg) + b'"'
+
+
+@st.composite
+def inline_request(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    args = draw(st.lists(PLAIN | ARG, min_size=1, max_size=4))
+    words = []
+    for i, arg in enumerate(args):
+        plain = (
+            arg
+            and not any(c in arg for c in b" \t\r\n\x0b\x0c\"'\x00")
+            and not (i == 0 and arg.startswith(b"*"))
+        )
+        if plain:
+            words.append(arg)
+        elif not any(c in arg for c in b"'\\\x00\r\n") and draw(st.booleans()):
+            words.append(b"'" + arg + b"'")
+        else:
+            words.append(quote(arg))
+    sep = draw(st.sampled_from([b" ", b"  ", b"\t"]))
+    end = draw(st.sampled_from([b"\r\n", b"\n"]))
+    return sep.join(words) + end, args
+
+
+@st.composite
+def request(draw: st.DrawFn) -> tuple[bytes, list[list[bytes]]]:
+    kind = draw(st.sampled_from(["multibulk", "multibulk", "multibulk", "inline", "empty"]))
+    if kind == "multibulk":
+        args = draw(ARGS)
+        return encode_command(args), [args]
+    if kind == "inline":
+        line, args = draw(inline_request())
+        return line, [args]
+    return draw(st.sampled_from([b"\r\n", b"\n", b"   \r\n", b"*0\r\n", b"*-1\r\n"])), []
+
+
+BAD_ENDINGS = [
+    (b"*x\r\n", "Protocol error: invalid multibulk length"),
+    (b"*1\r\n:1\r\n", "Protocol error: expected '$', got ':'"),
+    (b"*2\r\n$1\r\na\r\n+b\r\n", "Protocol error: expected '$', got '+'"),
+    (b"*1\r\n$-3\r\n", "Protocol error: invalid bulk length"),
+    (b'SET "a\r\n', "Protocol error: unbalanced quotes in request"),
+    (b"*1\r\n*99999999\r\n", "Protocol error: expected '$', got '*'"),
+]
+
+
+@FUZZ
+@given(
+    requests=st.lists(request(), max_size=25),
+    bad=st.none() | st.sampled_from(BAD_ENDINGS),
+    cuts=st.lists(st.integers(0, 10**6), max_size=30),
+)
+def test_wellformed_streams_parse_the_same_however_split(
+    requests: list[tuple[bytes, list[list[bytes]]]],
+    bad: tuple[bytes, str] | None,
+    cuts: list[int],
+) -> None:
+    data = b"".join(wire for wire, _ in requests)
+    expected = [c for _, cmds in requests for c in cmds]
+    error = None
+    if bad is not None:
+        data += bad[0] + encode_command([b"PING"])
+        error = bad[1]
+    assert outcome([data]) == (expected, error)
+    assert outcome(split_at(data, cuts)) == (expected, error)
+
+
+@settings(max_examples=25, deadline=None)
+@given(requests=st.lists(request(), max_size=12), bad=st.none() | st.sampled_from(BAD_ENDINGS))
+def test_wellformed_streams_fed_one_byte_at_a_time(
+    requests: list[tuple[bytes, list[list[bytes]]]], bad: tuple[bytes, str] | None
+) -> None:
+    data = b"".join(wire for wire, _ in requests) + (bad[0] if bad else b"")
+    expected = [c for _, cmds in requests for c in cmds]
+    assert outcome([data[i : i + 1] for i in range(len(data))]) == (
+        expected,
+        bad[1] if bad else None,
+    )
+
+
+@FUZZ
+@given(
+    commands=st.lists(st.lists(st.binary(max_size=3000), min_size=1, max_size=5), max_size=30),
+    cuts=st.lists(st.integers(0, 10**7), max_size=20),
+)
+def test_encode_command_round_trip(commands: list[list[bytes]], cuts: list[int]) -> None:
+    data = b"".join(encode_command(c) for c in commands)
+    assert outcome(split_at(data, cuts)) == (commands, None)
+
+
+# --- replies -------------------------------------------------------------------------
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+STATUS_TEXT = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"), max_size=10
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.binary(max_size=20),
+    st.text(max_size=10),
+    INT64,
+    st.booleans(),
+    st.floats(allow_nan=False),
+    STATUS_TEXT.map(Status),
+    st.just(OK),
+    STATUS_TEXT.map(lambda t: ErrorReply("ERR " + t)),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.tuples(inner, inner),
+        st.dictionaries(st.binary(max_size=5), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def as_received(value: Any) -> Any:
+    """What a RESP2 client reads back for ``value``."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, Status):
+        return value.text.encode()
+    if isinstance(value, list | tuple):
+        return [as_received(v) for v in value]
+    if isinstance(value, dict):
+        return [as_received(x) for kv in value.items() for x in kv]
+    return value
+
+
+@FUZZ
+@given(values=st.lists(VALUES, max_size=8), cuts=st.lists(st.integers(0, 10**6), max_size=10))
+def test_replies_decode_back(values: list[Any], cuts: list[int]) -> None:
+    wire = encode_many(values)
+    assert wire == b"".join(encode(v) for v in values)
+    parser = ReplyParser()
+    got: list[Any] = []
+    for piece in split_at(wire, cuts):
+        got += parser.parse(piece)
+    assert got == [as_received(v) for v in values]
+
+
+@FUZZ
+@given(st.floats(allow_nan=False))
+def test_floats_read_back_exactly(value: float) -> None:
+    text = format_float(value)
+    assert float(text) == value
+    assert math.copysign(1.0, float(text)) == math.copysign(1.0, value)
