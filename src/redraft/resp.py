@@ -885,7 +885,8 @@ def encode3(value: Any, cmd_name: str = "") -> bytes:
     if value is OK:
         return OK_REPLY
     if t is int and 0 <= value < _SMALL:
-        return _INT_REPLIES[value]
+        reply: bytes = _INT_REPLIES[value]
+        return reply
     if value is None:
         return NULL3
     buf = bytearray()
