@@ -159,7 +159,8 @@ class Cluster:
             if not n.running:
                 continue
             try:
-                with n.client(socket_timeout=1) as c:
+                # Short: a paused (SIGSTOPped) node accepts but never answers.
+                with n.client(socket_timeout=0.3, socket_connect_timeout=0.3) as c:
                     if c.execute_command("RAFTSTATE") == b"Leader":
                         return n
             except (redis.RedisError, OSError):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import sys
 from collections.abc import Callable, Sequence
 
 from redraft.machine import Machine
 from redraft.node import open as open_node
 from redraft.options import LOG_LEVELS, Level, Options
+from redraft.storage.base import StorageError
 
 BACKENDS = ("fastlog", "lmdb", "leveldb", "memory")
 
@@ -103,5 +104,12 @@ def main(
     if ":" in bind and not bind.startswith("["):
         bind = f"[{bind}]"
     node = open_node(ns.dir, f"{bind}:{ns.port}", ns.join, machine_factory(), options_from_args(ns))
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         node.run()
+    except KeyboardInterrupt:
+        pass
+    except (StorageError, RuntimeError, OSError) as exc:
+        # Problems an operator must fix (a data dir written by another
+        # backend, a corrupt log, a port in use): one clear line, exit 1.
+        print(f"{prog or 'redraft'}: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

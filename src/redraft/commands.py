@@ -165,9 +165,13 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         return flat
 
     def raftpeers(conn: ClientConn, args: list[bytes]) -> Any:
-        _arity(args, 1, 1)
+        _arity(args, 1, 2)
+        verbose = len(args) == 2
+        if verbose and args[1].lower() != b"verbose":
+            raise ValueError("ERR syntax error: RAFTPEERS [VERBOSE]")
         core = node.core
         mem = core.membership
+        tick_ms = node.options.tick_ms
         out: list[Any] = []
         for peer in sorted(mem.members(), key=lambda p: (p != core.leader, p)):
             if peer == core.leader:
@@ -176,8 +180,55 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
                 state = "Learner"
             else:
                 state = "Follower"
-            out += [peer.encode(), state.encode()]
+            if not verbose:
+                out += [peer.encode(), state.encode()]
+                continue
+            pr = core.prs.get(peer)
+            info: dict[bytes, Any] = {
+                b"address": peer.encode(),
+                b"role": b"voter" if peer in mem.voters else b"learner",
+                b"state": state.encode(),
+                b"promoting": 1 if peer in mem.promoting else 0,
+            }
+            if peer == node.id:
+                info[b"match_index"] = core.log.stable
+                info[b"last_contact_ms"] = 0
+            elif pr is not None:
+                info[b"match_index"] = pr.match
+                info[b"last_contact_ms"] = (core.ticks - pr.last_contact) * tick_ms
+                info[b"replication"] = pr.state.name.lower().encode()
+            out.append(info)
         return out
+
+    def rafttransferleader(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 1, 2)
+        target = _valid_addr(args[1]) if len(args) == 2 else None
+        slot = conn.new_slot()
+
+        def done(exc: BaseException | None) -> None:
+            if exc is None:
+                conn.fill_result(slot, OK, None, "rafttransferleader")
+            else:
+                conn.fill_error(slot, exc, "rafttransferleader")
+
+        try:
+            node.transfer_leadership(target, done)
+        except InvalidChange as exc:
+            conn.drop_slot(slot)
+            raise ValueError(str(exc)) from None
+        except BaseException:
+            conn.drop_slot(slot)
+            raise
+        return slot
+
+    def config(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2)
+        sub = args[1].lower()
+        if sub == b"get":
+            return []
+        raise ValueError(
+            f"ERR CONFIG {args[1].decode('utf-8', 'replace')} is not supported by redraft"
+        )
 
     def _membership_change(conn: ClientConn, change: ChangeType, addr: str) -> Any:
         slot = conn.new_slot()
@@ -191,10 +242,10 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         try:
             node.propose_config(change, addr, done)
         except ChangeInProgress:
-            conn._slots.remove(slot)
+            conn.drop_slot(slot)
             raise ValueError("a membership change is already in progress; try again") from None
         except BaseException:
-            conn._slots.remove(slot)
+            conn.drop_slot(slot)
             raise
         return slot
 
@@ -273,6 +324,8 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         b"raftaddpeer": raftaddpeer,
         b"raftremovepeer": raftremovepeer,
         b"raftsnapshot": raftsnapshot,
+        b"rafttransferleader": rafttransferleader,
+        b"config": config,
         b"raftpeer": raftpeer,
         b"raftmsg": raftmsg,
     }

@@ -140,6 +140,7 @@ class Node:
         self._last_leader = ""
         self._last_role = Role.FOLLOWER
         self._was_member = False
+        self._transfers: list[Callable[[BaseException | None], None]] = []
         self._tick_timer: asyncio.TimerHandle | None = None
         self._done: asyncio.Event | None = None
         self.core: RaftCore
@@ -424,6 +425,10 @@ class Node:
                 log.info("stepped down at term %d", core.term)
             self._last_role = core.role
             self._last_leader = core.leader
+            if self._transfers and core.role != Role.LEADER and core.leader:
+                done, self._transfers = self._transfers, []
+                for cb in done:
+                    cb(None)
             self.state_name = core.role.title
             if core.role != Role.LEADER and self._batch:
                 self._fail_batch(Redirect(core.leader))
@@ -563,6 +568,31 @@ class Node:
         self._pending[index] = _Proposal(
             core.term, time.monotonic() + self.options.write_timeout, None, on_done
         )
+        self.schedule_process()
+
+    def transfer_leadership(
+        self, target: str | None, on_done: Callable[[BaseException | None], None]
+    ) -> None:
+        """Hand leadership to ``target`` (None: the most caught-up voter).
+
+        ``on_done(None)`` runs once this node no longer leads and a new leader
+        is known; an error if that has not happened within an election timeout.
+        """
+        core = self.core
+        if core.role != Role.LEADER:
+            raise Redirect(core.leader)
+        to = core.transfer_leadership(target)
+        log.info("handing leadership to %s", to)
+        self._transfers.append(on_done)
+        timeout = 2 * self.options.election_ticks * self.options.tick_ms / 1000.0
+
+        def expire() -> None:
+            if on_done in self._transfers:
+                self._transfers.remove(on_done)
+                on_done(Exception(f"ERR leadership transfer to {to} did not complete in time"))
+                self.server.flush_dirty()
+
+        self.loop.call_later(timeout, expire)
         self.schedule_process()
 
     def _finish(self, p: _Proposal, results: list[Any] | None, exc: BaseException | None) -> None:

@@ -189,6 +189,12 @@ class ClientConn(asyncio.Protocol):
         self._slots.append(s)
         return s
 
+    def drop_slot(self, slot: Slot) -> None:
+        """Forget a slot taken for a reply that will not come (the command failed at once)."""
+        self._slots.remove(slot)
+        if slot.kind == READ or slot.kind == LATER_READ:
+            self._unfilled_reads -= 1
+
     def later_read(self, respond: Respond | None, name: str) -> Slot:
         s = Slot(LATER_READ)
         s.respond = respond

@@ -175,6 +175,7 @@ class RaftCore:
         self._reads_ready: list[ReadState] = []
         self._reads_dropped: list[object] = []
 
+        self._config_unsynced = False
         self._chunks: list[SnapChunk] = []
         self._install: SnapshotMeta | None = None
         self._incoming: SnapshotMeta | None = None
@@ -366,6 +367,10 @@ class RaftCore:
             must_sync = self.term != hs.term or self.vote != hs.vote
             hard_state = self._hs_handed = HardState(self.term, self.vote, log.commit)
         entries = log.take_unhanded() if log.handed < log.last_index else []
+        if self._config_unsynced and entries:
+            # Membership is safety, not a speed knob: always fsynced.
+            must_sync = True
+            self._config_unsynced = False
         committed = log.take_committed() if log.applied < log.commit else []
         if not (
             hard_state
@@ -634,6 +639,7 @@ class RaftCore:
 
     def _on_config_appended(self, index: int, new: Membership) -> None:
         old = self.membership
+        self._config_unsynced = True
         self._configs.append((index, new))
         self.membership = new
         if self.role == Role.LEADER:

@@ -192,18 +192,20 @@ class ReadState:
 class Ready:
     """Work the runtime must carry out, in this order of constraints.
 
-    1. Persist ``hard_state`` (fsync when ``must_sync``), ``entries`` (append;
-       if the first entry's index is at or below the stored last index, first
-       truncate the stored log from that index), and ``snapshot_chunks`` (write
-       to the incoming snapshot file; a chunk at offset 0 starts it anew).
-       ``install_snapshot``, when set, means the incoming file is complete: the
-       log is replaced by it (drop every stored entry; the log continues after
-       ``install_snapshot.index``) and the machine is restored from it before
-       any of ``committed`` is applied.
+    1. Persist, in this order: ``hard_state``; ``snapshot_chunks`` (write to
+       the incoming snapshot file; a chunk at offset 0 starts it anew);
+       ``install_snapshot`` when set (the incoming file is complete: it becomes
+       the node's snapshot, every stored entry is dropped and the log goes on
+       after ``install_snapshot.index``); then ``entries`` (append; if the
+       first one's index is at or below the stored last index, first truncate
+       the stored log from that index).  Fsync when ``must_sync`` (the term or
+       vote changed, or a membership entry is among ``entries``), whatever the
+       durability level.
     2. ``messages`` may be sent at once, in parallel with persisting.
     3. ``messages_after_persist`` may be sent only once step 1 is durable.
-    4. Apply ``committed`` in order; serve each of ``reads`` once the machine
-       has applied its index; fail each of ``dropped_reads`` (leadership lost).
+    4. Restore the machine from ``install_snapshot`` if set, then apply
+       ``committed`` in order; serve each of ``reads`` once the machine has
+       applied its index; fail each of ``dropped_reads`` (leadership lost).
     5. Call :meth:`RaftCore.advance` with this Ready once step 1 is durable.
        Readies must be advanced in the order they were handed out.
     """
