@@ -61,6 +61,30 @@ def build_parser(
         help="log level (default notice)",
     )
     p.add_argument(
+        "--snapshot-entries",
+        "-snapshot-entries",
+        type=int,
+        default=Options.snapshot_entries,
+        metavar="N",
+        help=f"snapshot after N log entries (default {Options.snapshot_entries})",
+    )
+    p.add_argument(
+        "--compaction-tail",
+        "-compaction-tail",
+        type=int,
+        default=Options.compaction_tail,
+        metavar="N",
+        help=f"log entries kept behind a snapshot for lagging followers (default {Options.compaction_tail})",
+    )
+    p.add_argument(
+        "--snapshot-chunk-bytes",
+        "-snapshot-chunk-bytes",
+        type=int,
+        default=Options.snapshot_chunk_bytes,
+        metavar="N",
+        help="stream snapshots to followers in pieces of N bytes",
+    )
+    p.add_argument(
         "--peer-route",
         "-peer-route",
         action="append",
@@ -89,6 +113,9 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         log_level=ns.loglevel,
         advertise=ns.advertise,
         peer_routes=_routes(ns.peer_route),
+        snapshot_entries=ns.snapshot_entries,
+        snapshot_chunk_bytes=ns.snapshot_chunk_bytes,
+        compaction_tail=ns.compaction_tail,
     )
 
 

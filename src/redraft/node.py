@@ -140,6 +140,7 @@ class Node:
         self._last_leader = ""
         self._last_role = Role.FOLLOWER
         self._was_member = False
+        self._last_membership: Membership | None = None
         self._transfers: list[Callable[[BaseException | None], None]] = []
         self._tick_timer: asyncio.TimerHandle | None = None
         self._done: asyncio.Event | None = None
@@ -176,6 +177,7 @@ class Node:
                 election_tick=opts.election_ticks,
                 heartbeat_tick=opts.heartbeat_ticks,
                 compaction_tail=opts.compaction_tail,
+                snapshot_chunk_size=opts.snapshot_chunk_bytes,
             ),
             random.Random(),
             restored,
@@ -299,29 +301,28 @@ class Node:
 
     # ---------------------------------------------------------------- ticks
 
-    def _catch_up_ticks(self) -> None:
-        due = int((time.monotonic() - self._tick_base) / self._tick_interval)
-        n = due - self._ticks_done
-        if n <= 0:
-            return
-        if n > 100:
-            # The loop stalled: count the lost time so leases expire, but
-            # do not replay an unbounded number of heartbeats.
-            self._ticks_done = due - 100
-            n = 100
-        core = self.core
-        for _ in range(n):
-            core.tick()
-        self._ticks_done += n
+    def _due_ticks(self) -> int:
+        """Ticks of real time since start (the tick count may lag it)."""
+        return int((time.monotonic() - self._tick_base) / self._tick_interval)
 
     def _on_tick(self) -> None:
         if self.state_name in ("Closing", "Shutdown"):
             return
-        self._catch_up_ticks()
-        nxt = self._tick_base + (self._ticks_done + 1) * self._tick_interval
-        self._tick_timer = self.loop.call_at(
-            self.loop.time() + max(0.0, nxt - time.monotonic()), self._on_tick
-        )
+        # One tick per turn of the loop, even when several are due after a
+        # stall: the messages that arrived meanwhile are read between ticks,
+        # so a busy node does not time out on peers it has not listened to.
+        self.core.tick()
+        self._ticks_done += 1
+        due = self._due_ticks()
+        if due - self._ticks_done > 1000:
+            self._ticks_done = due - 1000  # a very long stall: do not replay it all
+        if due > self._ticks_done:
+            self._tick_timer = self.loop.call_later(0, self._on_tick)
+        else:
+            nxt = self._tick_base + (self._ticks_done + 1) * self._tick_interval
+            self._tick_timer = self.loop.call_at(
+                self.loop.time() + max(0.0, nxt - time.monotonic()), self._on_tick
+            )
         if self._batch and self.core.role == Role.LEADER and not self._flush_scheduled:
             self._flush_batch()  # a batch held back by a leadership transfer
         now = time.monotonic()
@@ -416,6 +417,14 @@ class Node:
 
     def _observe_role(self) -> None:
         core = self.core
+        if core.membership is not self._last_membership:
+            # Membership takes effect when appended, before it commits: a
+            # removed node may never learn the commit, so check here.
+            self._last_membership = core.membership
+            member = self.id in core.membership.members()
+            if self._was_member and not member:
+                log.warning("this node was removed from the cluster; it will not start elections")
+            self._was_member = member
         if core.role != self._last_role or core.leader != self._last_leader:
             if core.role == Role.LEADER and self._last_role != Role.LEADER:
                 log.info("became leader at term %d", core.term)
@@ -671,10 +680,6 @@ class Node:
             ", ".join(sorted(mem.voters)) or "-",
             f"; learners {', '.join(sorted(mem.learners))}" if mem.learners else "",
         )
-        member = self.id in mem.members()
-        if self._was_member and not member:
-            log.warning("this node was removed from the cluster at index %d", e.index)
-        self._was_member = member
 
     # ----------------------------------------------------------------- reads
 
@@ -693,12 +698,8 @@ class Node:
         core = self.core
         if core.role != Role.LEADER:
             raise Redirect(core.leader)
-        if level == Level.MEDIUM:
-            self._catch_up_ticks()
-            if core.role == Role.LEADER and core.lease_valid():
-                return respond(None) if respond is not None else None
-            if core.role != Role.LEADER:
-                raise Redirect(core.leader)
+        if level == Level.MEDIUM and core.lease_valid(self._due_ticks()):
+            return respond(None) if respond is not None else None
         # ReadIndex: confirm leadership with a heartbeat round shared by every
         # read of this turn, then serve once the machine caught up.
         if slot is None:

@@ -83,6 +83,8 @@ class Options:
     """Snapshot files kept on disk."""
     compaction_tail: int = 1000
     """Entries kept behind a snapshot for followers that lag a little."""
+    snapshot_chunk_bytes: int = 1 << 20
+    """Size of the pieces a snapshot is streamed to a follower in (4 in flight)."""
 
     max_batch_commands: int = 4096
     """Commands packed into one log entry at most."""

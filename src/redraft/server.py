@@ -85,6 +85,7 @@ class ClientConn(asyncio.Protocol):
         self._out = bytearray()
         self._slots: deque[Slot] = deque()
         self._unfilled_reads = 0
+        self._later_writes = 0
         self.encode = encode
         """The reply encoder of the protocol this client speaks (HELLO switches it)."""
         self._close_when_drained = False
@@ -143,6 +144,7 @@ class ClientConn(asyncio.Protocol):
         self.server.conns.discard(self)
         self._slots.clear()
         self._unfilled_reads = 0
+        self._later_writes = 0
         hook = self.node.options.on_closed
         if hook is not None:
             try:
@@ -205,6 +207,7 @@ class ClientConn(asyncio.Protocol):
 
     def later_write(self, args: list[bytes], respond: Respond | None, name: str) -> Slot:
         s = Slot(LATER_WRITE)
+        self._later_writes += 1
         s.args = args
         s.respond = respond
         s.name = name
@@ -262,12 +265,15 @@ class ClientConn(asyncio.Protocol):
                         head.data = encode_error(exc, head.name)
             out += head.data
             slots.popleft()
+        if not self._later_writes:
+            return
         # Start the writes that no unanswered read precedes any more.
         for s in slots:
             if s.data is None and (s.kind == READ or s.kind == LATER_READ):
                 break
             if s.kind == LATER_WRITE:
                 s.kind = WAIT
+                self._later_writes -= 1
                 assert s.args is not None
                 try:
                     node.client_write(self, s.args, s.respond, s.name, s)

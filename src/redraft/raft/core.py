@@ -266,8 +266,13 @@ class RaftCore:
             raise NotLeader(self.leader)
         self._reads_waiting.append(token)
 
-    def lease_valid(self) -> bool:
-        """Whether this leader may serve a read from its state without a round trip."""
+    def lease_valid(self, now: int | None = None) -> bool:
+        """Whether this leader may serve a read from its state without a round trip.
+
+        ``now`` is the current time in ticks when the runtime knows it better
+        than the tick count (its ticks may lag the clock while it is busy):
+        the lease must expire in real time, whatever the tick backlog.
+        """
         if self.role != Role.LEADER or self.lead_transferee or not self.committed_in_term():
             return False
         voters = self.membership.voters
@@ -275,7 +280,7 @@ class RaftCore:
             return False
         if len(voters) == 1:
             return True
-        now = self.ticks
+        now = self.ticks if now is None or now < self.ticks else now
         floor = now - (self.cfg.election_tick - self.cfg.lease_margin_ticks)
         rt = self._round_ticks
         sent = sorted(
@@ -774,8 +779,10 @@ class RaftCore:
     def _send_append(self, to: NodeId, pr: Progress) -> None:
         """Send the follower what it lacks, as far as its window allows.
 
-        Nothing is sent just to move a follower's commit index: heartbeats
-        carry it every tick, which saves a message and an ack per batch.
+        Nothing is sent just to move a replicating follower's commit index:
+        heartbeats carry it every tick, which saves a message and an ack per
+        batch.  A follower being probed gets an empty APP when it has
+        everything we know of: its answer says where its log matches.
         """
         if pr.state == PeerState.SNAPSHOT:
             self._send_snapshot_chunks(to, pr)
@@ -795,6 +802,10 @@ class RaftCore:
             last = log.last_index
             commit = log.commit
             if pr.next > last:
+                if pr.state == PeerState.PROBE:
+                    # An empty probe: finds where a new or lagging log matches.
+                    self._msgs.append(Message(_APP, to, me, term, prev_term, prev, [], commit))
+                    pr.probe_sent = True
                 return
             ents = log.slice(pr.next, last + 1, cfg.max_msg_bytes)
             end = ents[-1].index
