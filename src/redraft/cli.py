@@ -9,9 +9,23 @@ from collections.abc import Callable, Sequence
 from redraft.machine import Machine
 from redraft.node import open as open_node
 from redraft.options import LOG_LEVELS, Level, Options
+from redraft.security import ENV_AUTH, ENV_PEER_SECRET, SecurityError, read_secret
 from redraft.storage.base import StorageError
 
 BACKENDS = ("fastlog", "lmdb", "leveldb", "memory")
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 1 << 10, "m": 10**6, "mb": 1 << 20}
+_UNITS |= {"g": 10**9, "gb": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """A byte count in Redis's notation: ``1024``, ``64kb`` (KiB), ``1mb``, ``2gb``, ``1m`` (10**6)."""
+    t = text.strip().lower()
+    digits = t.rstrip("kmgb")
+    unit = t[len(digits) :]
+    if not digits.isdigit() or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: e.g. 1048576, 1mb or 512kb")
+    return int(digits) * _UNITS[unit]
 
 
 def build_parser(
@@ -92,6 +106,68 @@ def build_parser(
         metavar="ID=HOST:PORT",
         help="dial HOST:PORT to reach peer ID (repeatable; e.g. through a proxy)",
     )
+    sec = p.add_argument_group("security")
+    sec.add_argument(
+        "--auth", "-auth", default="", metavar="PASSWORD",
+        help=f"password clients must AUTH with (shows in ps: prefer --auth-file or ${ENV_AUTH})",
+    )  # fmt: skip
+    sec.add_argument(
+        "--auth-file", "-auth-file", default="", metavar="PATH",
+        help="read the password from the first line of PATH",
+    )  # fmt: skip
+    sec.add_argument(
+        "--peer-secret", "-peer-secret", default="", metavar="SECRET",
+        help=f"secret peers must prove they know (default: the password; or ${ENV_PEER_SECRET})",
+    )  # fmt: skip
+    sec.add_argument(
+        "--peer-secret-file", "-peer-secret-file", default="", metavar="PATH",
+        help="read the peer secret from the first line of PATH",
+    )  # fmt: skip
+    sec.add_argument(
+        "--tls-cert", "-tls-cert", default="", metavar="PEM",
+        help="certificate (chain) of this node: TLS for clients and peers on the one port",
+    )  # fmt: skip
+    sec.add_argument(
+        "--tls-key", "-tls-key", default="", metavar="PEM",
+        help="private key of --tls-cert (default: in the --tls-cert file)",
+    )  # fmt: skip
+    sec.add_argument(
+        "--tls-ca", "-tls-ca", default="", metavar="PEM",
+        help="CA bundle that peers' (and clients') certificates are checked against",
+    )  # fmt: skip
+    sec.add_argument(
+        "--tls-client-auth", "-tls-client-auth", action="store_true",
+        help="require clients and peers to present a certificate signed by --tls-ca",
+    )  # fmt: skip
+    lim = p.add_argument_group("limits")
+    lim.add_argument(
+        "--maxclients", "-maxclients", type=int, default=Options.max_clients, metavar="N",
+        help=f"connections (clients and peers) at most (default {Options.max_clients})",
+    )  # fmt: skip
+    lim.add_argument(
+        "--timeout", "-timeout", type=float, default=0.0, metavar="SECONDS",
+        help="close clients idle for SECONDS (default 0: never; peer links are exempt)",
+    )  # fmt: skip
+    lim.add_argument(
+        "--client-query-buffer-limit", "-client-query-buffer-limit", type=parse_size,
+        default=Options.max_query_buffer, metavar="SIZE",
+        help="disconnect a client holding more unparsed input than SIZE (default 1gb)",
+    )  # fmt: skip
+    lim.add_argument(
+        "--client-output-buffer-limit", "-client-output-buffer-limit", type=parse_size,
+        default=Options.max_output_buffer, metavar="SIZE",
+        help="disconnect a client that leaves more than SIZE of replies unread (default 256mb)",
+    )  # fmt: skip
+    lim.add_argument(
+        "--proto-max-bulk-len", "-proto-max-bulk-len", type=parse_size,
+        default=Options.max_bulk_len, metavar="SIZE",
+        help="longest bulk string a request may carry (default 512mb)",
+    )  # fmt: skip
+    lim.add_argument(
+        "--max-peer-message", "-max-peer-message", type=parse_size,
+        default=Options.max_peer_message, metavar="SIZE",
+        help="drop peer message batches (snapshot chunks included) above SIZE (default 1gb)",
+    )  # fmt: skip
     return p
 
 
@@ -106,6 +182,7 @@ def _routes(items: list[str]) -> dict[str, str]:
 
 
 def options_from_args(ns: argparse.Namespace) -> Options:
+    """The Options the shared flags describe (secrets also from files and the environment)."""
     return Options(
         consistency=Level.parse(ns.consistency),
         durability=Level.parse(ns.durability),
@@ -116,6 +193,18 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         snapshot_entries=ns.snapshot_entries,
         snapshot_chunk_bytes=ns.snapshot_chunk_bytes,
         compaction_tail=ns.compaction_tail,
+        auth=read_secret(ns.auth, ns.auth_file, ENV_AUTH),
+        peer_secret=read_secret(ns.peer_secret, ns.peer_secret_file, ENV_PEER_SECRET),
+        tls_cert=ns.tls_cert,
+        tls_key=ns.tls_key,
+        tls_ca=ns.tls_ca,
+        tls_client_auth=ns.tls_client_auth,
+        max_clients=ns.maxclients,
+        idle_timeout=ns.timeout,
+        max_query_buffer=ns.client_query_buffer_limit,
+        max_output_buffer=ns.client_output_buffer_limit,
+        max_bulk_len=ns.proto_max_bulk_len,
+        max_peer_message=ns.max_peer_message,
     )
 
 
@@ -126,16 +215,21 @@ def main(
     description: str | None = None,
 ) -> None:
     """Parse the shared flags and serve ``machine_factory()`` until stopped."""
-    ns = build_parser(prog, description).parse_args(argv)
+    parser = build_parser(prog, description)
+    ns = parser.parse_args(argv)
+    try:
+        options = options_from_args(ns)
+    except ValueError as exc:  # SecurityError included: an unreadable secret file
+        parser.error(str(exc))
     bind = ns.bind
     if ":" in bind and not bind.startswith("["):
         bind = f"[{bind}]"
-    node = open_node(ns.dir, f"{bind}:{ns.port}", ns.join, machine_factory(), options_from_args(ns))
+    node = open_node(ns.dir, f"{bind}:{ns.port}", ns.join, machine_factory(), options)
     try:
         node.run()
     except KeyboardInterrupt:
         pass
-    except (StorageError, RuntimeError, OSError) as exc:
+    except (StorageError, SecurityError, RuntimeError, OSError) as exc:
         # Problems an operator must fix (a data dir written by another
         # backend, a corrupt log, a port in use): one clear line, exit 1.
         print(f"{prog or 'redraft'}: cannot start: {exc}", file=sys.stderr)

@@ -1,12 +1,13 @@
 """Built-in commands every redraft node answers before its machine sees anything.
 
 Raft administration (``RAFT*``), peer traffic (``RAFTPEER``, ``RAFTMSG``,
-never reachable by a machine) and the housekeeping commands redis clients
-expect (``PING``, ``INFO``, ``HELLO``, ``CLIENT``, ``COMMAND``, ...).
+never reachable by a machine), ``AUTH`` and the housekeeping commands redis
+clients expect (``PING``, ``INFO``, ``HELLO``, ``CLIENT``, ``COMMAND``, ...).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from redraft.machine import OK, ErrWrongNumberOfArguments, Status
 from redraft.raft.types import ChangeInProgress, ChangeType, InvalidChange, Role
 from redraft.resp import encode
+from redraft.security import HELLO_NOAUTH, NO_PASSWORD_SET, NOPERM_ADMIN, WRONGPASS
 from redraft.server import NO_REPLY, ClientConn, Slot
 from redraft.transport.peers import split_hostport
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from redraft.node import Node
 
 Handler = Callable[[ClientConn, list[bytes]], Any]
+
+log = logging.getLogger("redraft.commands")
 
 VERSION = "0.1.0"
 REDIS_COMPAT_VERSION = "7.0.0"
@@ -50,6 +54,63 @@ def _valid_addr(raw: bytes) -> str:
 
 def builtin_commands(node: Node) -> dict[bytes, Handler]:
     """The table of built-in commands, keyed by lower-case name."""
+
+    # --- authentication
+
+    def grant(conn: ClientConn) -> None:
+        conn.authenticated = True
+        conn.guard.admin = True
+        conn.query_limit = node.options.max_query_buffer
+
+    def deny(conn: ClientConn, name: str) -> Slot:
+        """Answer WRONGPASS after a delay, one failure after another on a connection."""
+        guard = conn.guard
+        guard.failures += 1
+        if guard.failures == 1:
+            log.warning("wrong password from %s", conn.addr)
+        slot = conn.new_slot()
+        loop = node.loop
+        now = loop.time()
+        due = max(now, guard.penalty_until) + node.security.failure_delay
+        guard.penalty_until = due
+
+        def answer() -> None:
+            conn.fill_error(slot, ValueError(WRONGPASS), name)
+            node.server.flush_dirty()
+
+        loop.call_at(due, answer)
+        return slot
+
+    def authenticate(conn: ClientConn, user: bytes, password: bytes, name: str) -> Slot | None:
+        """None when ``user``/``password`` are right; else the slot WRONGPASS will fill."""
+        security = node.security
+        if security.password is None and security.peer_secret is None:
+            if user == b"default":
+                return None  # no password: the default user needs none, as in Redis
+            return deny(conn, name)
+        if security.check_password(user, password):
+            grant(conn)
+            return None
+        return deny(conn, name)
+
+    def auth(conn: ClientConn, args: list[bytes]) -> Any:
+        _arity(args, 2, 3)
+        security = node.security
+        if len(args) == 2 and security.password is None and security.peer_secret is None:
+            raise ValueError(NO_PASSWORD_SET)
+        user = args[1] if len(args) == 3 else b"default"
+        pending = authenticate(conn, user, args[-1], "auth")
+        return OK if pending is None else pending
+
+    def admin(handler: Handler) -> Handler:
+        """Only for clients that proved a credential, when the cluster has one."""
+
+        def guarded(conn: ClientConn, args: list[bytes]) -> Any:
+            if not conn.guard.admin:
+                raise ValueError(NOPERM_ADMIN)
+            return handler(conn, args)
+
+        return guarded
 
     def ping(conn: ClientConn, args: list[bytes]) -> Any:
         _arity(args, 1, 2)
@@ -84,17 +145,28 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
             if proto not in (2, 3):
                 raise ValueError("NOPROTO unsupported protocol version")
         i = 2
+        name: str | None = None
+        credentials: tuple[bytes, bytes] | None = None
         while i < len(args):
             opt = args[i].lower()
             if opt == b"setname" and i + 1 < len(args):
-                conn.name = args[i + 1].decode("utf-8", "replace")
+                name = args[i + 1].decode("utf-8", "replace")
                 i += 2
             elif opt == b"auth" and i + 2 < len(args):
+                credentials = (args[i + 1], args[i + 2])
                 i += 3
             else:
                 raise ValueError(
                     f"syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'"
                 )
+        if credentials is not None:
+            pending = authenticate(conn, credentials[0], credentials[1], "hello")
+            if pending is not None:
+                return pending
+        elif not conn.authenticated:
+            raise ValueError(HELLO_NOAUTH)
+        if name is not None:
+            conn.name = name
         if proto:
             conn.use_resp3(proto == 3)
         role = "master" if node.core.role == Role.LEADER else "replica"
@@ -297,18 +369,58 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
     # --- peer traffic
 
     def raftpeer(conn: ClientConn, args: list[bytes]) -> Any:
-        _arity(args, 2, 3)
-        conn.peer_id = args[1].decode("utf-8", "replace")
-        return OK
+        # RAFTPEER <id> | RAFTPEER <id> CHALLENGE <nonce> | RAFTPEER <id> PROOF <proof>
+        # (the handshake is described in redraft.security)
+        if len(args) not in (2, 4):
+            raise ErrWrongNumberOfArguments()
+        dialer = args[1].decode("utf-8", "replace")
+        security = node.security
+        guard = conn.guard
+        if security.peer_secret is None:
+            conn.peer_id = dialer
+            return OK
+        if len(args) == 2:
+            log.warning("%s tried to link as %s with no peer secret", conn.addr, dialer)
+            raise ValueError("NOAUTH this cluster authenticates its peers: set the peer secret")
+        step = args[2].lower()
+        if step == b"challenge":
+            dialer_nonce = args[3].decode("ascii", "replace")
+            server_nonce, reply = security.challenge(node.id, dialer, dialer_nonce)
+            guard.challenge = (dialer, dialer_nonce, server_nonce)
+            return Status(reply)
+        if step == b"proof" and guard.challenge is not None and guard.challenge[0] == dialer:
+            _, dialer_nonce, server_nonce = guard.challenge
+            guard.challenge = None  # one proof per challenge
+            if security.proof_ok(node.id, dialer, dialer_nonce, server_nonce, args[3]):
+                conn.peer_id = dialer
+                grant(conn)
+                return OK
+        guard.challenge = None
+        log.warning("peer authentication failed for %s (claiming to be %s)", conn.addr, dialer)
+        conn.reply_bytes(b"-WRONGPASS peer authentication failed\r\n")
+        conn.close()
+        return NO_REPLY
+
+    max_peer_message = node.options.max_peer_message
 
     def raftmsg(conn: ClientConn, args: list[bytes]) -> Any:
         if not conn.peer_id:
             raise ValueError("RAFTMSG is only accepted on peer connections")
         _arity(args, 2, 2)
-        node.on_peer_messages(args[1], conn.peer_id)
+        payload = args[1]
+        if len(payload) > max_peer_message:
+            log.warning(
+                "dropping a %d-byte message batch from %s: over the %d-byte limit",
+                len(payload),
+                conn.peer_id,
+                max_peer_message,
+            )
+            return NO_REPLY
+        node.on_peer_messages(payload, conn.peer_id)
         return NO_REPLY
 
     table: dict[bytes, Handler] = {
+        b"auth": auth,
         b"ping": ping,
         b"echo": echo,
         b"quit": quit_,
@@ -321,10 +433,10 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         b"raftstate": raftstate,
         b"raftstats": raftstats,
         b"raftpeers": raftpeers,
-        b"raftaddpeer": raftaddpeer,
-        b"raftremovepeer": raftremovepeer,
-        b"raftsnapshot": raftsnapshot,
-        b"rafttransferleader": rafttransferleader,
+        b"raftaddpeer": admin(raftaddpeer),
+        b"raftremovepeer": admin(raftremovepeer),
+        b"raftsnapshot": admin(raftsnapshot),
+        b"rafttransferleader": admin(rafttransferleader),
         b"config": config,
         b"raftpeer": raftpeer,
         b"raftmsg": raftmsg,
@@ -376,6 +488,7 @@ def _info(node: Node, sections: set[str]) -> str:
             ("backend", node.options.backend),
         ],
     )
+    section("Security", node.security.describe())
     return "".join(parts)
 
 

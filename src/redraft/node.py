@@ -43,6 +43,7 @@ from redraft.raft.types import (
     Role,
     SnapshotMeta,
 )
+from redraft.security import Security, peer_ask, private_dir, reap_idle
 from redraft.server import READ
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
@@ -122,8 +123,9 @@ class Node:
         self._batch: list[list[bytes]] = []
         self._batch_waiters: list[Waiter] = []
         self._batch_bytes = 0
-        self._flush_scheduled = False
         self._process_scheduled = False
+        self._last_proposed = 0
+        self._outbox: dict[str, list[Message]] = {}
         self._pending: dict[int, _Proposal] = {}
         self._reads_waiting: list[tuple[int, int, _ReadToken]] = []
         self._read_seq = 0
@@ -163,7 +165,10 @@ class Node:
         from redraft.logs import setup_logging
 
         setup_logging(opts.log_level)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.security = Security.from_options(opts, self.bind_host)
+        self.draining = False
+        """Stopping gracefully: new connections are refused (see :meth:`close`)."""
+        private_dir(self.dir)
         self.store = open_store(opts.backend, self.dir / "log")
         if not self.store.persistent:
             log.warning(
@@ -200,6 +205,10 @@ class Node:
             opts.consistency.name.lower(),
             opts.backend,
         )
+        if self.security.warning:
+            log.warning("*** INSECURE *** %s", self.security.warning)
+        if opts.idle_timeout > 0:
+            self._spawn(reap_idle(self.server, opts.idle_timeout))
         self._tick_interval = opts.tick_ms / 1000.0
         self._tick_base = time.monotonic()
         self._ticks_done = 0
@@ -260,18 +269,58 @@ class Node:
         if self._done is None:
             await self.start()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            # The first signal stops gracefully; a second one stops at once.
+            grace = 0.0 if self.draining else self.options.shutdown_timeout
+            self._spawn(self.close(grace))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: self._spawn(self.close()))
+                loop.add_signal_handler(sig, on_signal)
         assert self._done is not None
         await self._done.wait()
         if self._fatal is not None:
             raise self._fatal
 
-    async def close(self) -> None:
-        """Stop serving, flush the log and release everything."""
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop serving, flush the log and release everything.
+
+        With ``grace`` (seconds; what SIGTERM and SIGINT give) the node first
+        winds down: it refuses new connections, hands leadership to the most
+        caught-up voter if it leads (clients' next writes are redirected there
+        at once instead of waiting out an election timeout), and waits up to
+        ``grace`` seconds for the replies its clients are still owed.
+        """
         if self._done is None or self._done.is_set() or self.state_name == "Closing":
             return
+        if grace > 0:
+            if self.draining:
+                return
+            self.draining = True
+            log.info("stopping: winding down (at most %.1fs)", grace)
+            deadline = time.monotonic() + grace
+            core = self.core
+            if core.role == Role.LEADER and len(core.membership.voters) > 1:
+                handed: asyncio.Future[BaseException | None] = self.loop.create_future()
+
+                def on_handed(exc: BaseException | None) -> None:
+                    if not handed.done():
+                        handed.set_result(exc)
+
+                try:
+                    self.transfer_leadership(None, on_handed)
+                    failed = await asyncio.wait_for(handed, grace)
+                except Exception as exc:
+                    failed = exc
+                if failed is not None:
+                    log.warning("could not hand leadership over before stopping: %s", failed)
+            while time.monotonic() < deadline and (
+                self._pending or any(c.has_pending() for c in self.server.conns)
+            ):
+                await asyncio.sleep(0.02)
+            if self._done.is_set() or self.state_name == "Closing":
+                return  # a second signal stopped the node meanwhile
         self.state_name = "Closing"
         if self._tick_timer is not None:
             self._tick_timer.cancel()
@@ -323,7 +372,7 @@ class Node:
             self._tick_timer = self.loop.call_at(
                 self.loop.time() + max(0.0, nxt - time.monotonic()), self._on_tick
             )
-        if self._batch and self.core.role == Role.LEADER and not self._flush_scheduled:
+        if self._batch and self.core.role == Role.LEADER:
             self._flush_batch()  # a batch held back by a leadership transfer
         now = time.monotonic()
         if now >= self._housekeeping_at:
@@ -355,8 +404,22 @@ class Node:
             self.loop.call_soon(self._process_soon)
 
     def _process_soon(self) -> None:
+        # The end of a loop turn: everything that arrived in it is handled
+        # together, so it costs one log entry, one persist and one write per
+        # peer and per client.
         self._process_scheduled = False
+        if self._batch and self._may_propose():
+            self._flush_batch()
         self._process()
+
+    def _may_propose(self) -> bool:
+        """Adaptive batching: hold new writes while earlier batches are uncommitted.
+
+        Under light load nothing is in flight and a write is proposed at
+        once; under heavy load writes pile up for one round trip and go out
+        together, which costs far fewer system calls per write.
+        """
+        return self.core.commit_index + self.options.max_inflight_batches > self._last_proposed
 
     def _process(self) -> None:
         """Carry out every Ready the core has."""
@@ -384,6 +447,8 @@ class Node:
                 assert isinstance(token, _ReadToken)
                 token.fail(Redirect(core.leader))
         self._observe_role()
+        if self._outbox:
+            self._flush_outbox()
         self.server.flush_dirty()
 
     def _on_durable(self, readies: list[Ready]) -> None:
@@ -445,7 +510,8 @@ class Node:
     # ------------------------------------------------------------ messaging
 
     def _send(self, msgs: list[Message]) -> None:
-        by_peer: dict[str, list[Message]] = {}
+        """Queue messages; :meth:`_flush_outbox` writes them at the end of the turn."""
+        outbox = self._outbox
         for m in msgs:
             if m.type == MsgType.SNAP and m.snap is not None and not m.snap.data:
                 chunk = m.snap
@@ -458,12 +524,17 @@ class Node:
                 except Exception as exc:
                     log.warning("cannot read snapshot %d for %s: %s", idx, m.to, exc)
                     continue
-            lst = by_peer.get(m.to)
+            lst = outbox.get(m.to)
             if lst is None:
-                by_peer[m.to] = [m]
+                outbox[m.to] = [m]
             else:
                 lst.append(m)
-        for peer, batch in by_peer.items():
+
+    def _flush_outbox(self) -> None:
+        """One RAFTMSG, in one write, per peer."""
+        outbox = self._outbox
+        self._outbox = {}
+        for peer, batch in outbox.items():
             link = self._links.get(peer)
             if link is None:
                 link = self._links[peer] = PeerLink(
@@ -472,6 +543,8 @@ class Node:
                     self._hello_args(),
                     self._on_unreachable,
                     dial=self.options.peer_routes.get(peer, ""),
+                    ssl=self.security.peer_ssl,
+                    secret=self.security.peer_secret,
                 )
                 link.start()
             link.send(raftmsg_command(encode_messages(batch)))
@@ -517,13 +590,13 @@ class Node:
             slot = conn.new_slot()
         self._batch.append(args)
         self._batch_waiters.append(Waiter(conn, slot, respond, name))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush_batch)
+        if not self._process_scheduled:
+            self._process_scheduled = True
+            self.loop.call_soon(self._process_soon)
         return slot
 
     def _flush_batch(self) -> None:
-        self._flush_scheduled = False
+        """Propose this turn's writes as one entry (or a few, when many)."""
         cmds = self._batch
         if not cmds:
             return
@@ -556,8 +629,8 @@ class Node:
         term = core.term
         for k, group in enumerate(groups):
             self._pending[first + k] = _Proposal(term, deadline, group)
+        self._last_proposed = first + len(payloads) - 1
         self.stats["proposals"] += len(payloads)
-        self._process()
 
     def _fail_batch(self, exc: BaseException) -> None:
         waiters = self._batch_waiters
@@ -662,6 +735,8 @@ class Node:
                     self._finish(p, [None], None)
             self.applied_index = e.index
         self.stats["entries_applied"] += len(entries)
+        if self._batch:
+            self.schedule_process()  # writes held while the last batch was in flight
         waiting = self._reads_waiting
         applied = self.applied_index
         while waiting and waiting[0][0] <= applied:
@@ -805,8 +880,6 @@ class Node:
     # ------------------------------------------------------------------ join
 
     async def _join_loop(self) -> None:
-        from redraft.client import ask
-
         target = self.join_addr
         if target.startswith(":"):
             target = "127.0.0.1" + target
@@ -816,7 +889,15 @@ class Node:
             if self.core.membership.members() and self.id in self.core.membership.members():
                 return
             try:
-                reply = await ask(target, [b"RAFTADDPEER", self.id.encode()], timeout=5.0)
+                # A peer handshake first: joining needs the peer secret (and TLS if set).
+                reply = await peer_ask(
+                    target,
+                    [b"RAFTADDPEER", self.id.encode()],
+                    self_id=self.id,
+                    secret=self.security.peer_secret,
+                    ssl_context=self.security.peer_ssl,
+                    timeout=5.0,
+                )
             except (TimeoutError, OSError) as exc:
                 log.info("join via %s: %s; retrying", target, exc)
             else:

@@ -89,6 +89,10 @@ class Options:
     max_batch_commands: int = 4096
     """Commands packed into one log entry at most."""
     max_batch_bytes: int = 1 << 20
+    max_inflight_batches: int = 1
+    """Batches of writes proposed but not yet committed, at most; more writes
+    wait and join the next batch (adaptive batching: fewer, larger batches
+    under load, no added delay when idle)."""
     write_timeout: float = 30.0
     """Seconds a client waits for its write to commit before an error."""
     join_timeout: float = 60.0
@@ -99,9 +103,37 @@ class Options:
     max_multibulk_len: int = 1024 * 1024
     max_inline_len: int = 64 << 10
     max_query_buffer: int = 1 << 30
+    """A client whose unparsed input exceeds this many bytes is disconnected
+    (64 KiB until it has authenticated, when a password is set)."""
     max_output_buffer: int = 256 << 20
+    """A client whose unsent replies exceed this many bytes is disconnected."""
     idle_timeout: float = 0.0
-    """Close clients idle this many seconds (0: never)."""
+    """Close clients idle this many seconds (0: never); peer links are exempt."""
+    max_peer_message: int = 1 << 30
+    """RAFTMSG payloads (message batches, snapshot chunks included) above this
+    many bytes are dropped and logged.  Keep it at least ``max_query_buffer``:
+    the largest command a client may send becomes one log entry."""
+
+    auth: str = field(default="", repr=False)
+    """Password clients must give with ``AUTH`` (empty: none)."""
+    peer_secret: str = field(default="", repr=False)
+    """Secret peers prove they know before their messages are accepted;
+    empty: the ``auth`` password (peers are unauthenticated when both are empty)."""
+    auth_failure_delay: float = 0.25
+    """Seconds a wrong password waits before its error reply (per connection,
+    one failure after another), against guessing."""
+    tls_cert: str = ""
+    """PEM certificate (chain) of this node; enables TLS for clients and peers."""
+    tls_key: str = field(default="", repr=False)
+    """PEM private key of ``tls_cert`` (empty: the key is in ``tls_cert``)."""
+    tls_ca: str = ""
+    """PEM CA bundle peers' certificates (and clients' with ``tls_client_auth``)
+    are verified against; empty: the system's trusted roots."""
+    tls_client_auth: bool = False
+    """Require clients and peers to present a certificate signed by ``tls_ca``."""
+    shutdown_timeout: float = 5.0
+    """Seconds SIGTERM/SIGINT waits for in-flight commands and a leadership
+    handover before the node stops anyway."""
 
     extra: dict[str, object] = field(default_factory=dict)
     """Free-form settings for applications built on redraft."""
@@ -115,3 +147,13 @@ class Options:
             )
         if self.tick_ms <= 0 or self.election_ticks <= self.heartbeat_ticks:
             raise ValueError("need tick_ms > 0 and election_ticks > heartbeat_ticks")
+        # Four snapshot chunks may travel in one batch; a cap below that would
+        # drop every batch of a snapshot transfer and stall it for ever.
+        if self.max_peer_message < 4 * self.snapshot_chunk_bytes + (64 << 10):
+            raise ValueError(
+                "max_peer_message must exceed 4 * snapshot_chunk_bytes (plus 64 KiB of framing)"
+            )
+        if (self.tls_key or self.tls_ca or self.tls_client_auth) and not self.tls_cert:
+            raise ValueError("TLS settings need a certificate (tls_cert)")
+        if self.tls_client_auth and not self.tls_ca:
+            raise ValueError("tls_client_auth needs tls_ca to verify client certificates")

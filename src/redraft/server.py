@@ -14,11 +14,13 @@ import asyncio
 import itertools
 import logging
 import socket
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from redraft.machine import Command, Respond
 from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
+from redraft.security import NOAUTH_REPLY, PRE_AUTH_COMMANDS, UNAUTHENTICATED_QUERY_BUFFER
 
 if TYPE_CHECKING:
     from redraft.node import Node
@@ -104,8 +106,21 @@ class ClientConn(asyncio.Protocol):
             self.addr = f"{peer[0]}:{peer[1]}"
         server = self.server
         opts = self.node.options
+        security = self.node.security
+        self.authenticated = security.password is None
+        self.guard = security.new_guard()
+        self.query_limit = opts.max_query_buffer
+        """Unparsed bytes this client may hold (less until it authenticates)."""
+        if not self.authenticated:
+            self.query_limit = min(opts.max_query_buffer, UNAUTHENTICATED_QUERY_BUFFER)
+        self.last_active = time.monotonic()
+        refusal = b""
         if len(server.conns) >= opts.max_clients:
-            transport.write(b"-ERR max number of clients reached\r\n")
+            refusal = b"-ERR max number of clients reached\r\n"
+        elif self.node.draining:
+            refusal = b"-ERR the node is shutting down\r\n"
+        if refusal:
+            transport.write(refusal)
             transport.close()
             self.closed = True
             return
@@ -120,6 +135,7 @@ class ClientConn(asyncio.Protocol):
                 transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         error: ProtocolError | None = None
         try:
             cmds = self._parser.parse(data)
@@ -137,6 +153,20 @@ class ClientConn(asyncio.Protocol):
             log.info("protocol error from %s: %s", self.addr, error)
             self.reply_bytes(b"-ERR " + str(error).encode() + b"\r\n")
             self._close_when_drained = True
+        if self._parser.buffered > self.query_limit:
+            # A request that never ends must not hold memory without bound.
+            log.warning(
+                "closing %s: %d bytes of unfinished request, over the query buffer limit",
+                self.addr,
+                self._parser.buffered,
+            )
+            self.flush()
+            t = self._transport
+            if t is not None and not self.closed:
+                t.write(b"-ERR max query buffer length reached: closing the connection\r\n")
+                t.close()
+            self.closed = True
+            return
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -315,7 +345,12 @@ class Server:
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ClientConn(self), host, port, reuse_address=True, backlog=511
+            lambda: ClientConn(self),
+            host,
+            port,
+            reuse_address=True,
+            backlog=511,
+            ssl=self.node.security.server_ssl,
         )
 
     async def close(self) -> None:
@@ -340,7 +375,11 @@ class Server:
 
     def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
         node = self.node
-        handler = self.builtins.get(args[0].lower())
+        key = args[0].lower()
+        handler = self.builtins.get(key)
+        if not conn.authenticated and key not in PRE_AUTH_COMMANDS:
+            conn.reply_bytes(NOAUTH_REPLY)
+            return
         try:
             if handler is not None:
                 value = handler(conn, args)

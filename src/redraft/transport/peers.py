@@ -1,8 +1,10 @@
 """Outgoing links to peers: one persistent, pipelined connection per peer.
 
 Each link dials the peer's client port, introduces itself with ``RAFTPEER``
-and from then on only writes ``RAFTMSG`` commands; the peer never answers
-them (its own replies to us travel on its own link to us).  A link that
+(proving, when a peer secret is set, that both ends know it: see
+:mod:`redraft.security`) and from then on only writes ``RAFTMSG`` commands;
+the peer never answers them (its own replies to us travel on its own link
+to us).  A link that
 drops reconnects with exponential backoff.  Messages written while a link is
 down are dropped: Raft tolerates loss and the core re-sends what matters.
 """
@@ -13,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from ssl import SSLContext
+from ssl import SSLContext, SSLError
 from typing import cast
 
 from redraft.resp import encode_command
+from redraft.security import DialerHandshake, HandshakeError
 
 log = logging.getLogger("redraft.transport")
 
@@ -43,32 +46,42 @@ class _LinkProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._greeted = False
         self._buf = b""
+        self._handshake = DialerHandshake(link.self_id, link.secret, link.peer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
-        transport.write(self.link.hello)
+        transport.write(self._handshake.first() if self.link.secret else self.link.hello)
 
     def data_received(self, data: bytes) -> None:
-        # The only reply on a peer link is the one to RAFTPEER.
+        # The only replies on a peer link are the handshake's.
         if self._greeted:
             return
-        self._buf += data
-        if b"\r\n" not in self._buf:
+        if len(self._buf) + len(data) > 4096:
+            self._refused("oversized handshake reply")
             return
-        line, _, _ = self._buf.partition(b"\r\n")
+        self._buf += data
+        while not self._greeted and b"\r\n" in self._buf:
+            line, _, self._buf = self._buf.partition(b"\r\n")
+            try:
+                request = self._handshake.step(line)
+            except HandshakeError as exc:
+                self._refused(str(exc))
+                return
+            if request is None:
+                self._greeted = True
+                self._buf = b""
+                self.link._on_ready(self)
+            else:
+                assert self.transport is not None
+                self.transport.write(request)
+
+    def _refused(self, why: str) -> None:
         self._greeted = True
         self._buf = b""
-        if line.startswith(b"+"):
-            self.link._on_ready(self)
-        else:
-            log.warning(
-                "peer %s refused our link: %s",
-                self.link.peer,
-                line.decode("utf-8", "replace")[1:],
-            )
-            assert self.transport is not None
-            self.transport.close()
+        log.warning("link to peer %s refused: %s", self.link.peer, why)
+        assert self.transport is not None
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link._on_lost(self)
@@ -86,8 +99,11 @@ class PeerLink:
         max_buffer: int = 64 << 20,
         ssl: SSLContext | None = None,
         dial: str = "",
+        secret: bytes | None = None,
     ) -> None:
         self.peer = peer
+        self.secret = secret
+        """The peer secret both ends prove they know (None: no peer authentication)."""
         self.dial = dial or peer
         self.self_id = self_id
         self.hello = encode_command(hello_args)
@@ -101,6 +117,7 @@ class PeerLink:
         self._ready = asyncio.Event()
         self.dropped = 0
         self.sent = 0
+        self._tls_warned = False
 
     @property
     def connected(self) -> bool:
@@ -170,7 +187,11 @@ class PeerLink:
                     timeout=2.0,
                 )
             except (TimeoutError, OSError) as exc:
-                log.debug("dialing %s failed: %s", self.peer, exc)
+                if isinstance(exc, SSLError) and not self._tls_warned:
+                    self._tls_warned = True  # once per link: it retries for ever
+                    log.warning("TLS with peer %s failed: %s", self.peer, exc)
+                else:
+                    log.debug("dialing %s failed: %s", self.peer, exc)
                 await asyncio.sleep(self._backoff)
                 self._backoff = min(self._backoff * 2, 1.0)
                 continue
