@@ -67,6 +67,14 @@ class NodeProc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, join: str = "", extra: list[str] | None = None) -> None:
+        self.spawn(join, extra)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        wait_until(self.ping, 15, f"node {self.addr} to answer PING")
+
+    def spawn(self, join: str = "", extra: list[str] | None = None) -> None:
+        """Start the process without waiting for it to serve."""
         cmd = [
             sys.executable, "-m", "redraft.examples.clone",
             "-p", str(self.port), "--dir", str(self.dir), "--loglevel", "verbose",
@@ -78,7 +86,6 @@ class NodeProc:
         self._logf = logf
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-        wait_until(self.ping, 15, f"node {self.addr} to answer PING")
 
     @property
     def running(self) -> bool:
@@ -141,7 +148,9 @@ class Cluster:
         first.start()
         wait_until(lambda: self.leader() is first, 15, "the first node to lead")
         for n in self.nodes[1:]:
-            n.start(join=first.addr)
+            n.spawn(join=first.addr)
+        for n in self.nodes[1:]:
+            n.wait_ready()
         wait_until(lambda: self.voters() == len(self.nodes), 30, "every node to become a voter")
         return self
 
