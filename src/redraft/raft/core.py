@@ -159,6 +159,7 @@ class RaftCore:
         self._departing_expiring: set[NodeId] = set()
         self._votes: dict[NodeId, bool] = {}
         self.lead_transferee: NodeId = ""
+        self._lease_forfeited = False
         self.pending_conf_index = 0
 
         self._msgs: list[Message] = []
@@ -273,7 +274,12 @@ class RaftCore:
         than the tick count (its ticks may lag the clock while it is busy):
         the lease must expire in real time, whatever the tick backlog.
         """
-        if self.role != Role.LEADER or self.lead_transferee or not self.committed_in_term():
+        if (
+            self.role != Role.LEADER
+            or self.lead_transferee
+            or self._lease_forfeited
+            or not self.committed_in_term()
+        ):
             return False
         voters = self.membership.voters
         if self.id not in voters:
@@ -316,7 +322,7 @@ class RaftCore:
         self.lead_transferee = to
         self._transfer_elapsed = 0
         if self.prs[to].match == self.log.last_index:
-            self._send(Message(_TIMEOUT_NOW, to, self.id, self.term))
+            self._send_timeout_now(to)
         else:
             self._send_append(to, self.prs[to])
         return to
@@ -573,6 +579,7 @@ class RaftCore:
         self._reset_randomized_timeout()
         self._votes = {}
         self.lead_transferee = ""
+        self._lease_forfeited = False
         self.prs = {}
         self._departing = {}
         self._departing_expiring = set()
@@ -687,7 +694,7 @@ class RaftCore:
             key=lambda v: (-self.prs[v].match, v),
         )
         if best and self.prs[best[0]].match == self.log.last_index:
-            self._send(Message(_TIMEOUT_NOW, best[0], self.id, self.term))
+            self._send_timeout_now(best[0])
         self._become_follower(self.term, "")
 
     def _expire_departing(self) -> None:
@@ -727,6 +734,13 @@ class RaftCore:
         else:
             self._msgs_after.append(m)
 
+    def _send_timeout_now(self, to: NodeId) -> None:
+        # The target will campaign past its peers' loyalty to us, so from
+        # now on this term's lease proves nothing, even if the transfer is
+        # called off: the message may still arrive and win an election.
+        self._lease_forfeited = True
+        self._send(Message(_TIMEOUT_NOW, to, self.id, self.term))
+
     def _tick_leader(self) -> None:
         cfg = self.cfg
         self._heartbeat_elapsed += 1
@@ -739,10 +753,10 @@ class RaftCore:
             for pr in self.prs.values():
                 pr.recent_active = False
             self._expire_departing()
-            if self.lead_transferee:
-                self.lead_transferee = ""
         if self.lead_transferee:
             self._transfer_elapsed += 1
+            if self._transfer_elapsed >= cfg.election_tick:
+                self.lead_transferee = ""  # the target did not take over in time
         if self._heartbeat_elapsed >= cfg.heartbeat_tick:
             self._heartbeat_elapsed = 0
             self._bcast_heartbeat()
@@ -891,7 +905,7 @@ class RaftCore:
                 pr.become_probe()
             self._maybe_commit()
             if m.frm == self.lead_transferee and pr.match == self.log.last_index:
-                self._send(Message(_TIMEOUT_NOW, m.frm, self.id, self.term))
+                self._send_timeout_now(m.frm)
             departed = self._departing.get(m.frm)
             if departed is not None and departed <= pr.match and departed <= self.log.commit:
                 del self._departing[m.frm]
@@ -1048,9 +1062,23 @@ class RaftCore:
             return
         meta = chunk.meta
         log = self.log
-        if meta.index <= log.commit:
+        if meta.index <= log.commit or log.match_term(meta.index, meta.term):
+            # Nothing to install: we hold everything up to the snapshot (and
+            # perhaps acknowledged entries after it, which must survive).
+            # The snapshot's index is committed, so our commit may move there.
             self._incoming = None
-            self._send(Message(_SNAP_RESP, m.frm, self.id, self.term, index=log.commit, context=1))
+            if meta.index > log.commit:
+                log.commit = meta.index
+            self._send(
+                Message(
+                    _SNAP_RESP,
+                    m.frm,
+                    self.id,
+                    self.term,
+                    index=max(meta.index, log.commit),
+                    context=1,
+                )
+            )
             return
         inc = self._incoming
         if chunk.offset == 0 and inc != meta:
