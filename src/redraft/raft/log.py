@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from itertools import accumulate
+from operator import itemgetter
 
 from redraft.raft.types import Entry
 
 ENTRY_OVERHEAD = 24
 """Bytes counted per entry on top of its data when sizing messages."""
+
+_data_of = itemgetter(3)  # Entry.data, at C speed
 
 
 class RaftLog:
@@ -38,8 +41,8 @@ class RaftLog:
         self.offset = prev_index + 1
         self.prev_term = prev_term
         self._entries: list[Entry] = []
-        # _cum[k] is the byte size of entries[0..k-1]; it lets a byte-bounded
-        # slice be found by bisection instead of a Python loop per entry.
+        # _cum[k] is the data size of entries[0..k-1] (plus a base); it lets a
+        # byte-bounded slice be found by bisection instead of a loop per entry.
         self._cum: list[int] = [0]
         self.extend(entries)
         last = self.last_index
@@ -92,14 +95,21 @@ class RaftLog:
             raise IndexError(f"entry {lo} is compacted (log starts at {self.offset})")
         if max_bytes is not None and b - a > 1:
             cum = self._cum
-            limit = cum[a] + max_bytes
-            if cum[b] > limit:
-                b = max(a + 1, bisect_right(cum, limit, a, b + 1) - 1)
+            base = cum[a] + a * ENTRY_OVERHEAD
+            if cum[b] + b * ENTRY_OVERHEAD - base > max_bytes:
+                # The last k whose entries [a, k) fit, found by bisection.
+                k = bisect_right(
+                    range(a, b + 1),
+                    max_bytes,
+                    key=lambda k: cum[k] + k * ENTRY_OVERHEAD - base,
+                )
+                b = max(a + 1, a + k - 1)
         return self._entries[a:b]
 
     def size_between(self, lo: int, hi: int) -> int:
-        """Byte size of entries [lo, hi)."""
-        return self._cum[hi - self.offset] - self._cum[lo - self.offset]
+        """Byte size of entries [lo, hi), counting ENTRY_OVERHEAD each."""
+        cum = self._cum
+        return cum[hi - self.offset] - cum[lo - self.offset] + (hi - lo) * ENTRY_OVERHEAD
 
     def find_conflict_by_term(self, index: int, term: int) -> int:
         """The largest index <= ``index`` whose term is <= ``term`` (fast backtracking)."""
@@ -117,10 +127,10 @@ class RaftLog:
         if not entries:
             return
         self._entries.extend(entries)
-        self._cum.extend(
-            accumulate((len(e.data) + ENTRY_OVERHEAD for e in entries), initial=self._cum[-1])
-        )
-        del self._cum[-len(entries) - 1]
+        cum = self._cum
+        # Running totals of data sizes, at C speed (no Python loop per entry).
+        cum.extend(accumulate(map(len, map(_data_of, entries)), initial=cum[-1]))
+        del cum[-len(entries) - 1]
 
     def truncate_after(self, index: int) -> None:
         """Drop every entry after ``index`` (a conflicting suffix)."""

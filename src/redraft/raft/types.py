@@ -7,8 +7,12 @@ Nothing here does I/O.  The runtime persists :class:`Entry` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import partial
+from itertools import repeat
+from typing import NamedTuple
 
 import msgpack
 
@@ -27,14 +31,27 @@ class EntryKind(IntEnum):
     """A full membership (:meth:`Membership.encode`); takes effect when appended."""
 
 
-@dataclass(slots=True)
-class Entry:
-    """One log entry."""
+class Entry(NamedTuple):
+    """One log entry (immutable).
+
+    A named tuple so that batches of entries can be built and measured at C
+    speed (see :func:`make_entries`): the core handles millions per second.
+    """
 
     term: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index(), which entries never need
     kind: int
     data: bytes
+
+
+_new_entry = partial(tuple.__new__, Entry)
+
+
+def make_entries(term: int, start: int, kind: int, datas: Sequence[bytes]) -> list[Entry]:
+    """Entries of one term and kind for ``datas``, indexed from ``start``."""
+    n = len(datas)
+    fields = zip(repeat(term, n), range(start, start + n), repeat(kind, n), datas, strict=True)
+    return list(map(_new_entry, fields))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,35 @@
+"""Build hook: with REDRAFT_COMPILE=1, the hot modules are compiled with mypyc.
+
+Everything else about the package is in pyproject.toml.  The compiled build
+needs mypy in the build environment, so install it with
+``REDRAFT_COMPILE=1 pip install --no-build-isolation .`` from an environment
+that has ``mypy`` (``pip install '.[test]'`` brings it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+# The request path: the consensus core, the RESP codec, the server, the node
+# and its appliers, the peer codec.  machine.py stays interpreted: users
+# subclass its classes.
+HOT_MODULES = [
+    "src/redraft/raft/core.py",
+    "src/redraft/raft/log.py",
+    "src/redraft/raft/progress.py",
+    "src/redraft/resp.py",
+    "src/redraft/server.py",
+    "src/redraft/node.py",
+    "src/redraft/applier.py",
+    "src/redraft/transport/codec.py",
+]
+
+if __name__ == "__main__":
+    ext_modules = []
+    if os.environ.get("REDRAFT_COMPILE") == "1":
+        from mypyc.build import mypycify
+
+        ext_modules = mypycify(["--config-file", "pyproject.toml", *HOT_MODULES])
+    setup(ext_modules=ext_modules)
