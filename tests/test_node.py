@@ -203,6 +203,19 @@ def test_protocol_error_closes_only_that_connection(cluster: Cluster) -> None:
         assert other.set("still", "serving") is True
 
 
+def test_client_vanishing_mid_pipeline_leaves_the_node_serving(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    from redraft.resp import encode_command
+
+    burst = b"".join(encode_command(["SET", f"gone:{i}", "x" * 100]) for i in range(5000))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", leader.port), timeout=3) as s:
+            s.sendall(burst[: len(burst) // 2])  # cut off in the middle of a request
+    with leader.client() as c:
+        assert c.set("after-vanish", "ok") is True
+        assert c.get("after-vanish") == b"ok"
+
+
 def test_inline_commands_work_like_telnet(cluster: Cluster) -> None:
     leader = cluster.wait_leader()
     assert raw(leader.port, b'SET inline "two words"\r\nGET inline\r\n') == (
