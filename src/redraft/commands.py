@@ -405,7 +405,7 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
 
     def raftmsg(conn: ClientConn, args: list[bytes]) -> Any:
         if not conn.peer_id:
-            raise ValueError("RAFTMSG is only accepted on peer connections")
+            raise ValueError("ERR RAFTMSG is only accepted on peer connections")
         _arity(args, 2, 2)
         payload = args[1]
         if len(payload) > max_peer_message:

@@ -301,7 +301,13 @@ class Node:
             log.info("stopping: winding down (at most %.1fs)", grace)
             deadline = time.monotonic() + grace
             core = self.core
-            if core.role == Role.LEADER and len(core.membership.voters) > 1:
+            # Hand over only to a cluster that is there: with no quorum heard
+            # from lately (the last node standing) it would just time out.
+            if (
+                core.role == Role.LEADER
+                and len(core.membership.voters) > 1
+                and core.lease_valid(self._due_ticks())
+            ):
                 handed: asyncio.Future[BaseException | None] = self.loop.create_future()
 
                 def on_handed(exc: BaseException | None) -> None:
@@ -708,7 +714,17 @@ class Node:
                 )
                 p = None
             if e.kind == normal:
-                stamp, cmds = decode_batch(e.data)
+                try:
+                    stamp, cmds = decode_batch(e.data)
+                except Exception as exc:
+                    # Every node decodes the same bytes the same way, so
+                    # skipping keeps them identical; it can only come from a
+                    # member writing garbage, which is worth shouting about.
+                    log.error("skipping undecodable entry %d: %s", e.index, exc)
+                    stamp, cmds = self.last_stamp, []
+                    if p is not None:
+                        self._finish(p, None, Exception("ERR the command could not be decoded"))
+                        p = None
                 if stamp > self.last_stamp:
                     self.last_stamp = stamp
                 aa.begin(stamp, e.index)

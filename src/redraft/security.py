@@ -36,7 +36,7 @@ import os
 import secrets
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,8 +270,8 @@ class ConnGuard:
 class Security:
     """The credentials and TLS contexts of one node, built from its Options."""
 
-    password: bytes | None
-    peer_secret: bytes | None
+    password: bytes | None = field(repr=False)
+    peer_secret: bytes | None = field(repr=False)
     server_ssl: ssl.SSLContext | None
     peer_ssl: ssl.SSLContext | None
     client_auth: bool

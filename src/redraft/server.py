@@ -143,10 +143,20 @@ class ClientConn(asyncio.Protocol):
             error = exc
             cmds = exc.commands
         dispatch = self.server.dispatch
+        out = self._out
+        out_limit = self.node.options.max_output_buffer
         for args in cmds:
             if self._close_when_drained:
                 break
             dispatch(self, args)
+            if len(out) > out_limit:
+                # Checked per command: one read of small requests (GET of a
+                # big value, many times) must not build an unbounded reply.
+                log.warning("closing %s: replies over the output buffer limit", self.addr)
+                if self._transport is not None:
+                    self._transport.abort()
+                self.closed = True
+                return
         if error is not None:
             # Redis answers the bad request and hangs up; commands that came
             # before it in the same read still get their replies.

@@ -62,9 +62,12 @@ def encode_messages(msgs: Sequence[Message]) -> bytes:
     return data
 
 
+_MAX_INT = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)
+
+
 def _int(v: Any) -> int:
-    if type(v) is not int or v < 0:
-        raise CodecError(f"expected a non-negative integer, got {v!r}")
+    if type(v) is not int or not 0 <= v <= _MAX_INT:
+        raise CodecError(f"expected an integer in [0, 2**63), got {v!r}")
     return v
 
 
