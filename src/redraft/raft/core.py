@@ -662,8 +662,13 @@ class RaftCore:
             for n in old.members() - new.members():
                 if n != self.id:
                     self._departing[n] = index
-            for n in new.members():
+            for n in new.members() - old.members():
+                # A member added (back) starts from nothing: under the same id
+                # it may be a new process with an empty log, and must not
+                # inherit what the leader knew of its predecessor.
                 self._departing.pop(n, None)
+                self._departing_expiring.discard(n)
+                self.prs.pop(n, None)
             if self.lead_transferee and self.lead_transferee not in new.voters:
                 self.lead_transferee = ""
             self._sync_progress()
@@ -920,6 +925,14 @@ class RaftCore:
     def _maybe_decrease(self, pr: Progress, m: Message) -> bool:
         """A follower rejected an APP at ``m.index``; back off.  False if stale."""
         rejected = m.index
+        if m.hint_index < pr.match and rejected > pr.match:
+            # A fresh rejection says the follower's log ends before what it
+            # acknowledged: it lost its log (a new, empty process under the
+            # same id).  Believe it; lowering match only delays commits.
+            pr.match = m.hint_index
+            pr.become_probe()
+            pr.next = m.hint_index + 1
+            return True
         if pr.state == PeerState.REPLICATE:
             return rejected > pr.match
         if pr.next - 1 != rejected:
