@@ -151,6 +151,15 @@ def test_builtin_commands_reply_shapes(cluster: Cluster) -> None:
         assert c.client_id() > 0
         assert c.client_setname("me") is True and c.client_getname() == "me"
     assert resp(port, "RAFTSNAPSHOT") == b"+OK\r\n"
+    with leader.client() as c:
+        c.set("digest-marker", "1")
+        applied, digest = c.execute_command("RAFTDIGEST")
+        assert applied > 0 and len(digest) == 64
+    for f in cluster.followers():
+        with f.client() as c:
+            wait_until(
+                lambda c=c: c.execute_command("RAFTDIGEST")[1] == digest, 10, "replicas to agree"
+            )
     hello = resp(port, "HELLO", "2")
     assert hello.startswith(b"*14\r\n") and b"$5\r\nproto\r\n:2\r\n" in hello
     assert resp(port, "COMMAND", "DOCS").startswith(b"*")

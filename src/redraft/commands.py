@@ -7,6 +7,8 @@ clients expect (``PING``, ``INFO``, ``HELLO``, ``CLIENT``, ``COMMAND``, ...).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import platform
@@ -346,6 +348,24 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         except InvalidChange as exc:
             raise ValueError(str(exc)) from None
 
+    def raftdigest(conn: ClientConn, args: list[bytes]) -> Any:
+        """[applied index, SHA-256 of the machine's snapshot bytes]: compare replicas.
+
+        Runs the machine's snapshot on the event loop, so it is a debugging
+        and verification tool, not something to call in a hot loop.
+        """
+        _arity(args, 1, 1)
+        from redraft.machine import ErrDisabled
+
+        buf = io.BytesIO()
+        try:
+            capture = node.machine.snapshot(buf)
+            if capture is not None:
+                capture.write(buf)
+        except ErrDisabled:
+            raise ValueError("ERR snapshots are disabled, so there is no digest") from None
+        return [node.applied_index, hashlib.sha256(buf.getvalue()).hexdigest().encode()]
+
     def raftsnapshot(conn: ClientConn, args: list[bytes]) -> Any:
         _arity(args, 1, 1)
         slot = conn.new_slot()
@@ -436,6 +456,7 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         b"raftaddpeer": admin(raftaddpeer),
         b"raftremovepeer": admin(raftremovepeer),
         b"raftsnapshot": admin(raftsnapshot),
+        b"raftdigest": raftdigest,
         b"rafttransferleader": admin(rafttransferleader),
         b"config": config,
         b"raftpeer": raftpeer,
