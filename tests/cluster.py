@@ -138,6 +138,7 @@ class Cluster:
     """A cluster of clone processes under ``base``."""
 
     def __init__(self, base: Path, size: int, flags: list[str] | None = None) -> None:
+        base.mkdir(parents=True, exist_ok=True)
         self.base = base
         self.flags = flags or []
         ports = free_ports(size)

@@ -83,6 +83,14 @@ def build_parser(
         help=f"snapshot after N log entries (default {Options.snapshot_entries})",
     )
     p.add_argument(
+        "--snapshot-bytes",
+        "-snapshot-bytes",
+        type=parse_size,
+        default=Options.snapshot_bytes,
+        metavar="SIZE",
+        help="...or after this much log data (default 64mb)",
+    )
+    p.add_argument(
         "--compaction-tail",
         "-compaction-tail",
         type=int,
@@ -191,6 +199,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         advertise=ns.advertise,
         peer_routes=_routes(ns.peer_route),
         snapshot_entries=ns.snapshot_entries,
+        snapshot_bytes=ns.snapshot_bytes,
         snapshot_chunk_bytes=ns.snapshot_chunk_bytes,
         compaction_tail=ns.compaction_tail,
         auth=read_secret(ns.auth, ns.auth_file, ENV_AUTH),

@@ -75,9 +75,9 @@ class Options:
     election_ticks: int = 10
     heartbeat_ticks: int = 1
 
-    snapshot_entries: int = 100_000
+    snapshot_entries: int = 20_000
     """Take a snapshot after this many log entries since the last one..."""
-    snapshot_bytes: int = 256 << 20
+    snapshot_bytes: int = 64 << 20
     """...or this many bytes of log, whichever comes first."""
     snapshot_keep: int = 2
     """Snapshot files kept on disk."""
