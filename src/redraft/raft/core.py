@@ -949,7 +949,8 @@ class RaftCore:
         if not voters:
             return False
         prs = self.prs
-        matches = sorted((prs[v].match if v in prs else 0 for v in voters), reverse=True)
+        matches = [prs[v].match if v in prs else 0 for v in voters]
+        matches.sort(reverse=True)
         idx = matches[len(voters) // 2]
         log = self.log
         if idx > log.commit and log.term(idx) == self.term:

@@ -32,6 +32,7 @@ class RaftLog:
         "applied",
         "commit",
         "handed",
+        "last_index",
         "offset",
         "prev_term",
         "stable",
@@ -40,11 +41,12 @@ class RaftLog:
     def __init__(self, prev_index: int, prev_term: int, entries: list[Entry], commit: int) -> None:
         self.offset = prev_index + 1
         self.prev_term = prev_term
-        self._entries: list[Entry] = []
+        self._entries: list[Entry] = list(entries)
+        self.last_index = prev_index + len(entries)
         # _cum[k] is the data size of entries[0..k-1] (plus a base); it lets a
         # byte-bounded slice be found by bisection instead of a loop per entry.
-        self._cum: list[int] = [0]
-        self.extend(entries)
+        # Only a leader slices by size, so it is built on first use.
+        self._cum: list[int] | None = None
         last = self.last_index
         self.stable = last
         self.handed = last
@@ -56,10 +58,6 @@ class RaftLog:
     @property
     def prev_index(self) -> int:
         return self.offset - 1
-
-    @property
-    def last_index(self) -> int:
-        return self.offset + len(self._entries) - 1
 
     @property
     def last_term(self) -> int:
@@ -94,7 +92,7 @@ class RaftLog:
         if a < 0:
             raise IndexError(f"entry {lo} is compacted (log starts at {self.offset})")
         if max_bytes is not None and b - a > 1:
-            cum = self._cum
+            cum = self._sizes()
             base = cum[a] + a * ENTRY_OVERHEAD
             if cum[b] + b * ENTRY_OVERHEAD - base > max_bytes:
                 # The last k whose entries [a, k) fit, found by bisection.
@@ -108,7 +106,7 @@ class RaftLog:
 
     def size_between(self, lo: int, hi: int) -> int:
         """Byte size of entries [lo, hi), counting ENTRY_OVERHEAD each."""
-        cum = self._cum
+        cum = self._sizes()
         return cum[hi - self.offset] - cum[lo - self.offset] + (hi - lo) * ENTRY_OVERHEAD
 
     def find_conflict_by_term(self, index: int, term: int) -> int:
@@ -127,10 +125,18 @@ class RaftLog:
         if not entries:
             return
         self._entries.extend(entries)
+        self.last_index += len(entries)
         cum = self._cum
-        # Running totals of data sizes, at C speed (no Python loop per entry).
-        cum.extend(accumulate(map(len, map(_data_of, entries)), initial=cum[-1]))
-        del cum[-len(entries) - 1]
+        if cum is not None:
+            # Running totals of data sizes, at C speed (no Python loop per entry).
+            cum.extend(accumulate(map(len, map(_data_of, entries)), initial=cum[-1]))
+            del cum[-len(entries) - 1]
+
+    def _sizes(self) -> list[int]:
+        cum = self._cum
+        if cum is None:
+            cum = self._cum = list(accumulate(map(len, map(_data_of, self._entries)), initial=0))
+        return cum
 
     def truncate_after(self, index: int) -> None:
         """Drop every entry after ``index`` (a conflicting suffix)."""
@@ -138,7 +144,9 @@ class RaftLog:
             raise AssertionError(f"truncating committed entries ({index} < commit {self.commit})")
         k = index + 1 - self.offset
         del self._entries[k:]
-        del self._cum[k + 1 :]
+        if self._cum is not None:
+            del self._cum[k + 1 :]
+        self.last_index = index
         self.stable = min(self.stable, index)
         self.handed = min(self.handed, index)
 
@@ -174,14 +182,16 @@ class RaftLog:
         assert term is not None
         k = index + 1 - self.offset
         del self._entries[:k]
-        del self._cum[:k]
+        if self._cum is not None:
+            del self._cum[:k]
         self.offset = index + 1
         self.prev_term = term
 
     def reset(self, index: int, term: int) -> None:
         """Replace the whole log by a snapshot ending at (index, term)."""
         self._entries = []
-        self._cum = [0]
+        self._cum = None
+        self.last_index = index
         self.offset = index + 1
         self.prev_term = term
         self.stable = index
