@@ -23,8 +23,8 @@ test: setup lint typecheck
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench scripts fuzz setup.py
+	$(VENV)/bin/ruff format --check src tests bench scripts fuzz setup.py
 
 typecheck: setup
 	$(VENV)/bin/mypy

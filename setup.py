@@ -3,7 +3,7 @@
 Everything else about the package is in pyproject.toml.  The compiled build
 needs mypy in the build environment, so install it with
 ``REDRAFT_COMPILE=1 pip install --no-build-isolation .`` from an environment
-that has ``mypy`` (``pip install '.[test]'`` brings it).
+that has ``mypy`` and ``wheel`` (``pip install '.[test]'`` brings both).
 """
 
 from __future__ import annotations
