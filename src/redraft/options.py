@@ -72,7 +72,10 @@ class Options:
     """Called when a client connection closes."""
 
     tick_ms: int = 50
-    election_ticks: int = 10
+    election_ticks: int = 20
+    """A follower campaigns after 1-2 election timeouts of silence (20 ticks
+    of 50 ms: 1-2 s, as etcd and hashicorp/raft), long enough that a node
+    busy on a loaded machine is not mistaken for a dead one."""
     heartbeat_ticks: int = 1
 
     snapshot_entries: int = 20_000

@@ -111,14 +111,18 @@ class LogWriter:
         fut.add_done_callback(lambda f: self._done(group, f))
 
     def _write_group(self, group: list[Ready | Task]) -> None:
-        wrote = False
+        # One fsync for the whole group, and only when something in it must
+        # be durable before it is acknowledged: entries at HIGH, or a term,
+        # vote or membership change at any level.
+        need_sync = False
         for item in group:
             if isinstance(item, Ready):
                 self._write(item, sync=False)
-                wrote = True
+                if item.must_sync or (self.threaded and item.entries):
+                    need_sync = True
             else:
                 item()
-        if wrote and (self.threaded or any(isinstance(i, Ready) and i.must_sync for i in group)):
+        if need_sync:
             self.store.sync()
 
     def _done(self, group: list[Ready | Task], fut: asyncio.Future[None]) -> None:

@@ -86,7 +86,7 @@ class RaftConfig:
     """Entry bytes carried by one APP message (at least one entry is always sent)."""
     max_inflight_msgs: int = 64
     """Pipelining window per follower, in APP messages..."""
-    max_inflight_bytes: int = 32 << 20
+    max_inflight_bytes: int = 8 << 20
     """...and in bytes."""
     snapshot_chunk_size: int = 1 << 20
     max_snapshot_inflight: int = 4
@@ -276,26 +276,37 @@ class RaftCore:
         than the tick count (its ticks may lag the clock while it is busy):
         the lease must expire in real time, whatever the tick backlog.
         """
+        t = self.ticks if now is None or now < self.ticks else now
+        return t < self.lease_deadline()
+
+    def lease_deadline(self) -> int:
+        """The tick before which :meth:`lease_valid` holds, as things stand (-1: never).
+
+        A runtime may cache it until the next input: serving a read then costs
+        one comparison with the clock.
+        """
         if (
             self.role != Role.LEADER
             or self.lead_transferee
             or self._lease_forfeited
             or not self.committed_in_term()
         ):
-            return False
+            return -1
         voters = self.membership.voters
         if self.id not in voters:
-            return False
+            return -1
         if len(voters) == 1:
-            return True
-        now = self.ticks if now is None or now < self.ticks else now
-        floor = now - (self.cfg.election_tick - self.cfg.lease_margin_ticks)
+            return 1 << 62
         rt = self._round_ticks
+        never = -(1 << 62)
         sent = sorted(
-            (now if v == self.id else rt.get(self.prs[v].acked_round, floor) for v in voters),
+            (
+                self.ticks if v == self.id else rt.get(self.prs[v].acked_round, never)
+                for v in voters
+            ),
             reverse=True,
         )
-        return sent[len(voters) // 2] > floor
+        return sent[len(voters) // 2] + self.cfg.election_tick - self.cfg.lease_margin_ticks
 
     def campaign(self) -> None:
         """Start an election now (voters only)."""
@@ -375,11 +386,13 @@ class RaftCore:
         log = self.log
         hs = self._hs_handed
         hard_state: HardState | None = None
-        must_sync = False
-        if self.term != hs.term or self.vote != hs.vote or log.commit != hs.commit:
-            must_sync = self.term != hs.term or self.vote != hs.vote
-            hard_state = self._hs_handed = HardState(self.term, self.vote, log.commit)
+        must_sync = self.term != hs.term or self.vote != hs.vote
         entries = log.take_unhanded() if log.handed < log.last_index else []
+        # A new commit index alone is not worth a write: nothing depends on
+        # it being durable (a restarted node relearns it), so it rides along
+        # with the next entries or term change.
+        if must_sync or (entries and log.commit != hs.commit):
+            hard_state = self._hs_handed = HardState(self.term, self.vote, log.commit)
         if self._config_unsynced and entries:
             # Membership is safety, not a speed knob: always fsynced.
             must_sync = True

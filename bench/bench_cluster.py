@@ -1,0 +1,808 @@
+"""redraft against redis-server (and PySyncObj) under redis-benchmark, in one run.
+
+Starts an N-node cluster of the Redis clone and a reference redis-server
+(``appendonly yes``, ``appendfsync everysec``; plus one with ``appendfsync
+always`` at ``--durability high``) on free loopback ports in a temporary
+directory, runs redis-benchmark against the redraft leader and the reference
+in interleaved rounds, and prints one Markdown table of medians: ops/s, p50
+and p99 latency, the ratio redraft / redis-server (the median of the
+per-round ratios), issue 6's target for it, and the fsyncs per acknowledged
+SET on the leader and the followers.
+
+    .venv/bin/python bench/bench_cluster.py                  # defaults: 3 nodes, medium/medium, fastlog
+    .venv/bin/python bench/bench_cluster.py --durability high
+    .venv/bin/python bench/bench_cluster.py --consistency high
+    .venv/bin/python bench/bench_cluster.py --value-size 16,1024,16384
+    .venv/bin/python bench/bench_cluster.py --pysyncobj     # add a 3-node PySyncObj column
+    .venv/bin/python bench/bench_cluster.py --matrix        # durability x backend, SET only
+    .venv/bin/python bench/bench_cluster.py --quick         # smoke run, well under a minute
+
+Every process it starts is stopped by pid at the end, on error and on
+Ctrl-C; every subprocess has a timeout, and ``--max-minutes`` bounds the
+whole run (rows not reached by then are left out of the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime
+import importlib.util
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from redraft.resp import ReplyParser, encode_command
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+LEVELS = ("low", "medium", "high")
+BACKENDS = ("fastlog", "lmdb", "leveldb", "memory")
+
+# PySyncObj's settings for the comparison (see BENCHMARKS.md): batching on,
+# as its documentation advises for throughput, entries sent every 2 ms rather
+# than with the 100 ms heartbeat, and a poll timeout no longer than that
+# period so a lone write does not sit in the log until the next wake-up.
+PYSYNCOBJ_ARGS = "--batch --period 0.002 --tick 0.002"
+
+
+class Row(NamedTuple):
+    """One redis-benchmark configuration."""
+
+    test: str
+    pipeline: int
+    clients: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.test} -P {self.pipeline} -c {self.clients}"
+
+
+ROWS = (
+    Row("SET", 1, 50),
+    Row("SET", 16, 50),
+    Row("GET", 1, 50),
+    Row("GET", 16, 50),
+    Row("SET", 1, 1),
+    Row("GET", 1, 1),
+)
+MATRIX_ROWS = (Row("SET", 1, 50), Row("SET", 16, 50))
+
+
+@dataclass
+class Sample:
+    """One redis-benchmark run."""
+
+    ops: float
+    p50: float
+    p99: float
+    round: int = 0
+    errors: bool = False
+    fsyncs_leader: float | None = None
+    fsyncs_followers: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Cell:
+    """The samples of one system on one row, and their medians."""
+
+    samples: list[Sample] = field(default_factory=list)
+    failures: int = 0
+
+    def median(self, attr: str) -> float | None:
+        values = [getattr(s, attr) for s in self.samples if getattr(s, attr) is not None]
+        return statistics.median(values) if values else None
+
+    @property
+    def errors(self) -> bool:
+        return any(s.errors for s in self.samples) or self.failures > 0
+
+    def followers_fsyncs(self) -> float | None:
+        values = [max(s.fsyncs_followers) for s in self.samples if s.fsyncs_followers]
+        return statistics.median(values) if values else None
+
+
+# --------------------------------------------------------------- processes
+
+
+class Processes:
+    """Every process this script started; stopped by pid, never by name."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.running: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(self, name: str, cmd: Sequence[str]) -> subprocess.Popen[bytes]:
+        log = open(self.base / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # A session of its own: Ctrl-C reaches this script only, which then
+        # stops its children in order.
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        self.running.append((name, proc, log))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            text = (self.base / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        for entry in list(self.running):
+            if entry[1] is proc:
+                self._stop(entry)
+                self.running.remove(entry)
+
+    def stop_all(self) -> None:
+        while self.running:
+            self._stop(self.running.pop())
+
+    @staticmethod
+    def _stop(entry: tuple[str, subprocess.Popen[bytes], IO[bytes]]) -> None:
+        _, proc, log = entry
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def ask(port: int, *args: str, timeout: float = 2.0) -> Any:
+    """Send one command and return its reply (an ErrorReply for an error)."""
+    parser = ReplyParser()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(encode_command(list(args)))
+        while True:
+            data = s.recv(65536)
+            if not data:
+                raise ConnectionError(f"port {port} closed the connection")
+            replies = parser.parse(data)
+            if replies:
+                return replies[0]
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+
+
+def stats(port: int) -> dict[str, str]:
+    flat = ask(port, "RAFTSTATS")
+    return {k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2], strict=True)}
+
+
+# ---------------------------------------------------------------- systems
+
+
+@dataclass
+class System:
+    """Something redis-benchmark can be pointed at."""
+
+    key: str
+    title: str
+    ports: list[int]
+    procs: list[subprocess.Popen[bytes]]
+    raft_stats: bool = False  # answers RAFTSTATS (redraft)
+
+    def leader_port(self) -> int | None:
+        """The port of the node that says it leads (None if none does right now)."""
+        if len(self.ports) == 1:
+            return self.ports[0]
+        for port in self.ports:
+            with contextlib.suppress(OSError):
+                if ask(port, "RAFTSTATE", timeout=1.0) == b"Leader":
+                    return port
+        return None
+
+    def raft_stats_all(self) -> dict[int, dict[str, str]] | None:
+        """RAFTSTATS of every node, or None if a node does not answer."""
+        try:
+            return {p: stats(p) for p in self.ports}
+        except (OSError, ValueError):
+            return None
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+
+def start_redis(procs: Processes, base: Path, name: str, fsync: str) -> System:
+    (port,) = free_ports(1)
+    data = base / name
+    data.mkdir()
+    proc = procs.start(
+        name,
+        [
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "yes", "--appendfsync", fsync,
+            "--dir", str(data), "--daemonize", "no",
+        ],
+    )  # fmt: skip
+    wait_for(f"{name} to answer PING", lambda: ask(port, "PING") == b"PONG", 15)
+    return System(name, f"redis-server ({fsync})", [port], [proc])
+
+
+def start_redraft(
+    procs: Processes, base: Path, nodes: int, durability: str, consistency: str, backend: str
+) -> System:
+    ports = free_ports(nodes)
+    tag = f"redraft-{durability}-{consistency}-{backend}"
+    flags = ["--durability", durability, "--consistency", consistency, "--backend", backend]
+    started: list[subprocess.Popen[bytes]] = []
+    for i, port in enumerate(ports):
+        name = f"{tag}-node{i + 1}"
+        cmd = [
+            sys.executable, "-m", "redraft.examples.clone", "-p", str(port),
+            "--dir", str(base / name), "--loglevel", "warning", *flags,
+        ]  # fmt: skip
+        if i > 0:
+            cmd += ["--join", f"127.0.0.1:{ports[0]}"]
+        proc = procs.start(name, cmd)
+        started.append(proc)
+
+        def answers(
+            port: int = port, proc: subprocess.Popen[bytes] = proc, name: str = name
+        ) -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{procs.log_tail(name)}")
+            return bool(ask(port, "PING", timeout=1.0) == b"PONG")
+
+        wait_for(f"{name} to answer PING", answers, 20)
+        if i == 0:
+            wait_for(f"{name} to lead", lambda: ask(ports[0], "RAFTSTATE") == b"Leader", 20)
+
+    def all_voters() -> bool:
+        flat = ask(ports[0], "RAFTPEERS")
+        states = flat[1::2] if isinstance(flat, list) else []
+        return sum(s in (b"Leader", b"Follower") for s in states) == nodes
+
+    wait_for("every node to become a voter", all_voters, 60)
+    title = f"redraft ({nodes} nodes, {durability}/{consistency}, {backend})"
+    return System("redraft", title, ports, started, raft_stats=True)
+
+
+def start_pysyncobj(procs: Processes, base: Path, args: str) -> System:
+    ports = free_ports(6)
+    client_ports, raft_ports = ports[:3], ports[3:]
+    started = []
+    for i in range(3):
+        cmd = [
+            sys.executable, str(BENCH_DIR / "pysyncobj_server.py"),
+            "--port", str(client_ports[i]), "--raft-port", str(raft_ports[i]),
+            *args.split(),
+        ]  # fmt: skip
+        for j in range(3):
+            if j != i:
+                cmd += ["--partner", f"127.0.0.1:{raft_ports[j]}"]
+        started.append(procs.start(f"pysyncobj-node{i + 1}", cmd))
+    system = System("pysyncobj", "PySyncObj (3 nodes)", client_ports, started)
+
+    def settled() -> bool:
+        states = sorted(ask(p, "RAFTSTATE", timeout=1.0) for p in client_ports)
+        return states == [b"Follower", b"Follower", b"Leader"]
+
+    wait_for("a PySyncObj leader", settled, 30)
+    leader = system.leader_port() or client_ports[0]
+    wait_for("a PySyncObj write", lambda: ask(leader, "SET", "probe", "1", timeout=5) == b"OK", 30)
+    return system
+
+
+# ---------------------------------------------------------- redis-benchmark
+
+
+def redis_benchmark(
+    port: int, row: Row, requests: int, size: int, timeout: float
+) -> tuple[Sample | None, str]:
+    """One run; the sample (None if it failed) and a note about what went wrong."""
+    cmd = [
+        "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", row.test.lower(),
+        "-c", str(row.clients), "-n", str(requests), "-P", str(row.pipeline),
+        "-d", str(size), "--csv",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None, f"timed out after {timeout:.0f}s"
+    except BaseException:
+        # Interrupted: reap it before going on with the shutdown.
+        proc.kill()
+        proc.wait()
+        raise
+    for rec in csv.DictReader(io.StringIO(stdout)):
+        if rec.get("test") == row.test:
+            errors = "Error from server" in stdout + stderr
+            sample = Sample(
+                ops=float(rec["rps"]),
+                p50=float(rec["p50_latency_ms"]),
+                p99=float(rec["p99_latency_ms"]),
+                errors=errors,
+            )
+            return sample, "errors from server" if errors else ""
+    tail = (stdout + stderr).strip().splitlines()[-3:]
+    return None, f"exit {proc.returncode}: {' | '.join(tail)}"
+
+
+def run_one(
+    system: System, row: Row, requests: int, size: int, rnd: int, cells: dict[str, Cell]
+) -> None:
+    """Run ``row`` once against ``system`` and add the sample to its cell."""
+    cell = cells.setdefault(system.key, Cell())
+    if not system.alive():
+        cell.failures += 1
+        log(f"  {system.key:<13} {row.label:<18} skipped: a process of it exited")
+        return
+    try:
+        port: int = wait_for(f"a leader of {system.title}", system.leader_port, 15)
+    except RuntimeError as exc:
+        cell.failures += 1
+        log(f"  {system.key:<13} {row.label:<18} skipped: {exc}")
+        return
+    measure_fsyncs = system.raft_stats and row.test == "SET"
+    before = system.raft_stats_all() if system.raft_stats else None
+    timeout = 60 + requests / 300
+    sample, note = redis_benchmark(port, row, requests, size, timeout)
+    after = system.raft_stats_all() if before is not None else None
+    if before is not None and after is not None:
+        applied = int(after[port]["commands_applied"]) - int(before[port]["commands_applied"])
+        if row.test == "SET" and applied < requests and sample is not None:
+            sample.errors = True
+            note = f"only {applied} of {requests} SETs applied"
+        if sample is not None and measure_fsyncs:
+            delta = {p: int(after[p]["fsyncs"]) - int(before[p]["fsyncs"]) for p in system.ports}
+            sample.fsyncs_leader = delta[port] / requests
+            sample.fsyncs_followers = [delta[p] / requests for p in system.ports if p != port]
+    if sample is None:
+        cell.failures += 1
+        log(f"  {system.key:<13} {row.label:<18} FAILED: {note}")
+        return
+    sample.round = rnd
+    cell.samples.append(sample)
+    extra = f"  fsyncs/write {sample.fsyncs_leader:.4f}" if sample.fsyncs_leader is not None else ""
+    warn = f"  ({note})" if note else ""
+    log(
+        f"  {system.key:<13} {row.label:<18} {sample.ops:>11,.0f} ops/s  "
+        f"p50 {sample.p50:.3f}  p99 {sample.p99:.3f} ms{extra}{warn}"
+    )
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Budget:
+    """The wall-clock limit of the whole run."""
+
+    def __init__(self, minutes: float) -> None:
+        self.deadline = time.monotonic() + minutes * 60
+        self.exhausted = False
+
+    def left(self) -> bool:
+        if time.monotonic() >= self.deadline and not self.exhausted:
+            self.exhausted = True
+            log("time budget (--max-minutes) used up: stopping here")
+        return not self.exhausted
+
+
+def run_rounds(
+    systems: list[System],
+    rows: Sequence[Row],
+    rounds: int,
+    requests: int,
+    single_requests: int,
+    size: int,
+    budget: Budget,
+) -> dict[Row, dict[str, Cell]]:
+    """Every row against every system, ``rounds`` times, systems interleaved."""
+    results: dict[Row, dict[str, Cell]] = {row: {} for row in rows}
+    for r in range(rounds):
+        log(f"round {r + 1}/{rounds}, value size {size} B")
+        # Rotating the order keeps any one system from always going first.
+        order = systems[r % len(systems) :] + systems[: r % len(systems)]
+        for row in rows:
+            n = single_requests if row.clients == 1 else requests
+            for system in order:
+                if not budget.left():
+                    return results
+                run_one(system, row, n, size, r, results[row])
+    return results
+
+
+# ------------------------------------------------------------------ tables
+
+
+def targets(durability: str, consistency: str) -> dict[Row, float]:
+    """Issue 6's goals for the ratio redraft / redis-server (everysec)."""
+    goal: dict[Row, float] = {}
+    if durability == "medium":
+        goal[Row("SET", 1, 50)] = 0.35
+        goal[Row("SET", 16, 50)] = 0.37
+    elif durability == "high":
+        goal[Row("SET", 1, 50)] = 0.25
+        goal[Row("SET", 16, 50)] = 0.23
+    if consistency == "medium":
+        goal[Row("GET", 1, 50)] = 0.9
+        goal[Row("GET", 16, 50)] = 0.5
+    elif consistency == "high":
+        goal[Row("GET", 16, 50)] = 0.2
+    # "Keep the single-client round trip (SET at -c 1) within 3x of redis-server."
+    goal[Row("SET", 1, 1)] = 1 / 3
+    return goal
+
+
+def fmt_ops(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def ratio(a: Cell, b: Cell) -> float | None:
+    """The median over rounds of a's ops/s over b's in the same round.
+
+    Both ran back to back in each round, so a change in the machine's load
+    between rounds (it is shared) moves both sides of each ratio alike.
+    """
+    theirs = {s.round: s.ops for s in b.samples}
+    pairs = [s.ops / theirs[s.round] for s in a.samples if theirs.get(s.round)]
+    return statistics.median(pairs) if pairs else None
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def fmt_target(value: float | None, goal: float | None) -> str:
+    if goal is None:
+        return ""
+    mark = "?" if value is None else ("met" if value >= goal else "MISS")
+    return f">= {goal:.2f} {mark}"
+
+
+def markdown(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def main_table(
+    results: dict[Row, dict[str, Cell]], systems: list[System], goals: dict[Row, float]
+) -> tuple[str, list[dict[str, Any]]]:
+    keys = [s.key for s in systems]
+    header = ["test", "redraft ops/s", "p50 ms", "p99 ms", "redis ops/s", "p50 ms", "p99 ms"]
+    header += ["ratio", "target", "fsyncs/write leader (followers)"]
+    if "redis-always" in keys:
+        header += ["redis always ops/s", "p50 ms", "p99 ms", "redraft/always"]
+    if "pysyncobj" in keys:
+        header += ["PySyncObj ops/s", "p50 ms", "p99 ms", "PySyncObj/redis"]
+    lines: list[list[str]] = []
+    records: list[dict[str, Any]] = []
+    flagged = False
+    for row, cells in results.items():
+        if not cells:
+            continue
+        ours = cells.get("redraft", Cell())
+        ref = cells.get("redis", Cell())
+        r = ratio(ours, ref)
+        mark = " *" if ours.errors else ""
+        flagged |= ours.errors
+        fs = ours.median("fsyncs_leader")
+        ff = ours.followers_fsyncs()
+        fsyncs = "" if fs is None else f"{fs:.4f} ({ff:.4f})" if ff is not None else f"{fs:.4f}"
+        line = [
+            row.label + mark,
+            fmt_ops(ours.median("ops")), fmt_ms(ours.median("p50")), fmt_ms(ours.median("p99")),
+            fmt_ops(ref.median("ops")), fmt_ms(ref.median("p50")), fmt_ms(ref.median("p99")),
+            fmt_ratio(r), fmt_target(r, goals.get(row)), fsyncs,
+        ]  # fmt: skip
+        record: dict[str, Any] = {"row": row._asdict(), "ratio": r, "target": goals.get(row)}
+        if "redis-always" in keys:
+            al = cells.get("redis-always", Cell())
+            line += [fmt_ops(al.median("ops")), fmt_ms(al.median("p50")), fmt_ms(al.median("p99"))]
+            line.append(fmt_ratio(ratio(ours, al)))
+        if "pysyncobj" in keys:
+            py = cells.get("pysyncobj", Cell())
+            line += [fmt_ops(py.median("ops")), fmt_ms(py.median("p50")), fmt_ms(py.median("p99"))]
+            line.append(fmt_ratio(ratio(py, ref)))
+        for key, cell in cells.items():
+            record[key] = {
+                "ops": cell.median("ops"),
+                "p50_ms": cell.median("p50"),
+                "p99_ms": cell.median("p99"),
+                "fsyncs_per_write_leader": cell.median("fsyncs_leader"),
+                "fsyncs_per_write_followers": cell.followers_fsyncs(),
+                "failures": cell.failures,
+                "samples": [asdict(s) for s in cell.samples],
+            }
+        lines.append(line)
+        records.append(record)
+    text = markdown(header, lines)
+    text += (
+        "\n\nops/s, p50 and p99: medians over rounds. ratio: median over rounds of redraft"
+        " ops/s / redis-server (everysec) ops/s in the same round; target: issue 6's goal"
+        " for that ratio (SET -c 1: round trip within 3x). fsyncs/write: fsyncs during the"
+        " SET run / SETs, on the leader (the busiest follower)."
+    )
+    if flagged:
+        text += "\n\n\\* some runs saw errors from the server (e.g. a leader change): suspect."
+    return text, records
+
+
+# -------------------------------------------------------------------- runs
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    redis_version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.strip()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "redis": redis_version,
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def standard_run(
+    ns: argparse.Namespace, procs: Processes, base: Path, budget: Budget
+) -> list[dict[str, Any]]:
+    systems = [
+        start_redraft(procs, base, ns.nodes, ns.durability, ns.consistency, ns.backend),
+        start_redis(procs, base, "redis", "everysec"),
+    ]
+    if ns.durability == "high" or ns.redis_always:
+        systems.append(start_redis(procs, base, "redis-always", "always"))
+    if ns.pysyncobj:
+        systems.append(start_pysyncobj(procs, base, ns.pysyncobj_args))
+    log("started: " + "; ".join(f"{s.title} on {s.ports}" for s in systems))
+    goals = targets(ns.durability, ns.consistency)
+    tables = []
+    for size in ns.value_size:
+        results = run_rounds(
+            systems, ROWS, ns.rounds, ns.requests, ns.single_requests, size, budget
+        )
+        text, records = main_table(results, systems, goals)
+        title = (
+            f"### {systems[0].title}, value {size} B, {ns.rounds} round(s), "
+            f"-n {ns.requests} (-c 1: -n {ns.single_requests})"
+        )
+        print(f"\n{title}\n\n{text}\n", flush=True)
+        tables.append({"title": title, "value_size": size, "rows": records})
+    return tables
+
+
+def matrix_run(
+    ns: argparse.Namespace, procs: Processes, base: Path, budget: Budget
+) -> list[dict[str, Any]]:
+    refs = [start_redis(procs, base, "redis", "everysec")]
+    refs.append(start_redis(procs, base, "redis-always", "always"))
+    header = ["durability", "backend"]
+    for row in MATRIX_ROWS:
+        p = f"-P {row.pipeline}"
+        header += [f"SET {p} ops/s", "ratio", "vs always", "p99 ms", "fsyncs/write"]
+    lines: list[list[str]] = []
+    records: list[dict[str, Any]] = []
+    size = ns.value_size[0]
+    for durability in LEVELS:
+        for backend in BACKENDS:
+            if not budget.left():
+                break
+            log(f"matrix cell: durability {durability}, backend {backend}")
+            cluster = start_redraft(procs, base, ns.nodes, durability, ns.consistency, backend)
+            try:
+                results = run_rounds(
+                    [cluster, *refs], MATRIX_ROWS, ns.rounds, ns.requests, ns.requests, size, budget
+                )
+            finally:
+                for proc in cluster.procs:
+                    procs.stop(proc)
+            line = [durability, backend]
+            record: dict[str, Any] = {"durability": durability, "backend": backend}
+            for row in MATRIX_ROWS:
+                cells = results[row]
+                ours = cells.get("redraft", Cell())
+                ops = ours.median("ops")
+                r = ratio(ours, cells.get("redis", Cell()))
+                ra = ratio(ours, cells.get("redis-always", Cell()))
+                fs = ours.median("fsyncs_leader")
+                line += [
+                    fmt_ops(ops) + (" *" if ours.errors else ""),
+                    fmt_ratio(r), fmt_ratio(ra), fmt_ms(ours.median("p99")),
+                    "-" if fs is None else f"{fs:.4f}",
+                ]  # fmt: skip
+                record[row.label] = {
+                    "ops": ops, "ratio": r, "ratio_always": ra,
+                    "p99_ms": ours.median("p99"), "fsyncs_per_write_leader": fs,
+                    "redis": cells.get("redis", Cell()).median("ops"),
+                    "redis_always": cells.get("redis-always", Cell()).median("ops"),
+                }  # fmt: skip
+            lines.append(line)
+            records.append(record)
+            log("  " + " | ".join(line))
+    title = (
+        f"### Matrix: {ns.nodes} nodes, consistency {ns.consistency}, value {size} B, "
+        f"{ns.rounds} round(s), -n {ns.requests}; ratio = redraft / redis-server everysec, "
+        "vs always = redraft / redis-server appendfsync always"
+    )
+    print(f"\n{title}\n\n{markdown(header, lines)}\n", flush=True)
+    return [{"title": title, "value_size": size, "rows": records}]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--nodes", type=int, default=3, help="redraft cluster size (default 3)")
+    ap.add_argument("--durability", choices=LEVELS, default="medium")
+    ap.add_argument("--consistency", choices=LEVELS, default="medium")
+    ap.add_argument("--backend", choices=BACKENDS, default="fastlog")
+    ap.add_argument(
+        "--value-size",
+        default="16",
+        help="value bytes (redis-benchmark -d); a comma list gives one table each (default 16)",
+    )
+    ap.add_argument(
+        "--requests", type=int, default=None, help="-n at 50 clients (default 100000; matrix 30000)"
+    )
+    ap.add_argument(
+        "--single-requests", type=int, default=None, help="-n at 1 client (default requests/10)"
+    )
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
+    ap.add_argument("--quick", action="store_true", help="small smoke run: -n 5000, 1 round")
+    ap.add_argument(
+        "--matrix", action="store_true", help="durability x backend, SET -P 1 / -P 16 only"
+    )
+    ap.add_argument("--pysyncobj", action="store_true", help="add a 3-node PySyncObj column")
+    ap.add_argument(
+        "--pysyncobj-args",
+        default=PYSYNCOBJ_ARGS,
+        help=f"flags for bench/pysyncobj_server.py (default: {PYSYNCOBJ_ARGS!r})",
+    )
+    ap.add_argument(
+        "--redis-always",
+        action="store_true",
+        help="add the appendfsync-always reference (on by default at --durability high)",
+    )
+    ap.add_argument("--max-minutes", type=float, default=30, help="bound on the whole run")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    ns = ap.parse_args(argv)
+    try:
+        ns.value_size = [int(v) for v in ns.value_size.split(",") if v.strip()]
+    except ValueError:
+        ap.error("--value-size: a comma-separated list of byte counts")
+    if ns.quick:
+        ns.requests = ns.requests or 5000
+        ns.rounds = ns.rounds or 1
+    ns.requests = ns.requests or (30000 if ns.matrix else 100000)
+    ns.rounds = ns.rounds or 3
+    ns.single_requests = ns.single_requests or max(500, ns.requests // 10)
+    if ns.nodes < 1:
+        ap.error("--nodes must be at least 1")
+    if ns.pysyncobj and importlib.util.find_spec("pysyncobj") is None:
+        ap.error("--pysyncobj needs PySyncObj: .venv/bin/pip install pysyncobj")
+    for tool in ("redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            ap.error(f"{tool} not found (Debian: apt-get install redis-server redis-tools)")
+    return ns
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def workspace(keep: bool) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="redraft-bench-"))
+    try:
+        yield base
+    finally:
+        if keep:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    meta = machine_info()
+    meta["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+    print(
+        f"# {meta['date']}: {meta['nproc']} CPUs ({meta['cpu']}), Python {meta['python']}, "
+        f"{meta['redis']}\n# load average at start: "
+        + " ".join(f"{x:.2f}" for x in meta["loadavg_start"]),
+        flush=True,
+    )
+    budget = Budget(ns.max_minutes)
+    started = time.monotonic()
+    with workspace(ns.keep) as base:
+        procs = Processes(base)
+        try:
+            tables = (matrix_run if ns.matrix else standard_run)(ns, procs, base, budget)
+        except KeyboardInterrupt:
+            log("interrupted")
+            return 130
+        finally:
+            procs.stop_all()
+    meta["loadavg_end"] = os.getloadavg()
+    meta["seconds"] = round(time.monotonic() - started, 1)
+    print(
+        f"# {meta['seconds']:.0f} s; load average at end: "
+        + " ".join(f"{x:.2f}" for x in meta["loadavg_end"]),
+        flush=True,
+    )
+    if ns.json:
+        settings = {k: v for k, v in vars(ns).items() if k != "json"}
+        ns.json.parent.mkdir(parents=True, exist_ok=True)
+        ns.json.write_text(
+            json.dumps({"meta": meta, "settings": settings, "tables": tables}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
