@@ -24,6 +24,7 @@ The persistence contract, which the runtime must honour:
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -174,7 +175,11 @@ class RaftCore:
         # ReadIndex: reads wait for the next heartbeat round; a round is
         # released once a quorum acked it (or a later one).
         self._round = 0
-        self._round_ticks: dict[int, int] = {}
+        # The tick each heartbeat round was sent at: rounds are consecutive,
+        # so round r is at _round_ticks[r - _round_base].  Old rounds are
+        # dropped from the front, in bulk.
+        self._round_ticks: list[int] = []
+        self._round_base = 1
         self._reads_waiting: list[object] = []
         self._reads_pending: deque[tuple[int, int, list[object]]] = deque()
         self._reads_ready: list[ReadState] = []
@@ -297,16 +302,18 @@ class RaftCore:
             return -1
         if len(voters) == 1:
             return 1 << 62
-        rt = self._round_ticks
-        never = -(1 << 62)
         sent = sorted(
-            (
-                self.ticks if v == self.id else rt.get(self.prs[v].acked_round, never)
-                for v in voters
-            ),
-            reverse=True,
+            (self.ticks if v == self.id else self._round_tick(self.prs[v].acked_round))
+            for v in voters
         )
+        sent.reverse()
         return sent[len(voters) // 2] + self.cfg.election_tick - self.cfg.lease_margin_ticks
+
+    def _round_tick(self, rnd: int) -> int:
+        """The tick heartbeat round ``rnd`` was sent at (far past if unknown)."""
+        k = rnd - self._round_base
+        rt = self._round_ticks
+        return rt[k] if 0 <= k < len(rt) else -(1 << 62)
 
     def campaign(self) -> None:
         """Start an election now (voters only)."""
@@ -378,7 +385,10 @@ class RaftCore:
     def ready(self) -> Ready | None:
         """Everything the runtime must do since the last call, or None."""
         if self.role == Role.LEADER:
-            if self._reads_waiting:
+            if self._reads_waiting and not self._reads_pending:
+                # One ReadIndex round in flight at a time: reads that arrive
+                # meanwhile share the next one (fewer heartbeats per read
+                # under load, no added wait when idle).
                 self._start_read_round()
             if self._need_bcast:
                 self._need_bcast = False
@@ -792,10 +802,16 @@ class RaftCore:
     def _bcast_heartbeat(self) -> None:
         self._round += 1
         rnd = self._round
-        self._round_ticks[rnd] = self.ticks
-        if len(self._round_ticks) > 4 * self.cfg.election_tick:
-            cutoff = self.ticks - 2 * self.cfg.election_tick
-            self._round_ticks = {r: t for r, t in self._round_ticks.items() if t >= cutoff}
+        rt = self._round_ticks
+        if not rt:
+            self._round_base = rnd
+        rt.append(self.ticks)
+        if len(rt) > 4096:
+            # Rounds older than two election timeouts can no longer give a lease.
+            drop = bisect_left(rt, self.ticks - 2 * self.cfg.election_tick)
+            if drop:
+                del rt[:drop]
+                self._round_base += drop
         commit = self.log.commit
         me = self.id
         term = self.term
