@@ -84,7 +84,7 @@ class Options:
     """...or this many bytes of log, whichever comes first."""
     snapshot_keep: int = 2
     """Snapshot files kept on disk."""
-    compaction_tail: int = 1000
+    compaction_tail: int = 200
     """Entries kept behind a snapshot for followers that lag a little."""
     snapshot_chunk_bytes: int = 1 << 20
     """Size of the pieces a snapshot is streamed to a follower in (4 in flight)."""
