@@ -127,6 +127,15 @@ def test_paused_old_leader_never_serves_a_stale_read(tmp_path: Path, consistency
     with running_cluster(tmp_path, 3, ["--consistency", consistency]) as cluster:
         old = cluster.wait_leader()
         with old.client() as c:
+            # Pipelined reads see the writes before them and not those after.
+            pipe = c.pipeline(transaction=False)
+            for i in range(300):
+                pipe.get("p")
+                pipe.get("p")
+                pipe.set("p", i)
+            replies = pipe.execute()
+            assert replies[0::3] == [None] + [str(i).encode() for i in range(299)]
+            assert replies[1::3] == replies[0::3]
             c.set("k", "old")
         old.kill(signal.SIGSTOP)
         try:

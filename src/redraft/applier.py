@@ -56,7 +56,7 @@ class ClientApplier(Applier):
             raise TypeError("apply needs the client connection passed to command()")
         node = self._node
         if mutate is None:
-            if conn.has_pending():
+            if conn.writes_pending():
                 # A read pipelined behind a write must see that write: run it
                 # once everything before it on this connection has replied.
                 return conn.later_read(respond, cmd.name)

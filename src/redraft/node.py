@@ -44,7 +44,7 @@ from redraft.raft.types import (
     SnapshotMeta,
 )
 from redraft.security import Security, peer_ask, private_dir, reap_idle
-from redraft.server import READ
+from redraft.server import READ, WRITE
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
 from redraft.transport.codec import CodecError, decode_messages, encode_messages
@@ -597,7 +597,7 @@ class Node:
         if core.role != Role.LEADER:
             raise Redirect(core.leader)
         if slot is None:
-            slot = conn.new_slot()
+            slot = conn.new_slot(WRITE)
         self._batch.append(args)
         self._batch_waiters.append(Waiter(conn, slot, respond, name))
         if not self._process_scheduled:

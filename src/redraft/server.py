@@ -54,6 +54,8 @@ LATER_READ = 2
 """Not started: a read behind unanswered commands (it must see their effects)."""
 LATER_WRITE = 3
 """Not started: a write behind an unanswered read (which must not see it)."""
+WRITE = 4
+"""Started: a client write waiting to commit."""
 
 
 class NoReply:
@@ -87,6 +89,7 @@ class ClientConn(asyncio.Protocol):
         self._out = bytearray()
         self._slots: deque[Slot] = deque()
         self._unfilled_reads = 0
+        self._unfilled_writes = 0
         self._later_writes = 0
         self.encode = encode
         """The reply encoder of the protocol this client speaks (HELLO switches it)."""
@@ -184,6 +187,7 @@ class ClientConn(asyncio.Protocol):
         self.server.conns.discard(self)
         self._slots.clear()
         self._unfilled_reads = 0
+        self._unfilled_writes = 0
         self._later_writes = 0
         hook = self.node.options.on_closed
         if hook is not None:
@@ -216,6 +220,9 @@ class ClientConn(asyncio.Protocol):
     def reads_pending(self) -> bool:
         return self._unfilled_reads > 0
 
+    def writes_pending(self) -> bool:
+        return self._unfilled_writes > 0
+
     def reply_bytes(self, data: bytes) -> None:
         if self._slots:
             s = Slot(WAIT)
@@ -228,6 +235,8 @@ class ClientConn(asyncio.Protocol):
         s = Slot(kind)
         if kind == READ:
             self._unfilled_reads += 1
+        elif kind == WRITE:
+            self._unfilled_writes += 1
         self._slots.append(s)
         return s
 
@@ -236,6 +245,8 @@ class ClientConn(asyncio.Protocol):
         self._slots.remove(slot)
         if slot.kind == READ or slot.kind == LATER_READ:
             self._unfilled_reads -= 1
+        elif slot.kind == WRITE or slot.kind == LATER_WRITE:
+            self._unfilled_writes -= 1
 
     def later_read(self, respond: Respond | None, name: str) -> Slot:
         s = Slot(LATER_READ)
@@ -248,6 +259,7 @@ class ClientConn(asyncio.Protocol):
     def later_write(self, args: list[bytes], respond: Respond | None, name: str) -> Slot:
         s = Slot(LATER_WRITE)
         self._later_writes += 1
+        self._unfilled_writes += 1
         s.args = args
         s.respond = respond
         s.name = name
@@ -272,8 +284,11 @@ class ClientConn(asyncio.Protocol):
         if slot.data is not None:
             return
         slot.data = data
-        if slot.kind == READ or slot.kind == LATER_READ:
+        kind = slot.kind
+        if kind == READ or kind == LATER_READ:
             self._unfilled_reads -= 1
+        elif kind == WRITE or kind == LATER_WRITE:
+            self._unfilled_writes -= 1
         slots = self._slots
         if slots and (slots[0] is slot or slot.kind == READ or slot.kind == LATER_READ):
             self._drain()
@@ -312,7 +327,7 @@ class ClientConn(asyncio.Protocol):
             if s.data is None and (s.kind == READ or s.kind == LATER_READ):
                 break
             if s.kind == LATER_WRITE:
-                s.kind = WAIT
+                s.kind = WRITE
                 self._later_writes -= 1
                 assert s.args is not None
                 try:
