@@ -886,8 +886,8 @@ class Sim:
         core = node.core
         if core is None:
             return
-        self.trace.add(self.now, "campaign", nid)
-        core.campaign()
+        started = core.campaign()
+        self.trace.add(self.now, "campaign", nid, "" if started else "refused: lease lent")
         self._drain(node, core)
 
     def snapshot(self, nid: NodeId, index: int | None = None) -> int | None:

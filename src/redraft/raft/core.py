@@ -315,10 +315,22 @@ class RaftCore:
         rt = self._round_ticks
         return rt[k] if 0 <= k < len(rt) else -(1 << 62)
 
-    def campaign(self) -> None:
-        """Start an election now (voters only)."""
-        if self.role != Role.LEADER and self.is_voter():
-            self._campaign(pre=self.cfg.pre_vote, transfer=False)
+    def campaign(self) -> bool:
+        """Start an election now (voters only); False if this node may not.
+
+        A follower that heard from its leader within the last election timeout
+        (or that has just started, and may have acked a heartbeat before it
+        stopped) lent that leader a lease: campaigning now could elect a new
+        leader while the old one still serves reads from its lease. It waits
+        for its own timeout instead; to move leadership at once, ask the
+        leader for :meth:`transfer_leadership`.
+        """
+        if self.role == Role.LEADER or not self.is_voter():
+            return False
+        if self._in_lease() and self.membership.voters != {self.id}:
+            return False
+        self._campaign(pre=self.cfg.pre_vote, transfer=False)
+        return True
 
     def transfer_leadership(self, to: NodeId | None = None) -> NodeId:
         """Hand leadership to ``to`` (default: the most caught-up voter)."""
