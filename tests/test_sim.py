@@ -41,14 +41,16 @@ STEPS = DEFAULT_STEPS
 # ------------------------------------------------------------- regressions
 #
 # Seeds on which the simulator found core bugs (since fixed): a lease trusted
-# after TIMEOUT_NOW (4, 696) and a snapshot behind the log installed over
-# acknowledged entries (63, 594).  A seed replays one trajectory of the core
+# after TIMEOUT_NOW (4, 696), a snapshot behind the log installed over
+# acknowledged entries (63, 594), and a campaign forced on a follower that had
+# lent its leader a lease (295).  A seed replays one trajectory of the core
 # as it is, so the focused tests further down are the lasting guards.
 REGRESSIONS: list[tuple[int, int | None, int]] = [
     (4, None, 3000),
     (696, None, 3000),
     (63, None, 3000),
     (594, None, 3000),
+    (295, 3, 3000),
 ]
 
 
@@ -490,6 +492,37 @@ def test_lease_is_forfeited_once_timeout_now_is_sent() -> None:
     idx = write(sim, a, 1, "new")
     assert sim.run_for(2, applied_everywhere(sim, idx, [a]))
     sim.lease_read(leader.id)  # raises a linearizability violation if served
+
+
+@pytest.mark.timeout(30)
+def test_a_follower_that_lent_a_lease_refuses_to_campaign_on_demand() -> None:
+    """Seed 295: with the leader cut off from one follower, a campaign forced on
+    the other follower (which had just acked the leader's heartbeat) won with
+    the cut-off node's vote, and committed, while the old leader, now cut off
+    from both, still served lease reads."""
+    sim = cluster(3)
+    leader = wait_leader(sim)
+    a, b = followers(sim, leader)
+    sim.block(leader.id, b)
+    sim.run_for(E + 1)  # b's loyalty to the leader runs out; a still hears from it
+    assert sim.leader() is leader and sim.run_for(2, lambda: leader.live().lease_valid())
+    term = sim.core(a).term
+    sim.campaign(a)
+    sim.isolate(leader.id)
+    assert sim.core(a).role == Role.FOLLOWER and sim.core(a).term == term
+
+    def check_old_leases() -> bool:
+        new = sim.leader()
+        if new is not None and new is not leader and new.live().committed_in_term():
+            sim.lease_read(leader.id)  # raises a linearizability violation if served
+        return False
+
+    sim.run_for(E / 2, check_old_leases)
+    # The refusal costs no liveness: the other two elect a leader by themselves.
+    new = wait_leader(sim, exclude=(leader.id,))
+    idx = write(sim, new.id, 1, "new")
+    assert sim.run_for(2, applied_everywhere(sim, idx, [new.id]))
+    assert not sim.lease_read(leader.id)
 
 
 # ---------------------------------------------------------------- snapshots
