@@ -206,6 +206,32 @@ def test_removed_node_stops_and_says_so_and_concurrent_changes_are_refused(
         assert victim.addr.encode() not in peers
 
 
+def test_a_node_that_lost_its_data_rejoins_as_a_new_learner(tmp_path: Path) -> None:
+    """A follower whose data dir is wiped comes back with --join: the leader
+    removes the member it used to be (whose log and votes are gone) before
+    admitting it again as a learner, which catches up and is promoted."""
+    with running_cluster(tmp_path, 3, ["--consistency", "low"]) as cluster:
+        leader = cluster.wait_leader()
+        fill(leader, 3000)
+        victim = cluster.followers()[0]
+        victim.kill(signal.SIGKILL)
+        shutil.rmtree(victim.dir)
+        victim.start(join=leader.addr)
+        wait_until(
+            lambda: "lost its data: removed" in victim.log_path.read_text(errors="replace"),
+            20,
+            "the leader to remove the member the wiped node used to be",
+        )
+        wait_until(lambda: "joined the cluster" in victim.log_path.read_text(), 30, "the rejoin")
+        wait_until(lambda: cluster.voters() == 3, 30, "the new node to be promoted")
+        wait_until(lambda: caught_up(victim, leader), 30, "the new node to catch up")
+        with leader.client() as c:
+            assert c.set("after", "rejoin") is True
+        wait_until(lambda: caught_up(victim, leader), 10, "the new node to apply the write")
+        assert dump(victim) == dump(leader)
+        assert len(dump(leader)) == 3001
+
+
 def test_leader_removes_itself_and_hands_over(tmp_path: Path) -> None:
     with running_cluster(tmp_path, 3) as cluster:
         leader = cluster.wait_leader()

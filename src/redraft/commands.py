@@ -304,14 +304,18 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
             f"ERR CONFIG {args[1].decode('utf-8', 'replace')} is not supported by redraft"
         )
 
-    def _membership_change(conn: ClientConn, change: ChangeType, addr: str) -> Any:
+    def _membership_change(
+        conn: ClientConn, change: ChangeType, addr: str, then: BaseException | None = None
+    ) -> Any:
+        """Propose ``change``; reply OK once it commits (or ``then``, an error reply)."""
         slot = conn.new_slot()
 
         def done(exc: BaseException | None) -> None:
-            if exc is None:
+            err = exc if exc is not None else then
+            if err is None:
                 conn.fill_result(slot, OK, None, "raft")
             else:
-                conn.fill_error(slot, exc, "raft")
+                conn.fill_error(slot, err, "raft")
 
         try:
             node.propose_config(change, addr, done)
@@ -335,6 +339,47 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
             return OK
         try:
             return _membership_change(conn, ChangeType.ADD_VOTER, addr)
+        except InvalidChange as exc:
+            raise ValueError(str(exc)) from None
+
+    def raftjoin(conn: ClientConn, args: list[bytes]) -> Any:
+        """RAFTJOIN addr: a node with an empty data dir asks to join as ``addr``.
+
+        What ``--join`` sends.  Unlike RAFTADDPEER, which answers OK for an
+        address that is already a member, the sender says it holds nothing.
+        If ``addr`` is a member, whatever it stored and the votes it cast are
+        gone: counted as that member it could elect a leader that lacks
+        committed entries.  So the leader first removes it (the reply says
+        so, and the node asks again); the next request adds it anew as a
+        learner, which votes only once it has caught up.
+        """
+        _arity(args, 2, 2)
+        addr = _valid_addr(args[1])
+        if conn.peer_id and conn.peer_id != addr:
+            raise ValueError(f"ERR a node joins as itself: {conn.peer_id} cannot join as {addr}")
+        core = node.core
+        if core.role != Role.LEADER:
+            from redraft.node import Redirect
+
+            raise Redirect(core.leader)
+        if addr not in core.membership.members():
+            return raftaddpeer(conn, args)
+        if addr == node.id:
+            raise ValueError("ERR the leader cannot rejoin itself")
+        log.warning(
+            "%s asks to join with an empty data dir but is a member: its data is lost, "
+            "so it is removed first and joins again as a new learner",
+            addr,
+        )
+        try:
+            return _membership_change(
+                conn,
+                ChangeType.REMOVE,
+                addr,
+                then=ValueError(
+                    f"ERR {addr} was a member and lost its data: removed; ask to join again"
+                ),
+            )
         except InvalidChange as exc:
             raise ValueError(str(exc)) from None
 
@@ -454,6 +499,7 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         b"raftstats": raftstats,
         b"raftpeers": raftpeers,
         b"raftaddpeer": admin(raftaddpeer),
+        b"raftjoin": admin(raftjoin),
         b"raftremovepeer": admin(raftremovepeer),
         b"raftsnapshot": admin(raftsnapshot),
         b"raftdigest": raftdigest,

@@ -140,6 +140,9 @@ class Node:
         self._pinned: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fatal: BaseException | None = None
+        # A node started on an empty data dir with --join ignores Raft traffic
+        # until the leader has (re)admitted it (see _join_loop).
+        self._joining = False
         self._last_leader = ""
         self._last_role = Role.FOLLOWER
         self._was_member = False
@@ -216,6 +219,7 @@ class Node:
         self._tick_timer = self.loop.call_later(self._tick_interval, self._on_tick)
         self._housekeeping_at = time.monotonic() + 1.0
         if needs_join:
+            self._joining = True
             self._spawn(self._join_loop())
         elif self.core.membership.voters == {self.id}:
             self.core.campaign()  # alone: no one to wait for
@@ -573,6 +577,12 @@ class Node:
         except CodecError as exc:
             log.warning("dropping malformed message batch from %s: %s", peer, exc)
             return
+        if self._joining:
+            # Until the leader answers our join, its messages may be addressed
+            # to a member this node used to be (with the log and votes that
+            # member held): acting on them could make an empty node count as
+            # that member.  The leader resends once we are admitted.
+            return
         core = self.core
         self._lease_until = -1
         for m in msgs:
@@ -910,19 +920,25 @@ class Node:
     # ------------------------------------------------------------------ join
 
     async def _join_loop(self) -> None:
+        """Ask the cluster to admit this (empty) node until the leader says OK.
+
+        The leader answers once the change committed: a new address is added
+        as a learner; an address that is already a member is removed first
+        (its data is gone), and the next request adds it anew.
+        """
         target = self.join_addr
         if target.startswith(":"):
             target = "127.0.0.1" + target
         deadline = time.monotonic() + self.options.join_timeout
         delay = 0.1
         while time.monotonic() < deadline:
-            if self.core.membership.members() and self.id in self.core.membership.members():
+            if self.state_name in ("Closing", "Shutdown"):
                 return
             try:
                 # A peer handshake first: joining needs the peer secret (and TLS if set).
                 reply = await peer_ask(
                     target,
-                    [b"RAFTADDPEER", self.id.encode()],
+                    [b"RAFTJOIN", self.id.encode()],
                     self_id=self.id,
                     secret=self.security.peer_secret,
                     ssl_context=self.security.peer_ssl,
@@ -936,17 +952,20 @@ class Node:
                     if text.startswith("TRY "):
                         target = text[4:].strip()
                         continue
-                    log.info("join via %s refused: %s; retrying", target, text)
+                    log.warning("join via %s refused: %s; retrying", target, text)
                 else:
+                    self._joining = False
                     log.info("joined the cluster via %s", target)
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        log.error(
-            "could not join the cluster via %s within %.0fs",
-            self.join_addr,
-            self.options.join_timeout,
+        msg = (
+            f"could not join the cluster via {self.join_addr} within "
+            f"{self.options.join_timeout:.0f}s; is a member reachable, and the peer secret right?"
         )
+        log.error("%s", msg)
+        self._fatal = RuntimeError(msg)
+        self._spawn(self.close())
 
     # ------------------------------------------------------------ reporting
 

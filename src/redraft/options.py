@@ -99,7 +99,7 @@ class Options:
     write_timeout: float = 30.0
     """Seconds a client waits for its write to commit before an error."""
     join_timeout: float = 60.0
-    """Seconds a joining node keeps asking to be added."""
+    """Seconds a joining node keeps asking to be added; then it stops with an error."""
 
     max_clients: int = 10_000
     max_bulk_len: int = 512 << 20
