@@ -206,17 +206,21 @@ def test_removed_node_stops_and_says_so_and_concurrent_changes_are_refused(
         assert victim.addr.encode() not in peers
 
 
-def test_a_node_that_lost_its_data_rejoins_as_a_new_learner(tmp_path: Path) -> None:
-    """A follower whose data dir is wiped comes back with --join: the leader
+@pytest.mark.parametrize("who", ["follower", "leader"])
+def test_a_node_that_lost_its_data_rejoins_as_a_new_learner(tmp_path: Path, who: str) -> None:
+    """A node whose data dir is wiped comes back with --join: the leader
     removes the member it used to be (whose log and votes are gone) before
-    admitting it again as a learner, which catches up and is promoted."""
+    admitting it again as a learner, which catches up and is promoted.  A
+    wiped leader asks a follower, which may still name it as the leader."""
     with running_cluster(tmp_path, 3, ["--consistency", "low"]) as cluster:
         leader = cluster.wait_leader()
         fill(leader, 3000)
-        victim = cluster.followers()[0]
+        victim = cluster.followers()[0] if who == "follower" else leader
+        helper = next(n for n in cluster.nodes if n is not victim)
         victim.kill(signal.SIGKILL)
         shutil.rmtree(victim.dir)
-        victim.start(join=leader.addr)
+        victim.start(join=helper.addr)
+        leader = cluster.wait_leader(exclude=victim)
         wait_until(
             lambda: "lost its data: removed" in victim.log_path.read_text(errors="replace"),
             20,

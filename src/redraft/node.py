@@ -926,14 +926,37 @@ class Node:
         as a learner; an address that is already a member is removed first
         (its data is gone), and the next request adds it anew.
         """
-        target = self.join_addr
-        if target.startswith(":"):
-            target = "127.0.0.1" + target
+        first = self.join_addr
+        if first.startswith(":"):
+            first = "127.0.0.1" + first
         deadline = time.monotonic() + self.options.join_timeout
         delay = 0.1
         while time.monotonic() < deadline:
             if self.state_name in ("Closing", "Shutdown"):
                 return
+            why = await self._ask_to_join(first)
+            if why is None:
+                self._joining = False
+                return
+            log.info("join via %s: %s; retrying", first, why)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        msg = (
+            f"could not join the cluster via {self.join_addr} within "
+            f"{self.options.join_timeout:.0f}s; is a member reachable, and the peer secret right?"
+        )
+        log.error("%s", msg)
+        self._fatal = RuntimeError(msg)
+        self._spawn(self.close())
+
+    async def _ask_to_join(self, first: str) -> str | None:
+        """One join request via ``first``, following redirects: None once admitted, else why not."""
+        target = first
+        for _ in range(5):
+            if target == self.id:
+                # The member this node used to be led until it lost its data;
+                # the others have not elected anyone else yet.
+                return "the cluster still names this node's address as its leader"
             try:
                 # A peer handshake first: joining needs the peer secret (and TLS if set).
                 reply = await peer_ask(
@@ -945,27 +968,15 @@ class Node:
                     timeout=5.0,
                 )
             except (TimeoutError, OSError) as exc:
-                log.info("join via %s: %s; retrying", target, exc)
-            else:
-                if isinstance(reply, Exception):
-                    text = str(reply)
-                    if text.startswith("TRY "):
-                        target = text[4:].strip()
-                        continue
-                    log.warning("join via %s refused: %s; retrying", target, text)
-                else:
-                    self._joining = False
-                    log.info("joined the cluster via %s", target)
-                    return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        msg = (
-            f"could not join the cluster via {self.join_addr} within "
-            f"{self.options.join_timeout:.0f}s; is a member reachable, and the peer secret right?"
-        )
-        log.error("%s", msg)
-        self._fatal = RuntimeError(msg)
-        self._spawn(self.close())
+                return f"{target}: {exc}"
+            if not isinstance(reply, Exception):
+                log.info("joined the cluster via %s", target)
+                return None
+            text = str(reply)
+            if not text.startswith("TRY "):
+                return f"{target} refused: {text}"
+            target = text[4:].strip()
+        return "too many redirects"
 
     # ------------------------------------------------------------ reporting
 

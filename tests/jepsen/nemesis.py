@@ -305,7 +305,11 @@ class Membership(Nemesis):
     has rejoined under the same address (there the rejoin is healed first;
     otherwise the side fault and the rejoin are healed in either order); and
     ``quick``, where the victim is killed, removed and restarted empty with
-    ``--join`` at once, as a script replacing a failed node would do.
+    ``--join`` at once, as a script replacing a failed node would do; and
+    ``disk-loss``, where a node (the leader too) is killed and comes back
+    with an empty data dir and ``--join`` while still a voter, as after a
+    dead disk: the leader must remove the member it was before admitting it
+    again.
     """
 
     name = "membership"
@@ -315,6 +319,7 @@ class Membership(Nemesis):
         "side": 0.35,
         "stalled": 0.25,
         "quick": 0.2,
+        "disk-loss": 0.2,
     }
     """Relative frequencies of the ways a removal is staged (see the class docstring)."""
 
@@ -337,6 +342,8 @@ class Membership(Nemesis):
             side, victim = self._stall_victim(ctx)
         elif variant == "quick":
             return self._quick(ctx)
+        elif variant == "disk-loss":
+            return self._disk_loss(ctx)
         if side is not None:
             ctx.recorder.add("start", side.nemesis, f"{side.description} (before a removal)")
             time.sleep(rng.uniform(0.2, 1.5))
@@ -395,6 +402,33 @@ class Membership(Nemesis):
             self.name,
             f"removed {victim.name} and rejoined it at once",
             lambda: _await_catch_up(ctx, victim) if ctx.membership_wipe else "nothing to heal",
+            parts=2,
+        )
+
+    def _disk_loss(self, ctx: Context) -> Fault | None:
+        """Kill a node and bring it back with an empty data dir, still a voter."""
+        c = ctx.cluster
+        up = [n for n in c.nodes if n.up and not n.removed]
+        if len(up) < len(c.nodes):
+            return None
+        # One lost disk at a time: a second one before every node is admitted
+        # (it applies entries again) and a voter (it caught up) would be more
+        # than Raft survives.
+        try:
+            members = c.members()
+            if len(members) != len(c.nodes) or "Learner" in members.values():
+                return None
+            if any(int(n.stats()["applied_index"]) == 0 for n in c.nodes):
+                return None
+        except (redis.RedisError, OSError, KeyError, ValueError):
+            return None
+        victim = ctx.rng.choice(up)
+        was = "the leader" if c.leader() is victim else "a follower"
+        c.rejoin(victim, wipe=True)
+        return Fault(
+            self.name,
+            f"{victim.name} ({was}) lost its data dir and rejoined empty while a voter",
+            lambda: _await_catch_up(ctx, victim),
             parts=2,
         )
 
