@@ -209,6 +209,29 @@ def _drain(reader: Any, buf: bytes, start: int, stop: int) -> list[list[bytes]]:
     return cmds
 
 
+def _one_request(data: bytes) -> list[bytes] | None:
+    """``data`` as one request if it is exactly the canonical encoding of one, else None.
+
+    Unpipelined clients send one whole request per read.  Splitting at CRLF
+    and matching every header with its argument proves that ``data`` is the
+    canonical encoding of those arguments, which every path of the parser
+    reads the same way, at a fraction of the general path's cost.  Anything
+    else (several requests, a CRLF inside an argument, a partial request)
+    fails a check and goes the general way.
+    """
+    parts = data.split(b"\r\n")
+    n = len(parts)
+    if n < 4 or n & 1 or parts[-1]:
+        return None
+    if parts[0] != b"*%d" % ((n - 2) >> 1):
+        return None
+    args = parts[2 : n - 1 : 2]
+    for head, arg in zip(parts[1 : n - 1 : 2], args, strict=True):
+        if head != b"$%d" % len(arg):
+            return None
+    return args
+
+
 def _at_boundary(reader: Any) -> bool:
     """Whether hiredis stands between requests (it may be inside a multibulk)."""
     if reader.has_data():
@@ -395,6 +418,17 @@ class RequestParser:
             return out
         if type(data) is not bytes:
             data = bytes(data)
+        if (
+            len(data) <= self._fast_span
+            and self._left == 0
+            and self._line is None
+            and self._bulk_parts is None
+        ):
+            # Within _fast_span no argument or count can pass the limits.
+            one = _one_request(data)
+            if one is not None:
+                out.append(one)
+                return out
         try:
             pos = 0
             in_multibulk = self._left > 0
