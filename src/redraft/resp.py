@@ -170,6 +170,8 @@ _BIG_ARRAY: Final = re.compile(rb"\*0{6}")
 # Chunks longer than this start with the exact parser, which goes on while
 # requests are at least _LARGE_REQUEST bytes long.
 _SMALL_CHUNK: Final = 8192
+# Reads up to this size are first tried as one whole canonical request.
+_ONE_REQUEST_BYTES: Final = 16384
 _LARGE_REQUEST: Final = 1024
 
 # Each element of a parsed multibulk took at least 6 bytes ("$0\r\n\r\n"),
@@ -361,6 +363,7 @@ class RequestParser:
         "_max_bulk",
         "_max_inline",
         "_max_mbulk",
+        "_one_span",
         "_reader",
     )
 
@@ -375,6 +378,7 @@ class RequestParser:
         self._max_mbulk = max_multibulk_len
         self._max_inline = max_inline_len
         self._fast_span = min(max_bulk_len, _MIN_ELEMENT_BYTES * max_multibulk_len)
+        self._one_span = min(self._fast_span, _ONE_REQUEST_BYTES)
         # "$" and up to 20 digits, never more than a header line may hold.
         self._header_window = min(22, max_inline_len + 1)
         self._reader: Any = _new_reader()
@@ -419,12 +423,13 @@ class RequestParser:
         if type(data) is not bytes:
             data = bytes(data)
         if (
-            len(data) <= self._fast_span
+            len(data) <= self._one_span
             and self._left == 0
             and self._line is None
             and self._bulk_parts is None
         ):
-            # Within _fast_span no argument or count can pass the limits.
+            # Within _fast_span no argument or count can pass the limits; past
+            # a few KiB (peer batches) the split would mostly be wasted.
             one = _one_request(data)
             if one is not None:
                 out.append(one)
