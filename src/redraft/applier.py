@@ -60,7 +60,7 @@ class ClientApplier(Applier):
                 # A read pipelined behind a write must see that write: run it
                 # once everything before it on this connection has replied.
                 return conn.later_read(respond, cmd.name)
-            return node.client_read(conn, respond, cmd.name)
+            return node.client_read(conn, respond, cmd)
         if conn.reads_pending():
             # ...and a write behind such a read must wait until it is served.
             return conn.later_write(cmd.args, respond, cmd.name)

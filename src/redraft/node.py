@@ -125,7 +125,7 @@ class Node:
         self._batch_bytes = 0
         self._process_scheduled = False
         self._last_proposed = 0
-        self._lease_until = -1
+        self._lease_until = -1.0
         self._outbox: dict[str, list[Message]] = {}
         self._pending: dict[int, _Proposal] = {}
         self._reads_waiting: list[tuple[int, int, _ReadToken]] = []
@@ -368,7 +368,7 @@ class Node:
     def _on_tick(self) -> None:
         if self.state_name in ("Closing", "Shutdown"):
             return
-        self._lease_until = -1
+        self._lease_until = -1.0
         # One tick per turn of the loop, even when several are due after a
         # stall: the messages that arrived meanwhile are read between ticks,
         # so a busy node does not time out on peers it has not listened to.
@@ -436,7 +436,7 @@ class Node:
     def _process(self) -> None:
         """Carry out every Ready the core has."""
         core = self.core
-        self._lease_until = -1
+        self._lease_until = -1.0
         writer = self.writer
         while True:
             rd = core.ready()
@@ -584,7 +584,7 @@ class Node:
             # that member.  The leader resends once we are admitted.
             return
         core = self.core
-        self._lease_until = -1
+        self._lease_until = -1.0
         for m in msgs:
             if m.frm != peer:
                 log.warning("dropping message from %s claiming to be from %s", peer, m.frm)
@@ -666,7 +666,7 @@ class Node:
         core = self.core
         if core.role != Role.LEADER:
             raise Redirect(core.leader)
-        self._lease_until = -1
+        self._lease_until = -1.0
         index = core.change_membership(change, node)
         self._pending[index] = _Proposal(
             core.term, time.monotonic() + self.options.write_timeout, None, on_done
@@ -684,7 +684,7 @@ class Node:
         core = self.core
         if core.role != Role.LEADER:
             raise Redirect(core.leader)
-        self._lease_until = -1
+        self._lease_until = -1.0
         to = core.transfer_leadership(target)
         log.info("handing leadership to %s", to)
         self._transfers.append(on_done)
@@ -791,12 +791,17 @@ class Node:
     # ----------------------------------------------------------------- reads
 
     def client_read(
-        self, conn: ClientConn, respond: Respond | None, name: str, slot: Slot | None = None
+        self,
+        conn: ClientConn,
+        respond: Respond | None,
+        what: Command | str,
+        slot: Slot | None = None,
     ) -> Any:
         """Serve a read now if the consistency level allows, else defer it.
 
-        Returns the reply value, or the slot (``slot`` or a new one) that the
-        reply will fill.
+        ``what`` is the command or its name (for error replies; a name costs
+        a decode, so it is only taken when needed).  Returns the reply value,
+        or the slot (``slot`` or a new one) that the reply will fill.
         """
         level = self.options.consistency
         self.stats["reads"] += 1
@@ -806,22 +811,26 @@ class Node:
         if core.role != Role.LEADER:
             raise Redirect(core.leader)
         if level == Level.MEDIUM:
-            due = self._due_ticks()
-            if due < self._lease_until or due < self._refresh_lease():
+            now = time.monotonic()
+            if now < self._lease_until or now < self._refresh_lease():
                 return respond(None) if respond is not None else None
         # ReadIndex: confirm leadership with a heartbeat round shared by every
         # read of this turn, then serve once the machine caught up.
         if slot is None:
             slot = conn.new_slot(READ)
+        name = what if isinstance(what, str) else what.name
         token = _ReadToken(self, conn, slot, respond, name)
         core.read_index(token)
         self.schedule_process()
         return slot
 
-    def _refresh_lease(self) -> int:
+    def _refresh_lease(self) -> float:
         # The deadline only moves when the core takes an input, and every
         # input path clears this cache: reads between inputs just compare.
-        self._lease_until = until = self.core.lease_deadline()
+        # Tick t begins at _tick_base + t * _tick_interval, so "the ticks due
+        # now are before the deadline" is "now is before the deadline's tick".
+        deadline = self.core.lease_deadline()
+        self._lease_until = until = self._tick_base + deadline * self._tick_interval
         return until
 
     def _on_reads(self, reads: list[ReadState]) -> None:

@@ -225,13 +225,21 @@ def _one_request(data: bytes) -> list[bytes] | None:
     n = len(parts)
     if n < 4 or n & 1 or parts[-1]:
         return None
-    if parts[0] != b"*%d" % ((n - 2) >> 1):
+    count = (n - 2) >> 1
+    if parts[0] != (_REQUEST_COUNTS[count] if count < 64 else b"*%d" % count):
         return None
     args = parts[2 : n - 1 : 2]
+    headers = _REQUEST_SIZES
     for head, arg in zip(parts[1 : n - 1 : 2], args, strict=True):
-        if head != b"$%d" % len(arg):
+        size = len(arg)
+        if head != (headers[size] if size < 1024 else b"$%d" % size):
             return None
     return args
+
+
+# The headers of the commonest counts and sizes, to compare instead of format.
+_REQUEST_COUNTS: Final = [b"*%d" % i for i in range(64)]
+_REQUEST_SIZES: Final = [b"$%d" % i for i in range(1024)]
 
 
 def _at_boundary(reader: Any) -> bool:
