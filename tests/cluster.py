@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# redis-py resends a command after a timeout or a dropped connection by
+# default.  A test that classifies outcomes must see those as unknown: a
+# resent write may apply twice, or be answered -TRY after the first one
+# applied.
+NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def free_ports(n: int) -> list[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.cluster import ROOT, Cluster, free_ports, running_cluster, wait_until
+from tests.cluster import NO_RETRY, ROOT, Cluster, free_ports, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,7 +36,9 @@ class Writer(threading.Thread):
             key = f"{self.name_}:{seq}"
             value = f"v{seq}"
             try:
-                with redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=0.5) as c:
+                with redis.Redis(
+                    port=port, socket_timeout=1, socket_connect_timeout=0.5, retry=NO_RETRY
+                ) as c:
                     while not self.stop.is_set():
                         if c.set(key, value):
                             self.acked[key] = value

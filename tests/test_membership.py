@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.cluster import Cluster, NodeProc, running_cluster, wait_until
+from tests.cluster import NO_RETRY, Cluster, NodeProc, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -138,7 +138,7 @@ def test_grow_to_five_and_shrink_to_three_under_load_loses_and_doubles_nothing(
                 token = f"{wid}.{seq}"
                 seq += 1
                 try:
-                    with redis.Redis(port=port, socket_timeout=2) as c:
+                    with redis.Redis(port=port, socket_timeout=2, retry=NO_RETRY) as c:
                         c.append(f"log:{wid}", token + ",")
                         acked.append(token)
                 except redis.ResponseError as exc:

@@ -47,7 +47,7 @@ from redraft.security import (
     peer_proof,
 )
 from redraft.transport.codec import encode_messages
-from tests.cluster import Cluster, NodeProc, running_cluster, wait_until
+from tests.cluster import NO_RETRY, Cluster, NodeProc, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -649,7 +649,9 @@ def test_sigterm_on_the_leader_hands_over_and_loses_no_acknowledged_write(tmp_pa
             i = 0
             while not stop.is_set():
                 try:
-                    with redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=1) as c:
+                    with redis.Redis(
+                        port=port, socket_timeout=2, socket_connect_timeout=1, retry=NO_RETRY
+                    ) as c:
                         while not stop.is_set():
                             key, value = f"k{i}", f"v{i}"
                             i += 1
