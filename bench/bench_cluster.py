@@ -748,7 +748,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if ns.nodes < 1:
         ap.error("--nodes must be at least 1")
     if ns.pysyncobj and importlib.util.find_spec("pysyncobj") is None:
-        ap.error("--pysyncobj needs PySyncObj: .venv/bin/pip install pysyncobj")
+        ap.error("--pysyncobj needs PySyncObj: .venv/bin/pip install -e '.[bench]'")
     for tool in ("redis-server", "redis-benchmark"):
         if shutil.which(tool) is None:
             ap.error(f"{tool} not found (Debian: apt-get install redis-server redis-tools)")
