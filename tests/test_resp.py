@@ -105,6 +105,40 @@ def test_single_multibulk_request() -> None:
     assert RequestParser().parse(SET) == [[b"SET", b"key:000123", b"xxx"]]
 
 
+def _outcome(feed: Iterator[bytes]) -> object:
+    """What a fresh parser makes of the reads: the commands, or the error text."""
+    parser = RequestParser()
+    out: list[list[bytes]] = []
+    try:
+        for data in feed:
+            out += parser.parse(data)
+    except ProtocolError as exc:
+        return ("error", str(exc), exc.commands)
+    return out
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        cmd(b"GET", b"key:__rand_int__"),
+        cmd(b"SET", b"k", b"a\r\nb"),  # a CRLF inside an argument
+        cmd(b"SET", b"k", b""),
+        cmd(b"PING"),
+        cmd(b"", b"x"),
+        b"*2\r\n$3\r\nGET\r\n$03\r\nabc\r\n",  # a length with a leading zero
+        b"*2\r\n$3\r\nGET\r\n$+3\r\nabc\r\n",
+        b"*02\r\n$3\r\nGET\r\n$3\r\nabc\r\n",
+        b"*3\r\n$3\r\nGET\r\n$3\r\nabc\r\n",  # an argument short: incomplete
+        b"*1\r\n$4\r\nPING\r\nX",  # the start of an inline request after it
+        b"*1\r\n$4\r\nPING\r\n\r\n",
+        b"*1\r\n$5\r\nPING\r\n\r\n",  # a length that does not match
+    ],
+)
+def test_a_read_of_one_request_parses_as_it_would_byte_by_byte(data: bytes) -> None:
+    # Whole, such a read may take the one-request path; byte by byte it never does.
+    assert _outcome(iter([data])) == _outcome(data[i : i + 1] for i in range(len(data)))
+
+
 def test_pipelined_requests_come_back_in_order() -> None:
     data = b"".join(cmd(b"SET", b"k%d" % i, b"v%d" % i) for i in range(100))
     assert RequestParser().parse(data) == [[b"SET", b"k%d" % i, b"v%d" % i] for i in range(100)]
