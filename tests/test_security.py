@@ -24,8 +24,6 @@ from typing import Any, ClassVar
 import pytest
 import redis
 import trustme
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from redraft.options import Options
 from redraft.raft.types import (
@@ -245,7 +243,7 @@ def test_real_clients_authenticate(auth_cluster: Cluster) -> None:
         assert c.set("client", "redis-py") is True
     with redis.Redis(port=leader.port, password=PASSWORD, protocol=3, socket_timeout=5) as c:
         assert c.get("client") == b"redis-py"  # HELLO 3 AUTH default <password>
-    once: dict[str, Any] = {"socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}
+    once: dict[str, Any] = {"socket_timeout": 5, "retry": NO_RETRY}
     with redis.Redis(port=leader.port, **once) as c, pytest.raises(redis.AuthenticationError):
         c.get("client")
     with pytest.raises(redis.AuthenticationError):
@@ -546,7 +544,7 @@ def test_tls_port_refuses_plain_and_certificateless_clients(
         ssl_ca_certs=certs["ca"],
         password=PASSWORD,
         socket_timeout=5,
-        retry=Retry(NoBackoff(), 0),  # redis-py retries failed connections by default
+        retry=NO_RETRY,  # redis-py retries failed connections by default
     )
     with pytest.raises(redis.ConnectionError):
         no_cert.ping()

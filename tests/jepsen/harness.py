@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from redraft.examples.clone import Clone
 from redraft.storage.snapshots import SnapshotStore
+from tests.cluster import NO_RETRY
 
 from .history import History, Kind, Outcome
 from .proxy import Link, Mode, ProxyNet
@@ -105,7 +104,7 @@ class Wire:
             port=port,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            retry=NO_RETRY,
             protocol=2,
             **_NO_SETINFO,
         )
