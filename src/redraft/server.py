@@ -58,6 +58,11 @@ WRITE = 4
 """Started: a client write waiting to commit."""
 
 
+def command_name(what: Command | str) -> str:
+    """The name error replies use: a command's name is only decoded when needed."""
+    return what if type(what) is str else cast(Command, what).name
+
+
 class NoReply:
     """Returned by a command that must not be answered (peer traffic)."""
 
@@ -266,19 +271,22 @@ class ClientConn(asyncio.Protocol):
         self._slots.append(s)
         return s
 
-    def fill_result(self, slot: Slot, result: Any, respond: Respond | None, name: str) -> None:
+    def fill_result(
+        self, slot: Slot, result: Any, respond: Respond | None, what: Command | str
+    ) -> None:
+        """Answer ``slot`` with ``respond(result)`` (``what``: the command, for errors)."""
         if isinstance(result, BaseException):
-            self._fill(slot, encode_error(result, name))
+            self._fill(slot, encode_error(result, command_name(what)))
             return
         try:
             value = respond(result) if respond is not None else result
             data = self.encode(value)
         except Exception as exc:
-            data = encode_error(exc, name)
+            data = encode_error(exc, command_name(what))
         self._fill(slot, data)
 
-    def fill_error(self, slot: Slot, exc: BaseException, name: str) -> None:
-        self._fill(slot, encode_error(exc, name))
+    def fill_error(self, slot: Slot, exc: BaseException, what: Command | str) -> None:
+        self._fill(slot, encode_error(exc, command_name(what)))
 
     def _fill(self, slot: Slot, data: bytes) -> None:
         if slot.data is not None:
@@ -366,6 +374,8 @@ class Server:
         self._dirty: set[ClientConn] = set()
         self._server: asyncio.AbstractServer | None = None
         self.builtins = builtin_commands(node)
+        self._command = node.machine.command
+        self._applier = node.client_applier
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -399,7 +409,6 @@ class Server:
                 c.flush()
 
     def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
-        node = self.node
         key = args[0].lower()
         handler = self.builtins.get(key)
         if not conn.authenticated and key not in PRE_AUTH_COMMANDS:
@@ -409,7 +418,7 @@ class Server:
             if handler is not None:
                 value = handler(conn, args)
             else:
-                value = node.machine.command(node.client_applier, conn, Command(args))
+                value = self._command(self._applier, conn, Command(args))
         except Exception as exc:
             name = args[0].decode("latin-1").lower()
             if not _expected(exc):

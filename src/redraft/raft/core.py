@@ -65,6 +65,14 @@ _SNAP = MsgType.SNAP
 _SNAP_RESP = MsgType.SNAP_RESP
 _TIMEOUT_NOW = MsgType.TIMEOUT_NOW
 _CONFIG = EntryKind.CONFIG
+# Class attribute lookups on enums are slow in Python 3.11: compare with aliases.
+_LEADER = Role.LEADER
+_FOLLOWER = Role.FOLLOWER
+_CANDIDATE = Role.CANDIDATE
+_PRE_CANDIDATE = Role.PRE_CANDIDATE
+_PROBE = PeerState.PROBE
+_REPLICATE = PeerState.REPLICATE
+_SNAPSHOT = PeerState.SNAPSHOT
 _kind_of = itemgetter(2)  # Entry.kind, at C speed
 
 # A leader's own traffic depends on nothing that is not already durable;
@@ -252,14 +260,14 @@ class RaftCore:
     def tick(self) -> None:
         """Advance the logical clock by one tick."""
         self.ticks += 1
-        if self.role == Role.LEADER:
+        if self.role == _LEADER:
             self._tick_leader()
         else:
             self._tick_election()
 
     def propose(self, data: Sequence[bytes]) -> int:
         """Append NORMAL entries; returns the index of the first.  Leader only."""
-        if self.role != Role.LEADER:
+        if self.role != _LEADER:
             raise NotLeader(self.leader)
         if self.lead_transferee:
             raise ProposalDropped("leadership transfer in progress")
@@ -270,7 +278,7 @@ class RaftCore:
 
     def read_index(self, token: object) -> None:
         """Ask for a linearizable read; its ReadState comes in a later Ready."""
-        if self.role != Role.LEADER:
+        if self.role != _LEADER:
             raise NotLeader(self.leader)
         self._reads_waiting.append(token)
 
@@ -291,7 +299,7 @@ class RaftCore:
         one comparison with the clock.
         """
         if (
-            self.role != Role.LEADER
+            self.role != _LEADER
             or self.lead_transferee
             or self._lease_forfeited
             or not self.committed_in_term()
@@ -325,7 +333,7 @@ class RaftCore:
         for its own timeout instead; to move leadership at once, ask the
         leader for :meth:`transfer_leadership`.
         """
-        if self.role == Role.LEADER or not self.is_voter():
+        if self.role == _LEADER or not self.is_voter():
             return False
         if self._in_lease() and self.membership.voters != {self.id}:
             return False
@@ -334,7 +342,7 @@ class RaftCore:
 
     def transfer_leadership(self, to: NodeId | None = None) -> NodeId:
         """Hand leadership to ``to`` (default: the most caught-up voter)."""
-        if self.role != Role.LEADER:
+        if self.role != _LEADER:
             raise NotLeader(self.leader)
         voters = self.membership.voters
         if to is None:
@@ -361,7 +369,7 @@ class RaftCore:
 
     def change_membership(self, change: ChangeType, node: NodeId) -> int:
         """Propose a single-server membership change; returns its log index."""
-        if self.role != Role.LEADER:
+        if self.role != _LEADER:
             raise NotLeader(self.leader)
         if self.pending_conf_index > self.log.commit:
             raise ChangeInProgress("a membership change is already in progress")
@@ -396,7 +404,7 @@ class RaftCore:
 
     def ready(self) -> Ready | None:
         """Everything the runtime must do since the last call, or None."""
-        if self.role == Role.LEADER:
+        if self.role == _LEADER:
             if self._reads_waiting and not self._reads_pending:
                 # One ReadIndex round in flight at a time: reads that arrive
                 # meanwhile share the next one (fewer heartbeats per read
@@ -457,7 +465,7 @@ class RaftCore:
         if rd.entries:
             last = rd.entries[-1]
             self.log.stable_to(last.index, last.term)
-        if self.role == Role.LEADER:
+        if self.role == _LEADER:
             me = self.prs.get(self.id)
             if me is not None and self.log.stable > me.match:
                 me.match = self.log.stable
@@ -493,7 +501,7 @@ class RaftCore:
             self._handle_vote(m)
             return
         role = self.role
-        if role == Role.LEADER:
+        if role == _LEADER:
             if t == _APP_RESP:
                 self._handle_append_resp(m)
             elif t == _HEARTBEAT_RESP:
@@ -501,11 +509,11 @@ class RaftCore:
             elif t == _SNAP_RESP:
                 self._handle_snapshot_resp(m)
             return
-        if role != Role.FOLLOWER:
+        if role != _FOLLOWER:
             if t == _APP or t == _HEARTBEAT or t == _SNAP:
                 self._become_follower(self.term, m.frm)
-            elif (t == _VOTE_RESP and role == Role.CANDIDATE) or (
-                t == _PRE_VOTE_RESP and role == Role.PRE_CANDIDATE
+            elif (t == _VOTE_RESP and role == _CANDIDATE) or (
+                t == _PRE_VOTE_RESP and role == _PRE_CANDIDATE
             ):
                 self._poll(m)
                 return
@@ -593,7 +601,7 @@ class RaftCore:
         quorum = len(voters) // 2 + 1
         granted = sum(1 for v, ok in self._votes.items() if ok and v in voters)
         if granted >= quorum:
-            if self.role == Role.PRE_CANDIDATE:
+            if self.role == _PRE_CANDIDATE:
                 self._campaign(pre=False, transfer=False)
             else:
                 self._become_leader()
@@ -691,7 +699,7 @@ class RaftCore:
         self._config_unsynced = True
         self._configs.append((index, new))
         self.membership = new
-        if self.role == Role.LEADER:
+        if self.role == _LEADER:
             # Removed members still get the log up to their removal so they
             # learn of it and stop campaigning.
             for n in old.members() - new.members():
@@ -726,7 +734,7 @@ class RaftCore:
                 if pr is not None and pr.match >= idx:
                     del self._departing[n]
                     del self.prs[n]
-            if self.id not in self.membership.voters and self.role == Role.LEADER:
+            if self.id not in self.membership.voters and self.role == _LEADER:
                 self._hand_over_and_step_down()
 
     def _hand_over_and_step_down(self) -> None:
@@ -771,7 +779,7 @@ class RaftCore:
 
     def _send(self, m: Message) -> None:
         t = m.type
-        if t in _SEND_AT_ONCE or (self.role == Role.LEADER and t in _SEND_AT_ONCE_AS_LEADER):
+        if t in _SEND_AT_ONCE or (self.role == _LEADER and t in _SEND_AT_ONCE_AS_LEADER):
             self._msgs.append(m)
         else:
             self._msgs_after.append(m)
@@ -846,7 +854,7 @@ class RaftCore:
         batch.  A follower being probed gets an empty APP when it has
         everything we know of: its answer says where its log matches.
         """
-        if pr.state == PeerState.SNAPSHOT:
+        if pr.state == _SNAPSHOT:
             self._send_snapshot_chunks(to, pr)
             return
         log = self.log
@@ -864,7 +872,7 @@ class RaftCore:
             last = log.last_index
             commit = log.commit
             if pr.next > last:
-                if pr.state == PeerState.PROBE:
+                if pr.state == _PROBE:
                     # An empty probe: finds where a new or lagging log matches.
                     self._msgs.append(Message(_APP, to, me, term, prev_term, prev, [], commit))
                     pr.probe_sent = True
@@ -939,15 +947,15 @@ class RaftCore:
         pr.last_contact = self.ticks
         if m.reject:
             if self._maybe_decrease(pr, m):
-                if pr.state == PeerState.REPLICATE:
+                if pr.state == _REPLICATE:
                     pr.become_probe()
                 self._send_append(m.frm, pr)
             return
-        if pr.update(m.index) or (pr.match == m.index and pr.state == PeerState.PROBE):
-            if pr.state == PeerState.PROBE:
+        if pr.update(m.index) or (pr.match == m.index and pr.state == _PROBE):
+            if pr.state == _PROBE:
                 pr.become_replicate()
             elif (
-                pr.state == PeerState.SNAPSHOT
+                pr.state == _SNAPSHOT
                 and pr.snapshot is not None
                 and pr.match >= pr.snapshot.meta.index
             ):
@@ -974,7 +982,7 @@ class RaftCore:
             pr.become_probe()
             pr.next = m.hint_index + 1
             return True
-        if pr.state == PeerState.REPLICATE:
+        if pr.state == _REPLICATE:
             return rejected > pr.match
         if pr.next - 1 != rejected:
             return False
@@ -1009,11 +1017,11 @@ class RaftCore:
         if m.context > pr.acked_round:
             pr.acked_round = m.context
         pr.probe_sent = False
-        if pr.state == PeerState.REPLICATE and pr.inflight:
+        if pr.state == _REPLICATE and pr.inflight:
             # An APP in flight for long was most likely lost: probe again.
             if self.ticks - pr.inflight[0][2] >= max(2, self.cfg.election_tick // 2):
                 pr.become_probe()
-        elif pr.state == PeerState.SNAPSHOT and pr.snapshot is not None:
+        elif pr.state == _SNAPSHOT and pr.snapshot is not None:
             snap = pr.snapshot
             if self.ticks - snap.progress_tick >= self.cfg.election_tick:
                 snap.sent = snap.acked
@@ -1095,7 +1103,7 @@ class RaftCore:
         pr.last_contact = self.ticks
         if m.context == 1:
             # Installed (or the follower already had everything up to m.index).
-            if pr.state == PeerState.SNAPSHOT:
+            if pr.state == _SNAPSHOT:
                 pr.update(m.index)
                 pr.become_probe()
             elif m.index > pr.match:
@@ -1104,7 +1112,7 @@ class RaftCore:
             self._send_append(m.frm, pr)
             return
         snap = pr.snapshot
-        if pr.state != PeerState.SNAPSHOT or snap is None or m.index != snap.meta.index:
+        if pr.state != _SNAPSHOT or snap is None or m.index != snap.meta.index:
             return
         snap.progress_tick = self.ticks
         offset = min(max(m.hint_index, 0), snap.meta.size)

@@ -17,6 +17,11 @@ class PeerState(IntEnum):
     """The follower needs entries we compacted away: a snapshot is streaming."""
 
 
+# Class attribute lookups on enums are slow in Python 3.11: compare with aliases.
+_PROBE = PeerState.PROBE
+_REPLICATE = PeerState.REPLICATE
+
+
 class OutgoingSnapshot:
     """A snapshot being streamed to one follower in chunks."""
 
@@ -104,7 +109,7 @@ class Progress:
 
     def sent_entries(self, last: int, nbytes: int, now: int) -> None:
         """An APP carrying entries up to ``last`` went out at tick ``now``."""
-        if self.state == PeerState.REPLICATE:
+        if self.state == _REPLICATE:
             self.next = last + 1
             self.inflight.append((last, nbytes, now))
             self.inflight_bytes += nbytes
@@ -112,8 +117,8 @@ class Progress:
             self.probe_sent = True
 
     def is_paused(self, max_msgs: int, max_bytes: int) -> bool:
-        if self.state == PeerState.PROBE:
+        if self.state == _PROBE:
             return self.probe_sent
-        if self.state == PeerState.REPLICATE:
+        if self.state == _REPLICATE:
             return len(self.inflight) >= max_msgs or self.inflight_bytes >= max_bytes
         return True
