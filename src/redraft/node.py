@@ -135,7 +135,8 @@ class Node:
         self._lease_until = -1.0
         self._outbox: dict[str, list[Message]] = {}
         self._pending: dict[int, _Proposal] = {}
-        self._reads_waiting: list[tuple[int, int, _ReadToken]] = []
+        self._reads_waiting: list[tuple[int, int, list[_ReadToken]]] = []
+        """Confirmed reads waiting for the machine to reach their read index."""
         self._read_seq = 0
         self._apply_blocked = False
         self._deferred_apply: list[Entry] = []
@@ -788,7 +789,8 @@ class Node:
         waiting = self._reads_waiting
         applied = self.applied_index
         while waiting and waiting[0][0] <= applied:
-            heapq.heappop(waiting)[2]()
+            for token in heapq.heappop(waiting)[2]:
+                token()
         if (
             applied - self._snapshot_index >= self.options.snapshot_entries
             or self._log_bytes_since_snapshot >= self.options.snapshot_bytes
@@ -833,9 +835,7 @@ class Node:
         # read of this turn, then serve once the machine caught up.
         if slot is None:
             slot = conn.new_slot(READ)
-        name = what if isinstance(what, str) else what.name
-        token = _ReadToken(self, conn, slot, respond, name)
-        core.read_index(token)
+        core.read_index(_ReadToken(conn, slot, respond, what))
         self.schedule_process()
         return slot
 
@@ -851,13 +851,12 @@ class Node:
     def _on_reads(self, reads: list[ReadState]) -> None:
         applied = self.applied_index
         for rs in reads:
-            token = rs.token
-            assert isinstance(token, _ReadToken)
             if rs.index <= applied:
-                token()
+                for token in rs.tokens:
+                    token()
             else:
                 self._read_seq += 1
-                heapq.heappush(self._reads_waiting, (rs.index, self._read_seq, token))
+                heapq.heappush(self._reads_waiting, (rs.index, self._read_seq, rs.tokens))
 
     # -------------------------------------------------------------- snapshots
 
@@ -1046,22 +1045,22 @@ class Node:
 class _ReadToken:
     """A pending ReadIndex read; calling it serves the read."""
 
-    __slots__ = ("conn", "name", "node", "respond", "slot")
+    __slots__ = ("conn", "respond", "slot", "what")
 
     def __init__(
-        self, node: Node, conn: ClientConn, slot: Slot, respond: Respond | None, name: str
+        self, conn: ClientConn, slot: Slot, respond: Respond | None, what: Command | str
     ) -> None:
-        self.node = node
         self.conn = conn
         self.slot = slot
         self.respond = respond
-        self.name = name
+        self.what = what
+        """The command, or its name (decoded only for an error reply)."""
 
     def __call__(self) -> None:
-        self.conn.fill_result(self.slot, None, self.respond, self.name)
+        self.conn.fill_result(self.slot, None, self.respond, self.what)
 
     def fail(self, exc: BaseException) -> None:
-        self.conn.fill_error(self.slot, exc, self.name)
+        self.conn.fill_error(self.slot, exc, self.what)
 
 
 def open(

@@ -582,19 +582,19 @@ class Sim:
                 self._apply(node, core, e)
         if rd.reads:
             for rs in rd.reads:
-                tok = rs.token
-                if not isinstance(tok, int):
-                    continue
-                req = self._reads.get(tok)
-                if req is None:
-                    continue
-                if rs.index < req.required:
-                    raise Violation(
-                        "linearizable read",
-                        f"read {tok} on {nid} got read index {rs.index}, but index "
-                        f"{req.required} was committed before the read began",
-                    )
-                node.reads.append((rs.index, tok))
+                for tok in rs.tokens:
+                    if not isinstance(tok, int):
+                        continue
+                    req = self._reads.get(tok)
+                    if req is None:
+                        continue
+                    if rs.index < req.required:
+                        raise Violation(
+                            "linearizable read",
+                            f"read {tok} on {nid} got read index {rs.index}, but index "
+                            f"{req.required} was committed before the read began",
+                        )
+                    node.reads.append((rs.index, tok))
         if rd.dropped_reads:
             self.stats.bump("reads dropped", len(rd.dropped_reads))
         if node.reads:

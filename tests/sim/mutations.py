@@ -85,7 +85,8 @@ def _read_without_quorum(self: RaftCore) -> None:
     if not self.committed_in_term():
         return
     index = self.log.commit
-    self._reads_ready.extend(ReadState(t, index) for t in self._reads_waiting)
+    if self._reads_waiting:
+        self._reads_ready.append(ReadState(self._reads_waiting, index))
     self._reads_waiting = []
 
 

@@ -1039,7 +1039,8 @@ class RaftCore:
 
     def _release_single_voter_reads(self) -> None:
         index = self.log.commit
-        self._reads_ready.extend(ReadState(t, index) for t in self._reads_waiting)
+        if self._reads_waiting:
+            self._reads_ready.append(ReadState(self._reads_waiting, index))
         self._reads_waiting = []
 
     def _start_read_round(self) -> None:
@@ -1063,7 +1064,8 @@ class RaftCore:
         pending = self._reads_pending
         while pending and pending[0][0] <= acked:
             _, index, tokens = pending.popleft()
-            self._reads_ready.extend(ReadState(t, index) for t in tokens)
+            if tokens:
+                self._reads_ready.append(ReadState(tokens, index))
 
     def _drop_reads(self) -> None:
         for _, _, tokens in self._reads_pending:

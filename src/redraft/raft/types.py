@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import partial
 from itertools import repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -199,9 +199,14 @@ class Role(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReadState:
-    """A read-index read that may now be served once ``index`` is applied."""
+    """Read-index reads that may now be served once ``index`` is applied.
 
-    token: object
+    One per confirmed round, carrying every read the round confirmed (their
+    tokens in the order they were asked), so a round of many reads costs one
+    object rather than one each.
+    """
+
+    tokens: list[Any]
     index: int
 
 
