@@ -1,6 +1,7 @@
 """CPU per request of the server path, without sockets; prints figures, asserts nothing.
 
 Run: .venv/bin/python bench/bench_request_path.py [--seconds S] [--consistency LEVEL]
+     .venv/bin/python bench/bench_request_path.py --serve-bare PORT [--for SECONDS]
 
 A one-node clone (durability medium) is started in this process; 50 client
 connections with in-memory transports are fed the bytes redis-benchmark
@@ -16,6 +17,8 @@ CPU time (``time.process_time``) rather than wall time, the best of three
 rounds; a shared machine still moves the figures by 10-20 %, so compare
 runs of one invocation.  System calls are not in these figures: on
 loopback a reply ``write`` costs about as much again (see BENCHMARKS.md).
+``--serve-bare`` runs the bare handler as a real server for a while, so
+redis-benchmark can show what the floor is with the system calls.
 """
 
 from __future__ import annotations
@@ -143,12 +146,44 @@ async def _main(seconds: float, consistency: str) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+class _BareProtocol(asyncio.Protocol):
+    """The bare handler on a real socket, for redis-benchmark."""
+
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        self.bare = _Bare(data)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.bare.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.bare.data_received(data)
+
+
+async def _serve_bare(port: int, seconds: float) -> None:
+    data: dict[bytes, bytes] = {}
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _BareProtocol(data), "127.0.0.1", port)
+    print(f"bare hiredis + dict server on 127.0.0.1:{port} for {seconds:g} s", flush=True)
+    await asyncio.sleep(seconds)
+    server.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="CPU seconds per measurement")
     ap.add_argument("--consistency", default="medium", choices=["low", "medium", "high"])
+    ap.add_argument(
+        "--serve-bare",
+        type=int,
+        metavar="PORT",
+        help="instead: serve the bare handler on this loopback port (for redis-benchmark)",
+    )
+    ap.add_argument("--for", dest="duration", type=float, default=60.0, help="with --serve-bare")
     ns = ap.parse_args()
-    uvloop.run(_main(ns.seconds, ns.consistency))
+    if ns.serve_bare:
+        uvloop.run(_serve_bare(ns.serve_bare, ns.duration))
+    else:
+        uvloop.run(_main(ns.seconds, ns.consistency))
 
 
 if __name__ == "__main__":
