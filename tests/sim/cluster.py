@@ -229,6 +229,7 @@ class Sim:
         self._leading: dict[NodeId, SimNode] = {}
         self._reads: dict[int, _ReadReq] = {}
         self._served: dict[int, int] = {}
+        self._dropped: set[int] = set()
         self._tokens = 0
         # (leader, term) pairs that sent TIMEOUT_NOW: a lease failure after one
         # is the known transfer hazard, reported as such.
@@ -597,6 +598,9 @@ class Sim:
                     node.reads.append((rs.index, tok))
         if rd.dropped_reads:
             self.stats.bump("reads dropped", len(rd.dropped_reads))
+            for tok in rd.dropped_reads:
+                if isinstance(tok, int):
+                    self._dropped.add(tok)
         if node.reads:
             self._serve_reads(node)
 
@@ -827,6 +831,10 @@ class Sim:
     def read_served(self, token: int) -> bool:
         """Whether the read ``token`` has been served (False while pending or if dropped)."""
         return token in self._served
+
+    def read_dropped(self, token: int) -> bool:
+        """Whether the core gave up the read ``token`` (its node stopped leading)."""
+        return token in self._dropped
 
     def lease_read(self, nid: NodeId) -> bool:
         """Serve a read from ``nid``'s state if its lease is valid; True if served."""

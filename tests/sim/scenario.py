@@ -359,7 +359,9 @@ class Scenario:
         while token is None or not sim.read_served(token):
             if sim.now - start > bound:
                 raise Violation("liveness", f"a read made at {start:.1f} was not served in time")
-            if token is None or sim.nodes[holder].role != Role.LEADER:
+            # Retry like a client told "not the leader": the holder stepped
+            # down (maybe to lead again since, without the read).
+            if token is None or sim.nodes[holder].role != Role.LEADER or sim.read_dropped(token):
                 leader = sim.leader()
                 if leader is not None:
                     holder = leader.id
