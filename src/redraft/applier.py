@@ -59,11 +59,11 @@ class ClientApplier(Applier):
             if conn._unfilled_writes:
                 # A read pipelined behind a write must see that write: run it
                 # once everything before it on this connection has replied.
-                return conn.later_read(respond, cmd.name)
+                return conn.later_read(respond, cmd)
             return node.client_read(conn, respond, cmd)
         if conn._unfilled_reads:
             # ...and a write behind such a read must wait until it is served.
-            return conn.later_write(cmd.args, respond, cmd.name)
+            return conn.later_write(cmd.args, respond, cmd)
         return node.client_write(conn, cmd.args, respond, cmd)
 
     def now_ns(self) -> int:

@@ -44,14 +44,14 @@ from redraft.raft.types import (
     SnapshotMeta,
 )
 from redraft.security import Security, peer_ask, private_dir, reap_idle
-from redraft.server import READ, WRITE
+from redraft.server import READ, WRITE, Slot, serve_reads
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
 from redraft.transport.codec import CodecError, decode_messages, encode_messages
 from redraft.transport.peers import PeerLink, raftmsg_command, split_hostport
 
 if TYPE_CHECKING:
-    from redraft.server import ClientConn, Server, Slot
+    from redraft.server import ClientConn, Server
 
 log = logging.getLogger("redraft")
 
@@ -135,7 +135,7 @@ class Node:
         self._lease_until = -1.0
         self._outbox: dict[str, list[Message]] = {}
         self._pending: dict[int, _Proposal] = {}
-        self._reads_waiting: list[tuple[int, int, list[_ReadToken]]] = []
+        self._reads_waiting: list[tuple[int, int, list[Slot]]] = []
         """Confirmed reads waiting for the machine to reach their read index."""
         self._read_seq = 0
         self._apply_blocked = False
@@ -470,9 +470,9 @@ class Node:
                     self._apply(rd.committed)
             if rd.reads:
                 self._on_reads(rd.reads)
-            for token in rd.dropped_reads:
-                assert isinstance(token, _ReadToken)
-                token.fail(Redirect(core.leader))
+            for slot in rd.dropped_reads:
+                assert isinstance(slot, Slot)
+                slot.conn.fill_error(slot, Redirect(core.leader), slot.name)
         self._observe_role()
         if self._outbox:
             self._flush_outbox()
@@ -789,8 +789,7 @@ class Node:
         waiting = self._reads_waiting
         applied = self.applied_index
         while waiting and waiting[0][0] <= applied:
-            for token in heapq.heappop(waiting)[2]:
-                token()
+            serve_reads(heapq.heappop(waiting)[2])
         if (
             applied - self._snapshot_index >= self.options.snapshot_entries
             or self._log_bytes_since_snapshot >= self.options.snapshot_bytes
@@ -835,7 +834,11 @@ class Node:
         # read of this turn, then serve once the machine caught up.
         if slot is None:
             slot = conn.new_slot(READ)
-        core.read_index(_ReadToken(conn, slot, respond, what))
+        # The slot is the core's token for the read: it holds all that
+        # serving it takes.
+        slot.respond = respond
+        slot.name = what
+        core.read_index(slot)
         self.schedule_process()
         return slot
 
@@ -852,8 +855,7 @@ class Node:
         applied = self.applied_index
         for rs in reads:
             if rs.index <= applied:
-                for token in rs.tokens:
-                    token()
+                serve_reads(rs.tokens)
             else:
                 self._read_seq += 1
                 heapq.heappush(self._reads_waiting, (rs.index, self._read_seq, rs.tokens))
@@ -1040,27 +1042,6 @@ class Node:
         if not core.leader:
             return "never"
         return f"{core.election_elapsed * self.options.tick_ms}ms"
-
-
-class _ReadToken:
-    """A pending ReadIndex read; calling it serves the read."""
-
-    __slots__ = ("conn", "respond", "slot", "what")
-
-    def __init__(
-        self, conn: ClientConn, slot: Slot, respond: Respond | None, what: Command | str
-    ) -> None:
-        self.conn = conn
-        self.slot = slot
-        self.respond = respond
-        self.what = what
-        """The command, or its name (decoded only for an error reply)."""
-
-    def __call__(self) -> None:
-        self.conn.fill_result(self.slot, None, self.respond, self.what)
-
-    def fail(self, exc: BaseException) -> None:
-        self.conn.fill_error(self.slot, exc, self.what)
 
 
 def open(

@@ -36,13 +36,15 @@ class Slot:
     the connection (see :meth:`ClientConn._drain`).
     """
 
-    __slots__ = ("args", "data", "kind", "name", "respond")
+    __slots__ = ("args", "conn", "data", "kind", "name", "respond")
 
-    def __init__(self, kind: int) -> None:
+    def __init__(self, kind: int, conn: ClientConn) -> None:
         self.kind = kind
+        self.conn = conn
         self.data: bytes | None = None
         self.respond: Respond | None = None
-        self.name = ""
+        self.name: Command | str = ""
+        """The command, or its name (decoded only for an error reply)."""
         self.args: list[bytes] | None = None
 
 
@@ -61,6 +63,29 @@ WRITE = 4
 def command_name(what: Command | str) -> str:
     """The name error replies use: a command's name is only decoded when needed."""
     return what if type(what) is str else cast(Command, what).name
+
+
+def serve_reads(slots: list[Slot]) -> None:
+    """Answer started reads (a confirmed ReadIndex round), in order.
+
+    Each connection's answered head of line is written out once for the
+    whole round rather than once per read.
+    """
+    touched: dict[ClientConn, None] = {}
+    for slot in slots:
+        if slot.data is not None:
+            continue
+        conn = slot.conn
+        respond = slot.respond
+        try:
+            slot.data = conn.encode(respond(None) if respond is not None else None)
+        except Exception as exc:
+            slot.data = encode_error(exc, command_name(slot.name))
+        conn._unfilled_reads -= 1
+        touched[conn] = None
+    for conn in touched:
+        conn._drain()
+        conn.server.mark_dirty(conn)
 
 
 class NoReply:
@@ -230,14 +255,14 @@ class ClientConn(asyncio.Protocol):
 
     def reply_bytes(self, data: bytes) -> None:
         if self._slots:
-            s = Slot(WAIT)
+            s = Slot(WAIT, self)
             s.data = data
             self._slots.append(s)
         else:
             self._out += data
 
     def new_slot(self, kind: int = WAIT) -> Slot:
-        s = Slot(kind)
+        s = Slot(kind, self)
         if kind == READ:
             self._unfilled_reads += 1
         elif kind == WRITE:
@@ -253,21 +278,21 @@ class ClientConn(asyncio.Protocol):
         elif slot.kind == WRITE or slot.kind == LATER_WRITE:
             self._unfilled_writes -= 1
 
-    def later_read(self, respond: Respond | None, name: str) -> Slot:
-        s = Slot(LATER_READ)
+    def later_read(self, respond: Respond | None, what: Command | str) -> Slot:
+        s = Slot(LATER_READ, self)
         s.respond = respond
-        s.name = name
+        s.name = what
         self._unfilled_reads += 1
         self._slots.append(s)
         return s
 
-    def later_write(self, args: list[bytes], respond: Respond | None, name: str) -> Slot:
-        s = Slot(LATER_WRITE)
+    def later_write(self, args: list[bytes], respond: Respond | None, what: Command | str) -> Slot:
+        s = Slot(LATER_WRITE, self)
         self._later_writes += 1
         self._unfilled_writes += 1
         s.args = args
         s.respond = respond
-        s.name = name
+        s.name = what
         self._slots.append(s)
         return s
 
@@ -317,7 +342,7 @@ class ClientConn(asyncio.Protocol):
                     value = node.client_read(self, head.respond, head.name, head)
                 except Exception as exc:
                     self._unfilled_reads -= 1
-                    head.data = encode_error(exc, head.name)
+                    head.data = encode_error(exc, command_name(head.name))
                 else:
                     if value is head:
                         break
@@ -325,7 +350,7 @@ class ClientConn(asyncio.Protocol):
                     try:
                         head.data = self.encode(value)
                     except Exception as exc:
-                        head.data = encode_error(exc, head.name)
+                        head.data = encode_error(exc, command_name(head.name))
             out += head.data
             slots.popleft()
         if not self._later_writes:
@@ -341,7 +366,7 @@ class ClientConn(asyncio.Protocol):
                 try:
                     node.client_write(self, s.args, s.respond, s.name, s)
                 except Exception as exc:
-                    s.data = encode_error(exc, s.name)
+                    s.data = encode_error(exc, command_name(s.name))
         if slots and slots[0].data is not None:
             self._drain()
 
