@@ -73,16 +73,10 @@ def serve_reads(slots: list[Slot]) -> None:
     """
     touched: dict[ClientConn, None] = {}
     for slot in slots:
-        if slot.data is not None:
-            continue
-        conn = slot.conn
-        respond = slot.respond
-        try:
-            slot.data = conn.encode(respond(None) if respond is not None else None)
-        except Exception as exc:
-            slot.data = encode_error(exc, command_name(slot.name))
-        conn._unfilled_reads -= 1
-        touched[conn] = None
+        if slot.data is None:
+            conn = slot.conn
+            conn._settle(slot, conn._reply_for(None, slot.respond, slot.name))
+            touched[conn] = None
     for conn in touched:
         conn._drain()
         conn.server.mark_dirty(conn)
@@ -247,12 +241,6 @@ class ClientConn(asyncio.Protocol):
     def has_pending(self) -> bool:
         return bool(self._slots)
 
-    def reads_pending(self) -> bool:
-        return self._unfilled_reads > 0
-
-    def writes_pending(self) -> bool:
-        return self._unfilled_writes > 0
-
     def reply_bytes(self, data: bytes) -> None:
         if self._slots:
             s = Slot(WAIT, self)
@@ -300,28 +288,35 @@ class ClientConn(asyncio.Protocol):
         self, slot: Slot, result: Any, respond: Respond | None, what: Command | str
     ) -> None:
         """Answer ``slot`` with ``respond(result)`` (``what``: the command, for errors)."""
-        if isinstance(result, BaseException):
-            self._fill(slot, encode_error(result, command_name(what)))
-            return
-        try:
-            value = respond(result) if respond is not None else result
-            data = self.encode(value)
-        except Exception as exc:
-            data = encode_error(exc, command_name(what))
-        self._fill(slot, data)
+        self._fill(slot, self._reply_for(result, respond, what))
 
     def fill_error(self, slot: Slot, exc: BaseException, what: Command | str) -> None:
         self._fill(slot, encode_error(exc, command_name(what)))
 
-    def _fill(self, slot: Slot, data: bytes) -> None:
+    def _reply_for(self, result: Any, respond: Respond | None, what: Command | str) -> bytes:
+        """The encoded reply of a finished command (an error reply if it or ``respond`` failed)."""
+        if isinstance(result, BaseException):
+            return encode_error(result, command_name(what))
+        try:
+            return self.encode(respond(result) if respond is not None else result)
+        except Exception as exc:
+            return encode_error(exc, command_name(what))
+
+    def _settle(self, slot: Slot, data: bytes) -> bool:
+        """Give ``slot`` its reply; False if it already had one."""
         if slot.data is not None:
-            return
+            return False
         slot.data = data
         kind = slot.kind
         if kind == READ or kind == LATER_READ:
             self._unfilled_reads -= 1
         elif kind == WRITE or kind == LATER_WRITE:
             self._unfilled_writes -= 1
+        return True
+
+    def _fill(self, slot: Slot, data: bytes) -> None:
+        if not self._settle(slot, data):
+            return
         slots = self._slots
         if slots and (slots[0] is slot or slot.kind == READ or slot.kind == LATER_READ):
             self._drain()
