@@ -106,6 +106,8 @@ def main() -> int:
     code = 0
     while not stop and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.2)
+        if stop:
+            break  # Ctrl-C reaches the nodes too: their exit is not a failure
         dead = [i for i, p in enumerate(procs) if p.poll() is not None]
         if dead:
             print(f"node {dead[0] + 1} exited; see its log in {base}", file=sys.stderr)
