@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redraft.examples.clone import Clone
+from redraft.machine import Machine
 from redraft.node import Node
 from redraft.options import Options
 from redraft.raft.types import Entry, Membership, Message, MsgType, SnapChunk, SnapshotMeta
@@ -70,12 +71,12 @@ class Recorder(logging.Handler):
 class ThreadNode:
     """A node serving from a thread of the test process (its own event loop)."""
 
-    def __init__(self, base: Path, options: Options) -> None:
+    def __init__(self, base: Path, options: Options, machine: Machine | None = None) -> None:
         self.port = free_ports(1)[0]
         self.addr = f"127.0.0.1:{self.port}"
         self.dir = base / "node"
         self.options = options
-        self.node = Node(self.dir, self.addr, "", Clone(), options)
+        self.node = Node(self.dir, self.addr, "", machine or Clone(), options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="fuzzed-node", daemon=True)
         self.stopped = False

@@ -8,13 +8,17 @@ appended to the Raft log; once committed, every node calls
 ``command(m, None, cmd)`` again with an applying :class:`Applier`, whose
 ``apply`` runs ``mutate`` and returns its result; on the node holding the
 client, ``respond(result)`` then builds the reply.
+
+A machine may also declare plain reads (:meth:`Machine.reads`): functions of
+the arguments alone that redraft calls itself, at the configured consistency,
+without a trip through ``command`` and ``apply``.
 """
 
 from __future__ import annotations
 
 import random as _random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol, runtime_checkable
 
 Mutate = Callable[[], Any]
@@ -133,6 +137,10 @@ class Applier(ABC):
         """A generator seeded from the log entry: the same sequence on every node."""
 
 
+Read = Callable[[Applier, list[bytes]], Any]
+"""A plain read: ``read(m, args)`` returns the reply from the current state (see :meth:`Machine.reads`)."""
+
+
 class SnapshotCapture(Protocol):
     """The second phase of a two-phase snapshot: persist what was captured."""
 
@@ -147,6 +155,24 @@ class Machine(ABC):
     @abstractmethod
     def command(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         """Handle one command; see the module docstring for the protocol."""
+
+    def reads(self) -> Mapping[str, Read]:
+        """Optional: the commands that only read, by name, answered without ``command``.
+
+        ``read(m, args)`` (``args`` the raw arguments, the name first) checks
+        them, raising for bad ones, and returns the reply from the state as
+        it is; it must change nothing.  redraft serves such a command exactly
+        as ``m.apply(conn, cmd, None, lambda _: read(m, cmd.args))`` would:
+        at the configured consistency, after the connection's earlier writes,
+        redirected by a follower when the level asks for the leader.  When
+        it can answer at once (consistency low, or medium within the
+        leader's lease, nothing earlier pending on the connection) it calls
+        ``read`` straight away, which spares the per-command objects of the
+        general path: the fast way for hot reads such as GET.  Names are
+        matched without regard to case; a built-in command of the same name
+        wins.  Called once, when the node starts.
+        """
+        return {}
 
     def snapshot(self, wr: IO[bytes]) -> SnapshotCapture | None:
         """Save the state.

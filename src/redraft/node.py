@@ -44,7 +44,7 @@ from redraft.raft.types import (
     SnapshotMeta,
 )
 from redraft.security import Security, peer_ask, private_dir, reap_idle
-from redraft.server import READ, WRITE, Slot, serve_reads
+from redraft.server import READ, WRITE, Slot, answer
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
 from redraft.transport.codec import CodecError, decode_messages, encode_messages
@@ -75,21 +75,11 @@ class Uncertain(Exception):
 
 
 @dataclass(slots=True)
-class Waiter:
-    """A client waiting for the result of one command of a proposed batch."""
-
-    conn: ClientConn
-    slot: Slot
-    respond: Respond | None
-    name: Command | str
-    """The command (its name is decoded only for an error reply)."""
-
-
-@dataclass(slots=True)
 class _Proposal:
     term: int
     deadline: float
-    waiters: list[Waiter] | None
+    waiters: list[Slot] | None
+    """The reply slots of the batch's client commands, in order."""
     on_done: Callable[[BaseException | None], None] | None = None
 
 
@@ -128,7 +118,7 @@ class Node:
         self.state_name = "Shutdown"
 
         self._batch: list[list[bytes]] = []
-        self._batch_waiters: list[Waiter] = []
+        self._batch_waiters: list[Slot] = []
         self._batch_bytes = 0
         self._process_scheduled = False
         self._last_proposed = 0
@@ -625,8 +615,10 @@ class Node:
             raise Redirect(core.leader)
         if slot is None:
             slot = conn.new_slot(WRITE)
+        slot.respond = respond
+        slot.name = what
         self._batch.append(args)
-        self._batch_waiters.append(Waiter(conn, slot, respond, what))
+        self._batch_waiters.append(slot)
         if not self._process_scheduled:
             self._process_scheduled = True
             self.loop.call_soon(self._process_soon)
@@ -648,7 +640,7 @@ class Node:
         stamp = self.last_stamp
         opts = self.options
         payloads: list[bytes] = []
-        groups: list[list[Waiter]] = []
+        groups: list[list[Slot]] = []
         step = opts.max_batch_commands
         for k in range(0, len(cmds), step):
             payloads.append(encode_batch(stamp, cmds[k : k + step]))
@@ -673,8 +665,8 @@ class Node:
         waiters = self._batch_waiters
         self._batch = []
         self._batch_waiters = []
-        for w in waiters:
-            w.conn.fill_error(w.slot, exc, w.name)
+        for slot in waiters:
+            slot.conn.fill_error(slot, exc, slot.name)
 
     def propose_config(
         self, change: ChangeType, node: str, on_done: Callable[[BaseException | None], None]
@@ -721,12 +713,11 @@ class Node:
             p.on_done(exc)
         if p.waiters is None:
             return
-        for pos, w in enumerate(p.waiters):
-            if exc is not None:
-                w.conn.fill_error(w.slot, exc, w.name)
-                continue
-            assert results is not None
-            w.conn.fill_result(w.slot, results[pos], w.respond, w.name)
+        if exc is None:
+            answer(p.waiters, results)
+            return
+        for slot in p.waiters:
+            slot.conn.fill_error(slot, exc, slot.name)
 
     # ----------------------------------------------------------------- apply
 
@@ -789,7 +780,7 @@ class Node:
         waiting = self._reads_waiting
         applied = self.applied_index
         while waiting and waiting[0][0] <= applied:
-            serve_reads(heapq.heappop(waiting)[2])
+            answer(heapq.heappop(waiting)[2])
         if (
             applied - self._snapshot_index >= self.options.snapshot_entries
             or self._log_bytes_since_snapshot >= self.options.snapshot_bytes
@@ -820,16 +811,11 @@ class Node:
         a decode, so it is only taken when needed).  Returns the reply value,
         or the slot (``slot`` or a new one) that the reply will fill.
         """
-        level = self.options.consistency
-        if level == _LOW:
+        if self.read_now():
             return respond(None) if respond is not None else None
         core = self.core
         if core.role != _LEADER:
             raise Redirect(core.leader)
-        if level == _MEDIUM:
-            now = time.monotonic()
-            if now < self._lease_until or now < self._refresh_lease():
-                return respond(None) if respond is not None else None
         # ReadIndex: confirm leadership with a heartbeat round shared by every
         # read of this turn, then serve once the machine caught up.
         if slot is None:
@@ -841,6 +827,21 @@ class Node:
         core.read_index(slot)
         self.schedule_process()
         return slot
+
+    def read_now(self) -> bool:
+        """Whether a read may be answered from this node's state right now.
+
+        True at consistency low, and at medium on the leader within its
+        lease; otherwise a read must be redirected or wait for a ReadIndex
+        round (:meth:`client_read`).
+        """
+        level = self.options.consistency
+        if level == _LOW:
+            return True
+        if level == _MEDIUM and self.core.role == _LEADER:
+            now = time.monotonic()
+            return now < self._lease_until or now < self._refresh_lease()
+        return False
 
     def _refresh_lease(self) -> float:
         # The deadline only moves when the core takes an input, and every
@@ -855,7 +856,7 @@ class Node:
         applied = self.applied_index
         for rs in reads:
             if rs.index <= applied:
-                serve_reads(rs.tokens)
+                answer(rs.tokens)
             else:
                 self._read_seq += 1
                 heapq.heappush(self._reads_waiting, (rs.index, self._read_seq, rs.tokens))

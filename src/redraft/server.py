@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
-from redraft.machine import Command, Respond
+from redraft.machine import Applier, Command, Read, Respond
 from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
 from redraft.security import NOAUTH_REPLY, PRE_AUTH_COMMANDS, UNAUTHENTICATED_QUERY_BUFFER
 
@@ -36,11 +36,13 @@ class Slot:
     the connection (see :meth:`ClientConn._drain`).
     """
 
-    __slots__ = ("args", "conn", "data", "kind", "name", "respond")
+    __slots__ = ("args", "conn", "data", "encode", "kind", "name", "respond")
 
     def __init__(self, kind: int, conn: ClientConn) -> None:
         self.kind = kind
         self.conn = conn
+        self.encode = conn.encode
+        """The protocol of the request (a later HELLO does not change its reply's)."""
         self.data: bytes | None = None
         self.respond: Respond | None = None
         self.name: Command | str = ""
@@ -60,22 +62,42 @@ WRITE = 4
 """Started: a client write waiting to commit."""
 
 
+def _reply_for(slot: Slot, result: Any, respond: Respond | None) -> bytes:
+    """The encoded reply of a finished command (an error reply if it or ``respond`` failed)."""
+    if isinstance(result, BaseException):
+        return encode_error(result, command_name(slot.name))
+    try:
+        return slot.encode(respond(result) if respond is not None else result)
+    except Exception as exc:
+        return error_reply(exc, slot.name, slot.conn.addr)
+
+
+def error_reply(exc: Exception, what: Command | str, addr: str) -> bytes:
+    """The error reply of a command that raised; an unexpected error (a bug) is logged too."""
+    name = command_name(what)
+    if not _expected(exc):
+        log.warning("command %r from %s failed: %r", name, addr, exc)
+    return encode_error(exc, name)
+
+
 def command_name(what: Command | str) -> str:
     """The name error replies use: a command's name is only decoded when needed."""
     return what if type(what) is str else cast(Command, what).name
 
 
-def serve_reads(slots: list[Slot]) -> None:
-    """Answer started reads (a confirmed ReadIndex round), in order.
+def answer(slots: list[Slot], results: list[Any] | None = None) -> None:
+    """Answer started slots in order: a committed batch's writes with their
+    ``results``, or a confirmed ReadIndex round's reads (``results`` None).
 
     Each connection's answered head of line is written out once for the
-    whole round rather than once per read.
+    whole batch rather than once per command.
     """
     touched: dict[ClientConn, None] = {}
-    for slot in slots:
+    for pos, slot in enumerate(slots):
         if slot.data is None:
             conn = slot.conn
-            conn._settle(slot, conn._reply_for(None, slot.respond, slot.name))
+            result = None if results is None else results[pos]
+            conn._settle(slot, _reply_for(slot, result, slot.respond))
             touched[conn] = None
     for conn in touched:
         conn._drain()
@@ -169,13 +191,39 @@ class ClientConn(asyncio.Protocol):
         except ProtocolError as exc:
             error = exc
             cmds = exc.commands
-        dispatch = self.server.dispatch
+        server = self.server
+        dispatch = server.dispatch
+        routes = server._routes
+        m = server._applier
+        encode = self.encode
         out = self._out
         out_limit = self.node.options.max_output_buffer
+        read_now: bool | None = None  # asked once per run of plain reads
         for args in cmds:
             if self._close_when_drained:
                 break
-            dispatch(self, args)
+            route = routes.get(args[0])
+            if route is not None and route[0] == _READ and not self._slots and self.authenticated:
+                # The hot path: a plain read with nothing ahead of it on the
+                # connection, answered in place.  Checking the lease once
+                # for the run is as good as per read: nothing is applied
+                # until the loop turn ends, so every read of the run sees
+                # the state the lease vouched for.
+                if read_now is None:
+                    read_now = server._read_now()
+                if read_now:
+                    try:
+                        out += encode(route[1](m, args))
+                    except Exception:
+                        # The general path answers it again, with the error
+                        # reply and the log line (a plain read changes nothing).
+                        dispatch(self, args)
+                else:
+                    dispatch(self, args)
+            else:
+                dispatch(self, args)
+                read_now = None
+                encode = self.encode  # HELLO may have switched the protocol
             if len(out) > out_limit:
                 # Checked per command: one read of small requests (GET of a
                 # big value, many times) must not build an unbounded reply.
@@ -288,19 +336,11 @@ class ClientConn(asyncio.Protocol):
         self, slot: Slot, result: Any, respond: Respond | None, what: Command | str
     ) -> None:
         """Answer ``slot`` with ``respond(result)`` (``what``: the command, for errors)."""
-        self._fill(slot, self._reply_for(result, respond, what))
+        slot.name = what
+        self._fill(slot, _reply_for(slot, result, respond))
 
     def fill_error(self, slot: Slot, exc: BaseException, what: Command | str) -> None:
         self._fill(slot, encode_error(exc, command_name(what)))
-
-    def _reply_for(self, result: Any, respond: Respond | None, what: Command | str) -> bytes:
-        """The encoded reply of a finished command (an error reply if it or ``respond`` failed)."""
-        if isinstance(result, BaseException):
-            return encode_error(result, command_name(what))
-        try:
-            return self.encode(respond(result) if respond is not None else result)
-        except Exception as exc:
-            return encode_error(exc, command_name(what))
 
     def _settle(self, slot: Slot, data: bytes) -> bool:
         """Give ``slot`` its reply; False if it already had one."""
@@ -337,13 +377,13 @@ class ClientConn(asyncio.Protocol):
                     value = node.client_read(self, head.respond, head.name, head)
                 except Exception as exc:
                     self._unfilled_reads -= 1
-                    head.data = encode_error(exc, command_name(head.name))
+                    head.data = error_reply(exc, head.name, self.addr)
                 else:
                     if value is head:
                         break
                     self._unfilled_reads -= 1
                     try:
-                        head.data = self.encode(value)
+                        head.data = head.encode(value)
                     except Exception as exc:
                         head.data = encode_error(exc, command_name(head.name))
             out += head.data
@@ -383,6 +423,18 @@ class ClientConn(asyncio.Protocol):
             t.close()
 
 
+_BUILTIN = 0
+_READ = 1
+_MACHINE = 2
+_ROUTE_CACHE = 4096
+"""How many spellings of command names the server remembers the route of."""
+_ROUTE_NAME_MAX = 32
+"""Longer names are routed every time rather than remembered."""
+
+Route = tuple[int, Any, bytes]
+"""How a command name is served: its kind, the function, the lower-case name."""
+
+
 class Server:
     """Accepts connections and dispatches their commands."""
 
@@ -396,6 +448,17 @@ class Server:
         self.builtins = builtin_commands(node)
         self._command = node.machine.command
         self._applier = node.client_applier
+        self._read_now = node.read_now
+        self._reads: dict[bytes, Read] = {}
+        for name, read in node.machine.reads().items():
+            key = name.lower().encode()
+            if key not in self.builtins:
+                self._reads[key] = read
+        self._routes: dict[bytes, Route] = {}
+        for key in (*self.builtins, *self._reads):
+            # The usual spellings up front: junk names cannot crowd them out.
+            self._route(key)
+            self._route(key.upper())
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -428,32 +491,57 @@ class Server:
             for c in dirty:
                 c.flush()
 
-    def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
-        key = args[0].lower()
+    def _route(self, name: bytes) -> Route:
+        """Route a command name (built-ins first, then plain reads, then the machine)."""
+        key = name.lower()
         handler = self.builtins.get(key)
+        route: Route
+        if handler is not None:
+            route = (_BUILTIN, handler, key)
+        else:
+            read = self._reads.get(key)
+            route = (_READ, read, key) if read is not None else (_MACHINE, None, key)
+        # Remembered so that a request costs one lookup, not a lower() and
+        # three; bounded, so that junk names cannot grow it.
+        if len(name) <= _ROUTE_NAME_MAX and len(self._routes) < _ROUTE_CACHE:
+            self._routes[name] = route
+        return route
+
+    def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
+        route = self._routes.get(args[0])
+        if route is None:
+            route = self._route(args[0])
+        kind, fn, key = route
         if not conn.authenticated and key not in PRE_AUTH_COMMANDS:
             conn.reply_bytes(NOAUTH_REPLY)
             return
         try:
-            if handler is not None:
-                value = handler(conn, args)
+            if kind == _READ:
+                # What ClientConn.data_received could not answer in place:
+                # served as the machine's own m.apply of a read would be.
+                m = self._applier
+                value = m.apply(conn, Command(args), None, _deferred(fn, m, args))
+            elif kind == _BUILTIN:
+                value = fn(conn, args)
             else:
                 value = self._command(self._applier, conn, Command(args))
         except Exception as exc:
-            name = args[0].decode("latin-1").lower()
-            if not _expected(exc):
-                log.warning("command %r from %s failed: %r", name, conn.addr, exc)
-            conn.reply_bytes(encode_error(exc, name))
+            conn.reply_bytes(error_reply(exc, key.decode("latin-1"), conn.addr))
             return
         if type(value) is Slot or value is NO_REPLY:
             return
         try:
             data = conn.encode(value)
         except Exception as exc:
-            name = args[0].decode("latin-1").lower()
+            name = key.decode("latin-1")
             log.warning("command %r returned an unencodable value: %r", name, exc)
             data = encode_error(exc, name)
         conn.reply_bytes(data)
+
+
+def _deferred(read: Read, m: Applier, args: list[bytes]) -> Respond:
+    """A plain read as the ``respond`` of a read that waits for its turn."""
+    return lambda _: read(m, args)
 
 
 def _expected(exc: Exception) -> bool:

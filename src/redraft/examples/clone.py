@@ -14,8 +14,11 @@ How a redraft machine is written, as this one shows:
 * A write passes ``mutate``: it runs once per node when the entry is applied,
   reads the time only through ``m.now_ns()`` (the leader's stamp) and leaves
   the state untouched when it raises.  Its return value is the reply.
-* A read passes ``mutate=None`` and a ``respond`` that looks at the state; it
-  never changes it.
+* A read looks at the state and never changes it.  The plain ones (GET,
+  MGET, EXISTS, ...) are declared in :meth:`Clone.reads`, functions of the
+  arguments that redraft calls at the configured consistency, which is
+  the fast way; KEYS and SCAN show the general form, ``m.apply`` with
+  ``mutate=None`` and a ``respond``.
 
 Expiry.  A key carries an absolute expiry in nanoseconds since the epoch,
 computed in ``mutate`` from the entry's time stamp, so every node agrees on
@@ -67,6 +70,7 @@ from redraft.machine import (
     ErrUnknownCommand,
     ErrWrongNumberOfArguments,
     Machine,
+    Read,
     Status,
 )
 
@@ -121,31 +125,23 @@ class Clone(Machine):
         self._heap: list[tuple[int, bytes]] = []
         self._scans = _ScanLists()
         handlers: dict[bytes, Handler] = {
-            b"get": self._get,
             b"set": self._set,
             b"del": self._del,
-            b"exists": self._exists,
-            b"mget": self._mget,
             b"mset": self._mset,
             b"incr": self._incr,
             b"incrby": self._incrby,
             b"decr": self._decr,
             b"decrby": self._decrby,
             b"append": self._append,
-            b"strlen": self._strlen,
             b"getset": self._getset,
             b"setnx": self._setnx,
             b"expire": self._expire,
             b"pexpire": self._expire,
             b"expireat": self._expire,
             b"pexpireat": self._expire,
-            b"ttl": self._ttl,
-            b"pttl": self._ttl,
             b"persist": self._persist,
-            b"type": self._type,
             b"keys": self._keys,
             b"scan": self._scan,
-            b"dbsize": self._dbsize,
             b"flushdb": self._flushdb,
         }
         # Upper-case twins spare a .lower() on the requests most clients send.
@@ -162,6 +158,19 @@ class Clone(Machine):
         if handler is None:
             raise ErrUnknownCommand()
         return handler(m, conn, cmd)
+
+    def reads(self) -> dict[str, Read]:
+        """The commands that only read, served without :meth:`command`."""
+        return {
+            "get": self._get,
+            "mget": self._mget,
+            "strlen": self._strlen,
+            "exists": self._exists,
+            "type": self._type,
+            "ttl": self._ttl,
+            "pttl": self._pttl,
+            "dbsize": self._dbsize,
+        }
 
     def snapshot(self, wr: IO[bytes]) -> _Capture:
         """Capture the keyspace now; the returned object writes it later."""
@@ -269,22 +278,17 @@ class Clone(Machine):
 
     # -- strings ---------------------------------------------------------------
 
-    def _get(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        args = cmd.args
+    def _get(self, m: Applier, args: list[bytes]) -> bytes | None:
         if len(args) != 2:
             raise ErrWrongNumberOfArguments()
+        # _read inlined: GET is the hottest read.
         key = args[1]
-
-        def respond(_: Any) -> bytes | None:
-            # _read inlined: GET is the hottest read.
-            value = self._data.get(key)
-            if value is not None and self._expires:
-                at = self._expires.get(key)
-                if at is not None and at <= m.now_ns():
-                    return None
-            return value
-
-        return m.apply(conn, cmd, None, respond)
+        value = self._data.get(key)
+        if value is not None and self._expires:
+            at = self._expires.get(key)
+            if at is not None and at <= m.now_ns():
+                return None
+        return value
 
     def _set(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         args = cmd.args
@@ -349,12 +353,10 @@ class Clone(Machine):
 
         return self._write(m, conn, cmd, op)
 
-    def _mget(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        args = cmd.args
+    def _mget(self, m: Applier, args: list[bytes]) -> list[bytes | None]:
         if len(args) < 2:
             raise ErrWrongNumberOfArguments()
-        keys = args[1:]
-        return m.apply(conn, cmd, None, lambda _: [self._read(m, key) for key in keys])
+        return [self._read(m, key) for key in args[1:]]
 
     def _mset(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         args = cmd.args
@@ -428,12 +430,10 @@ class Clone(Machine):
 
         return self._write(m, conn, cmd, op)
 
-    def _strlen(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        args = cmd.args
+    def _strlen(self, m: Applier, args: list[bytes]) -> int:
         if len(args) != 2:
             raise ErrWrongNumberOfArguments()
-        key = args[1]
-        return m.apply(conn, cmd, None, lambda _: len(self._read(m, key) or b""))
+        return len(self._read(m, args[1]) or b"")
 
     # -- keyspace --------------------------------------------------------------
 
@@ -453,21 +453,15 @@ class Clone(Machine):
 
         return self._write(m, conn, cmd, op)
 
-    def _exists(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        args = cmd.args
+    def _exists(self, m: Applier, args: list[bytes]) -> int:
         if len(args) < 2:
             raise ErrWrongNumberOfArguments()
-        keys = args[1:]
-        return m.apply(
-            conn, cmd, None, lambda _: sum(self._read(m, key) is not None for key in keys)
-        )
+        return sum(self._read(m, key) is not None for key in args[1:])
 
-    def _type(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        args = cmd.args
+    def _type(self, m: Applier, args: list[bytes]) -> Status:
         if len(args) != 2:
             raise ErrWrongNumberOfArguments()
-        key = args[1]
-        return m.apply(conn, cmd, None, lambda _: _NONE if self._read(m, key) is None else _STRING)
+        return _NONE if self._read(m, args[1]) is None else _STRING
 
     def _expire(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         """EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT, with Redis 7's NX | XX | GT | LT."""
@@ -510,27 +504,28 @@ class Clone(Machine):
 
         return self._write(m, conn, cmd, op)
 
-    def _ttl(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        """TTL and PTTL: -2 for a missing key, -1 for one without an expiry."""
-        args = cmd.args
+    def _ttl(self, m: Applier, args: list[bytes]) -> int:
+        """TTL: seconds left, -2 for a missing key, -1 for one without an expiry."""
+        ms = self._ms_left(m, args)
+        # Rounded to the nearest second from the milliseconds, as Redis does.
+        return ms if ms < 0 else (ms + 500) // 1000
+
+    def _pttl(self, m: Applier, args: list[bytes]) -> int:
+        """PTTL: milliseconds left, -2 for a missing key, -1 for one without an expiry."""
+        return self._ms_left(m, args)
+
+    def _ms_left(self, m: Applier, args: list[bytes]) -> int:
         if len(args) != 2:
             raise ErrWrongNumberOfArguments()
         key = args[1]
-        in_ms = cmd.name == "pttl"
-
-        def respond(_: Any) -> int:
-            now = m.now_ns()
-            if self._live(key, now) is None:
-                return -2
-            at = self._expires.get(key)
-            if at is None:
-                return -1
-            # Round up so a live key never shows 0 ms left; TTL then rounds
-            # to the nearest second from the milliseconds, as Redis does.
-            ms = -((now - at) // _NS_PER_MS)
-            return ms if in_ms else (ms + 500) // 1000
-
-        return m.apply(conn, cmd, None, respond)
+        now = m.now_ns()
+        if self._live(key, now) is None:
+            return -2
+        at = self._expires.get(key)
+        if at is None:
+            return -1
+        # Round up so that a live key never shows 0 ms left.
+        return -((now - at) // _NS_PER_MS)
 
     def _persist(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         args = cmd.args
@@ -592,16 +587,12 @@ class Clone(Machine):
 
         return m.apply(conn, cmd, None, respond)
 
-    def _dbsize(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        if len(cmd.args) != 1:
+    def _dbsize(self, m: Applier, args: list[bytes]) -> int:
+        if len(args) != 1:
             raise ErrWrongNumberOfArguments()
-
-        def respond(_: Any) -> int:
-            if not self._heap:
-                return len(self._data)
-            return len(self._data) - len(self._expired_keys(m.now_ns()))
-
-        return m.apply(conn, cmd, None, respond)
+        if not self._heap:
+            return len(self._data)
+        return len(self._data) - len(self._expired_keys(m.now_ns()))
 
     def _flushdb(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         args = cmd.args

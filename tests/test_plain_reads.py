@@ -1,0 +1,164 @@
+"""Plain reads (``Machine.reads``): served without ``command``, as a read through ``apply`` would be.
+
+A node runs in a thread of this process with a clone that also declares a
+few reads of its own, so the tests can count what reached ``command`` and see
+what was logged.  Each property is checked at consistency medium (reads
+answered in place within the lease) and high (reads behind a ReadIndex
+round), where the same function serves as the read's ``respond``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import hiredis
+import pytest
+
+from redraft.examples.clone import Clone
+from redraft.machine import Applier, Command, Conn, Read
+from redraft.options import Level, Options
+from redraft.resp import encode_command
+from tests.test_fuzz_server import Recorder, ThreadNode
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Declaring(Clone):
+    """The clone, plus reads that collide with a built-in or fail, and a count of commands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: list[str] = []
+
+    def command(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        if conn is not None:
+            self.commands.append(cmd.name)
+        return super().command(m, conn, cmd)
+
+    def reads(self) -> Mapping[str, Read]:
+        return {
+            **super().reads(),
+            "echo": lambda m, args: b"the machine's echo",
+            "Boom": self._boom,
+        }
+
+    def _boom(self, m: Applier, args: list[bytes]) -> Any:
+        raise RuntimeError("the read broke")
+
+
+@pytest.fixture(scope="module", params=[Level.MEDIUM, Level.HIGH], ids=["medium", "high"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ThreadNode, Declaring, Recorder]]:
+    recorder = Recorder()
+    logger = logging.getLogger("redraft")
+    logger.addHandler(recorder)
+    machine = Declaring()
+    opts = Options(log_level="warning", consistency=request.param)
+    tn = ThreadNode(Path(tmp_path_factory.mktemp("reads")), opts, machine)
+    try:
+        tn.start()
+        yield tn, machine, recorder
+    finally:
+        tn.stop()
+        logger.removeHandler(recorder)
+
+
+def replies(port: int, *commands: list[str]) -> list[Any]:
+    """Send ``commands`` in one write (a pipeline) and parse one reply each."""
+    reader = hiredis.Reader()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(encode_command(list(c)) for c in commands))
+        out: list[Any] = []
+        while len(out) < len(commands):
+            data = s.recv(65536)
+            assert data, f"the node closed the connection after {out}"
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                out.append(str(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+        return out
+
+
+def test_declared_reads_never_reach_command(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, machine, _ = served
+    assert replies(tn.port, ["SET", "a", "1"]) == [b"OK"]
+    machine.commands.clear()
+    got = replies(
+        tn.port,
+        ["GET", "a"],
+        ["get", "a"],
+        ["gEt", "a"],
+        ["MGET", "a", "missing"],
+        ["EXISTS", "a", "missing"],
+        ["STRLEN", "a"],
+        ["TYPE", "a"],
+        ["TTL", "a"],
+        ["DBSIZE"],
+    )
+    # DBSIZE: "a" and the key the fixture set when it started.
+    assert got == [b"1", b"1", b"1", [b"1", None], 1, 1, b"string", -1, 2]
+    assert machine.commands == []
+
+
+def test_a_read_pipelined_behind_a_write_sees_it_and_a_later_write_waits_for_it(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+    got = replies(
+        tn.port,
+        ["SET", "p", "one"],
+        ["GET", "p"],
+        ["SET", "p", "two"],
+        ["GET", "p"],
+        ["DEL", "p"],
+        ["GET", "p"],
+    )
+    assert got == [b"OK", b"one", b"OK", b"two", 1, None]
+
+
+def test_bad_arguments_and_failing_reads_get_an_error_and_the_connection_goes_on(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, recorder = served
+    got = replies(
+        tn.port,
+        ["SET", "e", "x"],
+        ["GET"],
+        ["GET", "e", "extra"],
+        ["boom"],
+        ["GET", "e"],
+    )
+    wrong = "ERR wrong number of arguments for 'get' command"
+    assert got == [b"OK", wrong, wrong, "ERR the read broke", b"x"]
+    # The machine's failure is logged, as a failing command's is.
+    assert any("the read broke" in m for m in recorder.messages()), recorder.messages()
+
+
+def test_a_builtin_command_wins_over_a_read_of_the_same_name(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+    assert replies(tn.port, ["ECHO", "hi"], ["echo", "there"]) == [b"hi", b"there"]
+
+
+def test_replies_switch_protocol_mid_pipeline(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+    with socket.create_connection(("127.0.0.1", tn.port), timeout=10) as s:
+        s.sendall(b"GET nothing\r\nHELLO 3\r\nGET nothing\r\nHELLO 2\r\nGET nothing\r\n")
+        data = b""
+        while not (data.endswith(b"$-1\r\n") and data.count(b"$-1\r\n") >= 2):
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+    # RESP2's null, HELLO 3's map, RESP3's null, HELLO 2's array, RESP2's null.
+    assert data.startswith(b"$-1\r\n%7\r\n")
+    assert b"_\r\n*14\r\n" in data
+    assert data.endswith(b"$-1\r\n")
