@@ -85,12 +85,18 @@ class Node:
         self.m = FakeApplier(now)
         self.clone = Clone()
         self.reads = self.clone.reads()
+        self.writes = self.clone.writes()
 
     def run(self, cmd: Command) -> Any:
-        """Serve one command as the server does: a declared plain read, else ``command``."""
+        """Serve one command as redraft does: a declared plain read or write, else ``command``."""
         read = self.reads.get(cmd.name)
         if read is not None:
             return read(self.m, cmd.args)
+        write = self.writes.get(cmd.name)
+        if write is not None:
+            if write.check is not None:
+                write.check(cmd.args)
+            return self.m.apply(None, cmd, lambda: write.apply(self.m, cmd.args), None)
         return self.clone.command(self.m, None, cmd)
 
     def __call__(self, *args: Any) -> Any:

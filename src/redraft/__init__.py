@@ -18,6 +18,7 @@ from redraft.machine import (
     RedraftError,
     SnapshotCapture,
     Status,
+    Write,
 )
 from redraft.node import Node, open, serve
 from redraft.options import Level, Options
@@ -40,6 +41,7 @@ __all__ = [
     "RedraftError",
     "SnapshotCapture",
     "Status",
+    "Write",
     "__version__",
     "open",
     "serve",

@@ -61,10 +61,16 @@ class ClientApplier(Applier):
                 # once everything before it on this connection has replied.
                 return conn.later_read(respond, cmd)
             return node.client_read(conn, respond, cmd)
+        return self.write(conn, cmd.args, respond, cmd)
+
+    def write(
+        self, conn: ClientConn, args: list[bytes], respond: Respond | None, what: Command | str
+    ) -> Any:
+        """Log a client's write; returns the slot its reply will fill."""
         if conn._unfilled_reads:
             # ...and a write behind such a read must wait until it is served.
-            return conn.later_write(cmd.args, respond, cmd)
-        return node.client_write(conn, cmd.args, respond, cmd)
+            return conn.later_write(args, respond, what)
+        return self._node.client_write(conn, args, respond, what)
 
     def now_ns(self) -> int:
         now = time.time_ns()

@@ -9,9 +9,11 @@ appended to the Raft log; once committed, every node calls
 ``apply`` runs ``mutate`` and returns its result; on the node holding the
 client, ``respond(result)`` then builds the reply.
 
-A machine may also declare plain reads (:meth:`Machine.reads`): functions of
-the arguments alone that redraft calls itself, at the configured consistency,
-without a trip through ``command`` and ``apply``.
+A machine may also declare plain commands, functions of the arguments that
+redraft calls itself without a trip through ``command`` and ``apply``: reads
+(:meth:`Machine.reads`), served at the configured consistency, and writes
+(:meth:`Machine.writes`), applied from the log on every node.  They are the
+fast way for hot commands; anything else goes through ``command``.
 """
 
 from __future__ import annotations
@@ -141,6 +143,28 @@ Read = Callable[[Applier, list[bytes]], Any]
 """A plain read: ``read(m, args)`` returns the reply from the current state (see :meth:`Machine.reads`)."""
 
 
+class Write:
+    """A plain write (see :meth:`Machine.writes`).
+
+    ``apply(m, args)`` changes the state when the command's log entry is
+    applied, on every node, exactly as a ``mutate`` would (deterministic,
+    time and randomness only through ``m``; raising leaves the state as it
+    was), and returns the reply.  ``check(args)``, when given, runs on the
+    node the client is connected to before anything is logged: raising
+    refuses the request there, so a malformed one never reaches the log.
+    """
+
+    __slots__ = ("apply", "check")
+
+    def __init__(
+        self,
+        apply: Callable[[Applier, list[bytes]], Any],
+        check: Callable[[list[bytes]], None] | None = None,
+    ) -> None:
+        self.apply = apply
+        self.check = check
+
+
 class SnapshotCapture(Protocol):
     """The second phase of a two-phase snapshot: persist what was captured."""
 
@@ -171,6 +195,20 @@ class Machine(ABC):
         general path: the fast way for hot reads such as GET.  Names are
         matched without regard to case; a built-in command of the same name
         wins.  Called once, when the node starts.
+        """
+        return {}
+
+    def writes(self) -> Mapping[str, Write]:
+        """Optional: writes by name, logged and applied without ``command``.
+
+        redraft checks such a command with ``write.check`` and logs its
+        arguments as it would for ``m.apply(conn, cmd, mutate, None)``; once
+        committed, every node runs ``write.apply(m, args)`` instead of
+        calling ``command`` again, and its result is the reply.  Names are
+        matched without regard to case; a built-in command of the same name
+        wins.  A name declared here is always applied by its ``Write``, so
+        ``command`` must not propose arguments of that name itself.  Called
+        once, when the node starts.
         """
         return {}
 

@@ -44,7 +44,7 @@ from redraft.raft.types import (
     SnapshotMeta,
 )
 from redraft.security import Security, peer_ask, private_dir, reap_idle
-from redraft.server import READ, WRITE, Slot, answer
+from redraft.server import READ, ROUTE_WRITE, WRITE, Slot, answer
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
 from redraft.transport.codec import CodecError, decode_messages, encode_messages
@@ -725,6 +725,8 @@ class Node:
         machine = self.machine
         aa = self.applying
         pending = self._pending
+        routes = self.server._routes
+        route_of = self.server.route
         normal = EntryKind.NORMAL
         for e in entries:
             p = pending.pop(e.index, None) if pending else None
@@ -756,11 +758,16 @@ class Node:
                 for pos, args in enumerate(cmds):
                     aa.pos = pos
                     aa.rng = None
-                    cmd = Command(args)
                     try:
-                        result = machine.command(aa, None, cmd)
+                        # A plain write is applied by its Write, anything
+                        # else by the machine's command, on every node alike.
+                        route = routes.get(args[0]) or route_of(args[0])
+                        if route[0] == ROUTE_WRITE:
+                            result = route[1].apply(aa, args)
+                        else:
+                            result = machine.command(aa, None, Command(args))
                     except Exception as exc:
-                        log.debug("command %r failed at index %d: %s", cmd.name, e.index, exc)
+                        log.debug("command %r failed at index %d: %s", args[:1], e.index, exc)
                         result = exc
                     results.append(result)
                 aa.end()

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
-from redraft.machine import Applier, Command, Read, Respond
+from redraft.machine import Applier, Command, Read, Respond, Write
 from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
 from redraft.security import NOAUTH_REPLY, PRE_AUTH_COMMANDS, UNAUTHENTICATED_QUERY_BUFFER
 
@@ -203,7 +203,12 @@ class ClientConn(asyncio.Protocol):
             if self._close_when_drained:
                 break
             route = routes.get(args[0])
-            if route is not None and route[0] == _READ and not self._slots and self.authenticated:
+            if (
+                route is not None
+                and route[0] == ROUTE_READ
+                and not self._slots
+                and self.authenticated
+            ):
                 # The hot path: a plain read with nothing ahead of it on the
                 # connection, answered in place.  Checking the lease once
                 # for the run is as good as per read: nothing is applied
@@ -423,16 +428,17 @@ class ClientConn(asyncio.Protocol):
             t.close()
 
 
-_BUILTIN = 0
-_READ = 1
-_MACHINE = 2
+ROUTE_BUILTIN = 0
+ROUTE_READ = 1
+ROUTE_WRITE = 2
+ROUTE_MACHINE = 3
 _ROUTE_CACHE = 4096
 """How many spellings of command names the server remembers the route of."""
 _ROUTE_NAME_MAX = 32
 """Longer names are routed every time rather than remembered."""
 
-Route = tuple[int, Any, bytes]
-"""How a command name is served: its kind, the function, the lower-case name."""
+Route = tuple[int, Any, bytes, str]
+"""How a command name is served: its kind, the function, the lower-case name (bytes, str)."""
 
 
 class Server:
@@ -449,16 +455,18 @@ class Server:
         self._command = node.machine.command
         self._applier = node.client_applier
         self._read_now = node.read_now
-        self._reads: dict[bytes, Read] = {}
-        for name, read in node.machine.reads().items():
-            key = name.lower().encode()
-            if key not in self.builtins:
-                self._reads[key] = read
+        self._plain: dict[bytes, tuple[int, Read | Write]] = {}
+        machine = node.machine
+        for kind, table in ((ROUTE_READ, machine.reads()), (ROUTE_WRITE, machine.writes())):
+            for name, fn in table.items():
+                key = name.lower().encode()
+                if key not in self.builtins:
+                    self._plain[key] = (kind, fn)
         self._routes: dict[bytes, Route] = {}
-        for key in (*self.builtins, *self._reads):
+        for key in (*self.builtins, *self._plain):
             # The usual spellings up front: junk names cannot crowd them out.
-            self._route(key)
-            self._route(key.upper())
+            self.route(key)
+            self.route(key.upper())
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -491,16 +499,18 @@ class Server:
             for c in dirty:
                 c.flush()
 
-    def _route(self, name: bytes) -> Route:
-        """Route a command name (built-ins first, then plain reads, then the machine)."""
+    def route(self, name: bytes) -> Route:
+        """How to serve a command name: built-ins first, then plain commands, then the machine."""
+        route = self._routes.get(name)
+        if route is not None:
+            return route
         key = name.lower()
         handler = self.builtins.get(key)
-        route: Route
         if handler is not None:
-            route = (_BUILTIN, handler, key)
+            route = (ROUTE_BUILTIN, handler, key, "")
         else:
-            read = self._reads.get(key)
-            route = (_READ, read, key) if read is not None else (_MACHINE, None, key)
+            kind, fn = self._plain.get(key, (ROUTE_MACHINE, None))
+            route = (kind, fn, key, key.decode("latin-1"))
         # Remembered so that a request costs one lookup, not a lower() and
         # three; bounded, so that junk names cannot grow it.
         if len(name) <= _ROUTE_NAME_MAX and len(self._routes) < _ROUTE_CACHE:
@@ -510,18 +520,22 @@ class Server:
     def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
         route = self._routes.get(args[0])
         if route is None:
-            route = self._route(args[0])
-        kind, fn, key = route
+            route = self.route(args[0])
+        kind, fn, key, name = route
         if not conn.authenticated and key not in PRE_AUTH_COMMANDS:
             conn.reply_bytes(NOAUTH_REPLY)
             return
         try:
-            if kind == _READ:
+            if kind == ROUTE_READ:
                 # What ClientConn.data_received could not answer in place:
                 # served as the machine's own m.apply of a read would be.
                 m = self._applier
                 value = m.apply(conn, Command(args), None, _deferred(fn, m, args))
-            elif kind == _BUILTIN:
+            elif kind == ROUTE_WRITE:
+                if fn.check is not None:
+                    fn.check(args)
+                value = self._applier.write(conn, args, None, name)
+            elif kind == ROUTE_BUILTIN:
                 value = fn(conn, args)
             else:
                 value = self._command(self._applier, conn, Command(args))

@@ -1,10 +1,11 @@
-"""Plain reads (``Machine.reads``): served without ``command``, as a read through ``apply`` would be.
+"""Plain commands (``Machine.reads``, ``Machine.writes``): served without ``command``.
 
-A node runs in a thread of this process with a clone that also declares a
-few reads of its own, so the tests can count what reached ``command`` and see
-what was logged.  Each property is checked at consistency medium (reads
-answered in place within the lease) and high (reads behind a ReadIndex
-round), where the same function serves as the read's ``respond``.
+A plain read must behave as a read through ``m.apply`` would, a plain write
+as a logged ``mutate`` would.  A node runs in a thread of this process with
+a clone that also declares a few plain commands of its own, so the tests can
+count what reached ``command``, what was logged and what the log holds.  Each
+property is checked at consistency medium (reads answered in place within
+the lease) and high (reads behind a ReadIndex round).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hiredis
 import pytest
 
 from redraft.examples.clone import Clone
-from redraft.machine import Applier, Command, Conn, Read
+from redraft.machine import Applier, Command, Conn, Read, Write
 from redraft.options import Level, Options
 from redraft.resp import encode_command
 from tests.test_fuzz_server import Recorder, ThreadNode
@@ -33,11 +34,24 @@ class Declaring(Clone):
     def __init__(self) -> None:
         super().__init__()
         self.commands: list[str] = []
+        self.applied: list[bytes] = []
 
     def command(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
-        if conn is not None:
-            self.commands.append(cmd.name)
+        self.commands.append(cmd.name)
         return super().command(m, conn, cmd)
+
+    def writes(self) -> Mapping[str, Write]:
+        return {**super().writes(), "note": Write(self._note, self._check_note)}
+
+    def _check_note(self, args: list[bytes]) -> None:
+        if len(args) != 2 or args[1] == b"refused":
+            raise ValueError("the note must be one word, not that one")
+
+    def _note(self, m: Applier, args: list[bytes]) -> Any:
+        if args[1] == b"fails":
+            raise ValueError("the note failed")  # before any change: the state stays
+        self.applied.append(args[1])
+        return len(self.applied)
 
     def reads(self) -> Mapping[str, Read]:
         return {
@@ -162,3 +176,57 @@ def test_replies_switch_protocol_mid_pipeline(
     assert data.startswith(b"$-1\r\n%7\r\n")
     assert b"_\r\n*14\r\n" in data
     assert data.endswith(b"$-1\r\n")
+
+
+def test_declared_writes_are_checked_logged_and_applied_without_command(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, machine, _ = served
+    machine.commands.clear()
+    before = len(tn.committed())
+    got = replies(
+        tn.port,
+        ["SET", "w", "1"],
+        ["sEt", "w", "2", "GET"],
+        ["set", "w", "3", "NX"],
+        ["SET", "w", "4", "EX", "100"],
+        ["TTL", "w"],
+        ["NOTE", "first"],
+        ["note", "second"],
+    )
+    assert got == [b"OK", b"1", None, b"OK", 100, 1, 2]
+    assert machine.applied[-2:] == [b"first", b"second"]
+    assert machine.commands == [], "a plain command went through command()"
+    assert len(tn.committed()) > before
+
+
+def test_a_refused_write_never_reaches_the_log_and_a_failed_one_changes_nothing(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, machine, _ = served
+    assert replies(tn.port, ["NOTE", "settle"]) == [len(machine.applied)]
+    entries = len(tn.committed())
+    got = replies(
+        tn.port,
+        ["SET", "r"],
+        ["SET", "r", "v", "NX", "XX"],
+        ["SET", "r", "v", "EX", "soon"],
+        ["NOTE", "refused"],
+        ["NOTE"],
+        ["GET", "r"],
+    )
+    assert got == [
+        "ERR wrong number of arguments for 'set' command",
+        "ERR syntax error",
+        "ERR value is not an integer or out of range",
+        "ERR the note must be one word, not that one",
+        "ERR the note must be one word, not that one",
+        None,
+    ]
+    assert len(tn.committed()) == entries, "a refused write was logged"
+    applied = list(machine.applied)
+    assert replies(tn.port, ["NOTE", "fails"], ["NOTE", "after"]) == [
+        "ERR the note failed",
+        len(applied) + 1,
+    ]
+    assert machine.applied == [*applied, b"after"]
