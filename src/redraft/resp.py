@@ -172,6 +172,8 @@ _BIG_ARRAY: Final = re.compile(rb"\*0{6}")
 _SMALL_CHUNK: Final = 8192
 # Reads up to this size are first tried as one whole canonical request.
 _ONE_REQUEST_BYTES: Final = 16384
+# Reads shorter than this are split without first looking for a pipeline.
+_SPLIT_FREELY: Final = 256
 _LARGE_REQUEST: Final = 1024
 
 # Each element of a parsed multibulk took at least 6 bytes ("$0\r\n\r\n"),
@@ -435,9 +437,13 @@ class RequestParser:
             and self._left == 0
             and self._line is None
             and self._bulk_parts is None
+            and (len(data) < _SPLIT_FREELY or data.find(b"\r\n*") < 0)
         ):
             # Within _fast_span no argument or count can pass the limits; past
-            # a few KiB (peer batches) the split would mostly be wasted.
+            # a few KiB (peer batches) the split would mostly be wasted, and
+            # so it would be for a pipeline (a line starting with "*" after
+            # the first), which a find rules out for less than a split costs
+            # (but more than a short request's split).
             one = _one_request(data)
             if one is not None:
                 out.append(one)
