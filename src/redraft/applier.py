@@ -54,14 +54,17 @@ class ClientApplier(Applier):
     ) -> Any:
         if type(conn) is not ClientConn:
             raise TypeError("apply needs the client connection passed to command()")
-        node = self._node
         if mutate is None:
-            if conn._unfilled_writes:
-                # A read pipelined behind a write must see that write: run it
-                # once everything before it on this connection has replied.
-                return conn.later_read(respond, cmd)
-            return node.client_read(conn, respond, cmd)
+            return self.read(conn, respond, cmd)
         return self.write(conn, cmd.args, respond, cmd)
+
+    def read(self, conn: ClientConn, respond: Respond | None, what: Command | str) -> Any:
+        """Serve a client's read; returns its reply value, or the slot the reply will fill."""
+        if conn._unfilled_writes:
+            # A read pipelined behind a write must see that write: run it
+            # once everything before it on this connection has replied.
+            return conn.later_read(respond, what)
+        return self._node.client_read(conn, respond, what)
 
     def write(
         self, conn: ClientConn, args: list[bytes], respond: Respond | None, what: Command | str

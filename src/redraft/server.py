@@ -530,7 +530,7 @@ class Server:
                 # What ClientConn.data_received could not answer in place:
                 # served as the machine's own m.apply of a read would be.
                 m = self._applier
-                value = m.apply(conn, Command(args), None, _deferred(fn, m, args))
+                value = m.read(conn, _deferred(fn, m, args), name)
             elif kind == ROUTE_WRITE:
                 if fn.check is not None:
                     fn.check(args)
