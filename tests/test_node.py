@@ -61,6 +61,14 @@ def test_follower_redirects_with_a_dialable_address(cluster: Cluster) -> None:
         assert c.set("k", "v") is True
 
 
+def test_follower_redirects_every_read_of_a_pipeline(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    follower = cluster.followers()[0]
+    reply = raw(follower.port, b"GET a\r\nGET b\r\nMGET a b\r\nPING\r\nGET c\r\n")
+    try_leader = f"-TRY {leader.addr}\r\n".encode()
+    assert reply == try_leader * 3 + b"+PONG\r\n" + try_leader
+
+
 def test_followers_apply_the_same_writes(cluster: Cluster) -> None:
     leader = cluster.wait_leader()
     with leader.client() as c:

@@ -10,19 +10,22 @@ the lease) and high (reads behind a ReadIndex round).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import pytest
 
 from redraft.examples.clone import Clone
 from redraft.machine import Applier, Command, Conn, Read, Write
+from redraft.node import Redirect
 from redraft.options import Level, Options
 from redraft.resp import encode_command
+from redraft.server import READ, ClientConn, ReadRun
 from tests.test_fuzz_server import Recorder, ThreadNode
 
 pytestmark = pytest.mark.timeout(60)
@@ -40,7 +43,7 @@ class Declaring(Clone):
         self.commands.append(cmd.name)
         return super().command(m, conn, cmd)
 
-    def writes(self) -> Mapping[str, Write]:
+    def writes(self) -> dict[str, Write]:
         return {**super().writes(), "note": Write(self._note, self._check_note)}
 
     def _check_note(self, args: list[bytes]) -> None:
@@ -53,7 +56,7 @@ class Declaring(Clone):
         self.applied.append(args[1])
         return len(self.applied)
 
-    def reads(self) -> Mapping[str, Read]:
+    def reads(self) -> dict[str, Read]:
         return {
             **super().reads(),
             "echo": lambda m, args: b"the machine's echo",
@@ -230,3 +233,65 @@ def test_a_refused_write_never_reaches_the_log_and_a_failed_one_changes_nothing(
         len(applied) + 1,
     ]
     assert machine.applied == [*applied, b"after"]
+
+
+def test_reads_that_wait_together_are_answered_each_in_its_place(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+    assert replies(tn.port, ["SET", "run", "v"]) == [b"OK"]
+    # A fresh connection with nothing pending: at consistency high the whole
+    # run waits for one ReadIndex round, at medium it is answered in place.
+    got = replies(
+        tn.port,
+        ["GET", "run"],
+        ["GET"],
+        ["boom"],
+        ["MGET", "run", "none"],
+        ["GET", "run"],
+        ["SET", "run", "w"],
+        ["GET", "run"],
+    )
+    wrong = "ERR wrong number of arguments for 'get' command"
+    assert got == [b"v", wrong, "ERR the read broke", [b"v", None], b"v", b"OK", b"w"]
+
+
+def test_a_run_that_loses_its_round_fails_read_by_read(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+
+    def drop() -> bytes:
+        conn = ClientConn(tn.node.server)
+        transport = _Transport()
+        conn.connection_made(cast(asyncio.Transport, transport))
+        m = tn.node.client_applier
+        reads = tn.node.machine.reads()
+        run = ReadRun(m, [(reads["get"], [b"GET", b"k"], "get")] * 3, conn.encode, conn.addr)
+        slot = conn.new_slot(READ)
+        slot.respond, slot.name = run, cast(Any, run)
+        # What the node does for the reads of a round that leadership loss dropped:
+        conn.fill_error(slot, Redirect("127.0.0.1:9"), slot.name)
+        conn.flush()
+        return transport.written
+
+    assert tn.on_loop(drop) == b"-TRY 127.0.0.1:9\r\n" * 3
+
+
+class _Transport:
+    """Keeps what the connection writes."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def close(self) -> None:
+        pass

@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from redraft.machine import Applier, Command, Read, Respond, Write
@@ -41,7 +42,7 @@ class Slot:
     def __init__(self, kind: int, conn: ClientConn) -> None:
         self.kind = kind
         self.conn = conn
-        self.encode = conn.encode
+        self.encode: Callable[..., bytes] = conn.encode
         """The protocol of the request (a later HELLO does not change its reply's)."""
         self.data: bytes | None = None
         self.respond: Respond | None = None
@@ -137,7 +138,7 @@ class ClientConn(asyncio.Protocol):
         self._unfilled_reads = 0
         self._unfilled_writes = 0
         self._later_writes = 0
-        self.encode = encode
+        self.encode: Callable[..., bytes] = encode
         """The reply encoder of the protocol this client speaks (HELLO switches it)."""
         self._close_when_drained = False
         self.closed = False
@@ -199,6 +200,7 @@ class ClientConn(asyncio.Protocol):
         out = self._out
         out_limit = self.node.options.max_output_buffer
         read_now: bool | None = None  # asked once per run of plain reads
+        run: list[tuple[Read, list[bytes], str]] | None = None
         for args in cmds:
             if self._close_when_drained:
                 break
@@ -224,8 +226,15 @@ class ClientConn(asyncio.Protocol):
                         # reply and the log line (a plain read changes nothing).
                         dispatch(self, args)
                 else:
-                    dispatch(self, args)
+                    # They must wait (a ReadIndex round, or a redirect): the
+                    # run waits as one, with one reply slot and one token.
+                    if run is None:
+                        run = []
+                    run.append((route[1], args, route[3]))
             else:
+                if run is not None:
+                    server.read_run(self, run)
+                    run = None
                 dispatch(self, args)
                 read_now = None
                 encode = self.encode  # HELLO may have switched the protocol
@@ -237,6 +246,8 @@ class ClientConn(asyncio.Protocol):
                     self._transport.abort()
                 self.closed = True
                 return
+        if run is not None:
+            server.read_run(self, run)
         if error is not None:
             # Redis answers the bad request and hangs up; commands that came
             # before it in the same read still get their replies.
@@ -345,7 +356,10 @@ class ClientConn(asyncio.Protocol):
         self._fill(slot, _reply_for(slot, result, respond))
 
     def fill_error(self, slot: Slot, exc: BaseException, what: Command | str) -> None:
-        self._fill(slot, encode_error(exc, command_name(what)))
+        if isinstance(what, ReadRun):
+            self._fill(slot, what.errors(exc))
+        else:
+            self._fill(slot, encode_error(exc, command_name(what)))
 
     def _settle(self, slot: Slot, data: bytes) -> bool:
         """Give ``slot`` its reply; False if it already had one."""
@@ -517,6 +531,24 @@ class Server:
             self._routes[name] = route
         return route
 
+    def read_run(self, conn: ClientConn, run: list[tuple[Read, list[bytes], str]]) -> None:
+        """Serve plain reads that cannot be answered at once as one (see :class:`ReadRun`)."""
+        if len(run) == 1:
+            self.dispatch(conn, run[0][1])
+            return
+        m = self._applier
+        batch = ReadRun(m, run, conn.encode, conn.addr)
+        what: Any = batch  # stands in for the command name in the slot
+        try:
+            value = m.read(conn, batch, what)
+        except Exception as exc:
+            conn.reply_bytes(batch.errors(exc))
+            return
+        if type(value) is Slot:
+            value.encode = _as_is
+        else:
+            conn.reply_bytes(value)  # answered at once: the replies, encoded
+
     def dispatch(self, conn: ClientConn, args: list[bytes]) -> None:
         route = self._routes.get(args[0])
         if route is None:
@@ -551,6 +583,54 @@ class Server:
             log.warning("command %r returned an unencodable value: %r", name, exc)
             data = encode_error(exc, name)
         conn.reply_bytes(data)
+
+
+class ReadRun:
+    """Plain reads of one pipelined run that wait together (ReadIndex, redirect).
+
+    It is their reply slot's ``respond`` and ``name``: one slot and one
+    ReadIndex token serve them all, and their replies, each encoded in turn
+    (an error for a read that raised), fill the slot joined.
+    """
+
+    __slots__ = ("addr", "encode", "m", "reads")
+
+    def __init__(
+        self,
+        m: Applier,
+        reads: list[tuple[Read, list[bytes], str]],
+        encode: Callable[[Any], bytes],
+        addr: str,
+    ) -> None:
+        self.m = m
+        self.reads = reads
+        self.encode = encode
+        self.addr = addr
+
+    @property
+    def name(self) -> str:
+        """The first read's name (what a single error reply would be named after)."""
+        return self.reads[0][2]
+
+    def __call__(self, _: Any) -> bytes:
+        out = bytearray()
+        m = self.m
+        encode = self.encode
+        for read, args, name in self.reads:
+            try:
+                out += encode(read(m, args))
+            except Exception as exc:
+                out += error_reply(exc, name, self.addr)
+        return bytes(out)
+
+    def errors(self, exc: BaseException) -> bytes:
+        """One error reply per read: the run failed as a whole (a redirect, say)."""
+        return b"".join(encode_error(exc, name) for _, _, name in self.reads)
+
+
+def _as_is(replies: Any, cmd_name: str = "") -> bytes:
+    """The encoder of a ReadRun's slot: its replies come encoded."""
+    return cast(bytes, replies)
 
 
 def _deferred(read: Read, m: Applier, args: list[bytes]) -> Respond:
