@@ -520,11 +520,13 @@ class Server:
             return route
         key = name.lower()
         handler = self.builtins.get(key)
+        kind: int
+        fn: Any
         if handler is not None:
-            route = (ROUTE_BUILTIN, handler, key, "")
+            kind, fn = ROUTE_BUILTIN, handler
         else:
             kind, fn = self._plain.get(key, (ROUTE_MACHINE, None))
-            route = (kind, fn, key, key.decode("latin-1"))
+        route = (kind, fn, key, key.decode("latin-1"))
         # Remembered so that a request costs one lookup, not a lower() and
         # three; bounded, so that junk names cannot grow it.
         if len(name) <= _ROUTE_NAME_MAX and len(self._routes) < _ROUTE_CACHE:
@@ -572,14 +574,13 @@ class Server:
             else:
                 value = self._command(self._applier, conn, Command(args))
         except Exception as exc:
-            conn.reply_bytes(error_reply(exc, key.decode("latin-1"), conn.addr))
+            conn.reply_bytes(error_reply(exc, name, conn.addr))
             return
         if type(value) is Slot or value is NO_REPLY:
             return
         try:
             data = conn.encode(value)
         except Exception as exc:
-            name = key.decode("latin-1")
             log.warning("command %r returned an unencodable value: %r", name, exc)
             data = encode_error(exc, name)
         conn.reply_bytes(data)
