@@ -20,8 +20,9 @@ from typing import Any, cast
 import hiredis
 import pytest
 
+from redraft.applier import decode_batch
 from redraft.examples.clone import Clone
-from redraft.machine import Applier, Command, Conn, Read, Write
+from redraft.machine import OK, Applier, Command, Conn, Read, Write
 from redraft.node import Redirect
 from redraft.options import Level, Options
 from redraft.resp import encode_command
@@ -38,9 +39,18 @@ class Declaring(Clone):
         super().__init__()
         self.commands: list[str] = []
         self.applied: list[bytes] = []
+        self.retyped: list[list[Any]] = []
 
     def command(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         self.commands.append(cmd.name)
+        if cmd.args[0].lower() == b"retype":
+            if conn is not None:
+                # A machine may log arguments that are not bytes: every
+                # node, the leader too, must apply what the log gives back.
+                logged = cast(list[bytes], [b"retype", cmd.args[1].decode(), 7])
+                return m.apply(conn, Command(logged), lambda: None, lambda _: OK)
+            self.retyped.append(list(cmd.args))
+            return m.apply(None, cmd, lambda: None, None)
         return super().command(m, conn, cmd)
 
     def writes(self) -> dict[str, Write]:
@@ -262,9 +272,7 @@ def test_a_run_that_loses_its_round_fails_read_by_read(
     tn, _, _ = served
 
     def drop() -> bytes:
-        conn = ClientConn(tn.node.server)
-        transport = _Transport()
-        conn.connection_made(cast(asyncio.Transport, transport))
+        conn, transport = _connect(tn)
         m = tn.node.client_applier
         reads = tn.node.machine.reads()
         run = ReadRun(m, [(reads["get"], [b"GET", b"k"], "get")] * 3, conn.encode, conn.addr)
@@ -295,3 +303,101 @@ class _Transport:
 
     def close(self) -> None:
         pass
+
+
+def _connect(tn: ThreadNode) -> tuple[ClientConn, _Transport]:
+    """A client connection of the node's that writes into a _Transport (call on its loop)."""
+    conn = ClientConn(tn.node.server)
+    transport = _Transport()
+    conn.connection_made(cast(asyncio.Transport, transport))
+    return conn, transport
+
+
+def test_a_run_of_writes_is_answered_write_by_write_in_its_place(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, machine, _ = served
+    assert replies(tn.port, ["NOTE", "settle"]) == [len(machine.applied)]
+    n = len(machine.applied)
+    # Runs of SETs and NOTEs (each run shares one reply slot on the leader),
+    # broken by a refused write, a read that must see them, another command.
+    got = replies(
+        tn.port,
+        ["SET", "wr", "1"],
+        ["SET", "wr", "2"],
+        ["SET", "wr"],
+        ["set", "wr", "3", "GET"],
+        ["NOTE", "a"],
+        ["NOTE", "fails"],
+        ["NOTE", "b"],
+        ["GET", "wr"],
+        ["SET", "wr", "4"],
+        ["INCR", "wr"],
+        ["SET", "wr2", "x"],
+        ["SET", "wr3", "y"],
+        ["MGET", "wr", "wr2", "wr3"],
+    )
+    assert got == [
+        b"OK",
+        b"OK",
+        "ERR wrong number of arguments for 'set' command",
+        b"2",
+        n + 1,
+        "ERR the note failed",
+        n + 2,
+        b"3",
+        b"OK",
+        5,
+        b"OK",
+        b"OK",
+        [b"5", b"x", b"y"],
+    ]
+    assert machine.applied[-2:] == [b"a", b"b"]
+
+
+def test_a_run_longer_than_an_entry_holds_is_split_between_entries(tmp_path: Path) -> None:
+    opts = Options(log_level="warning", max_batch_commands=4)
+    tn = ThreadNode(tmp_path, opts, Declaring())
+    try:
+        tn.start()
+        before = len(tn.committed())
+        sets = [["SET", f"k{i}", str(i)] for i in range(11)]
+        notes = [["NOTE", f"n{i}"] for i in range(6)]
+        assert replies(tn.port, *sets, *notes, ["SET", "last", "1"]) == (
+            [b"OK"] * 11 + list(range(1, 7)) + [b"OK"]
+        )
+        got = replies(tn.port, *[["GET", f"k{i}"] for i in range(11)])
+        assert got == [str(i).encode() for i in range(11)]
+        sizes = [len(decode_batch(e.data)[1]) for e in tn.committed()[before:] if e.data]
+        assert sum(sizes) == 18
+        assert max(sizes) <= 4, f"an entry holds more than max_batch_commands: {sizes}"
+    finally:
+        tn.stop()
+
+
+def test_a_run_of_writes_that_cannot_be_proposed_fails_write_by_write(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+
+    def fail() -> bytes:
+        conn, transport = _connect(tn)
+        one = encode_command(["SET", "lost", "v"])
+        conn.data_received(one * 3 + encode_command(["NOTE", "lost"]) + one)
+        # What the node does with a batch it cannot propose (it lost the
+        # leadership) before this loop turn ends and proposes it:
+        tn.node._fail_batch(Redirect("127.0.0.1:9"))
+        conn.flush()
+        return transport.written
+
+    assert tn.on_loop(fail) == b"-TRY 127.0.0.1:9\r\n" * 5
+    assert replies(tn.port, ["GET", "lost"]) == [None]
+
+
+def test_the_leader_applies_what_the_log_holds_not_what_was_proposed(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, machine, _ = served
+    got = replies(tn.port, ["SET", "rt", "1"], ["RETYPE", "word"], ["SET", "rt", "2"])
+    assert got == [b"OK", b"OK", b"OK"]
+    assert machine.retyped[-1] == [b"retype", b"word", 7]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from redraft.machine import Applier, Command, Conn, Mutate, Respond
-from redraft.server import ClientConn
+from redraft.server import ClientConn, What
 
 if TYPE_CHECKING:
     from redraft.node import Node
@@ -58,7 +58,7 @@ class ClientApplier(Applier):
             return self.read(conn, respond, cmd)
         return self.write(conn, cmd.args, respond, cmd)
 
-    def read(self, conn: ClientConn, respond: Respond | None, what: Command | str) -> Any:
+    def read(self, conn: ClientConn, respond: Respond | None, what: What) -> Any:
         """Serve a client's read; returns its reply value, or the slot the reply will fill."""
         if conn._unfilled_writes:
             # A read pipelined behind a write must see that write: run it
@@ -67,7 +67,7 @@ class ClientApplier(Applier):
         return self._node.client_read(conn, respond, what)
 
     def write(
-        self, conn: ClientConn, args: list[bytes], respond: Respond | None, what: Command | str
+        self, conn: ClientConn, args: list[bytes], respond: Respond | None, what: What
     ) -> Any:
         """Log a client's write; returns the slot its reply will fill."""
         if conn._unfilled_reads:

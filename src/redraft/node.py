@@ -44,7 +44,7 @@ from redraft.raft.types import (
     SnapshotMeta,
 )
 from redraft.security import Security, peer_ask, private_dir, reap_idle
-from redraft.server import READ, ROUTE_WRITE, WRITE, Slot, answer
+from redraft.server import READ, ROUTE_WRITE, WRITE, Slot, What, answer, slot_commands
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
 from redraft.transport.codec import CodecError, decode_messages, encode_messages
@@ -81,6 +81,9 @@ class _Proposal:
     waiters: list[Slot] | None
     """The reply slots of the batch's client commands, in order."""
     on_done: Callable[[BaseException | None], None] | None = None
+    cmds: list[list[bytes]] | None = None
+    """The batch's commands as decoding the entry would give them, when known."""
+    stamp: int = 0
 
 
 class Node:
@@ -119,7 +122,9 @@ class Node:
 
         self._batch: list[list[bytes]] = []
         self._batch_waiters: list[Slot] = []
-        self._batch_bytes = 0
+        # Whether every command of the batch is a list of bytes (what the
+        # parser makes), so that the leader may apply it without decoding.
+        self._batch_exact = True
         self._process_scheduled = False
         self._last_proposed = 0
         self._lease_until = -1.0
@@ -603,7 +608,7 @@ class Node:
         conn: ClientConn,
         args: list[bytes],
         respond: Respond | None,
-        what: Command | str,
+        what: What,
         slot: Slot | None = None,
     ) -> Any:
         """Queue a write for this turn's batch; returns the slot its reply will fill.
@@ -619,6 +624,9 @@ class Node:
         slot.name = what
         self._batch.append(args)
         self._batch_waiters.append(slot)
+        # A machine's own m.apply may log arguments of other types (str,
+        # int), which only decoding the entry turns into what every node sees.
+        self._batch_exact = False
         if not self._process_scheduled:
             self._process_scheduled = True
             self.loop.call_soon(self._process_soon)
@@ -639,12 +647,28 @@ class Node:
             self.last_stamp = now
         stamp = self.last_stamp
         opts = self.options
-        payloads: list[bytes] = []
-        groups: list[list[Slot]] = []
+        parts: list[tuple[list[list[bytes]], list[Slot]]] = []
         step = opts.max_batch_commands
-        for k in range(0, len(cmds), step):
-            payloads.append(encode_batch(stamp, cmds[k : k + step]))
-            groups.append(waiters[k : k + step])
+        if len(waiters) == len(cmds):
+            for k in range(0, len(cmds), step):
+                parts.append((cmds[k : k + step], waiters[k : k + step]))
+        else:
+            # Some slots answer a run of writes (at most ``step`` of them),
+            # which one entry must hold whole: cut between slots only.
+            lo = 0
+            group: list[Slot] = []
+            size = 0
+            for slot in waiters:
+                n = slot_commands(slot)
+                if size + n > step and group:
+                    parts.append((cmds[lo : lo + size], group))
+                    lo += size
+                    group = []
+                    size = 0
+                group.append(slot)
+                size += n
+            parts.append((cmds[lo : lo + size], group))
+        payloads = [encode_batch(stamp, part) for part, _ in parts]
         try:
             first = core.propose(payloads)
         except ProposalDropped:
@@ -652,12 +676,18 @@ class Node:
         except NotLeader as exc:
             self._fail_batch(Redirect(exc.leader))
             return
+        exact = self._batch_exact
         self._batch = []
         self._batch_waiters = []
+        self._batch_exact = True
         deadline = time.monotonic() + opts.write_timeout
         term = core.term
-        for k, group in enumerate(groups):
-            self._pending[first + k] = _Proposal(term, deadline, group)
+        for k, (part, group) in enumerate(parts):
+            # The leader applies its own proposal from these lists rather
+            # than decoding the entry, when they are what decoding gives.
+            self._pending[first + k] = _Proposal(
+                term, deadline, group, None, part if exact else None, stamp
+            )
         self._last_proposed = first + len(payloads) - 1
         self.stats["proposals"] += len(payloads)
 
@@ -665,6 +695,7 @@ class Node:
         waiters = self._batch_waiters
         self._batch = []
         self._batch_waiters = []
+        self._batch_exact = True
         for slot in waiters:
             slot.conn.fill_error(slot, exc, slot.name)
 
@@ -741,7 +772,10 @@ class Node:
                 p = None
             if e.kind == normal:
                 try:
-                    stamp, cmds = decode_batch(e.data)
+                    if p is not None and p.cmds is not None:
+                        stamp, cmds = p.stamp, p.cmds
+                    else:
+                        stamp, cmds = decode_batch(e.data)
                 except Exception as exc:
                     # Every node decodes the same bytes the same way, so
                     # skipping keeps them identical; it can only come from a
@@ -809,7 +843,7 @@ class Node:
         self,
         conn: ClientConn,
         respond: Respond | None,
-        what: Command | str,
+        what: What,
         slot: Slot | None = None,
     ) -> Any:
         """Serve a read now if the consistency level allows, else defer it.

@@ -91,7 +91,6 @@ class Options:
 
     max_batch_commands: int = 4096
     """Commands packed into one log entry at most."""
-    max_batch_bytes: int = 1 << 20
     max_inflight_batches: int = 1
     """Batches of writes proposed but not yet committed, at most; more writes
     wait and join the next batch (adaptive batching: fewer, larger batches

@@ -17,9 +17,10 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from redraft.machine import Applier, Command, Read, Respond, Write
+from redraft.raft.types import Role
 from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
 from redraft.security import NOAUTH_REPLY, PRE_AUTH_COMMANDS, UNAUTHENTICATED_QUERY_BUFFER
 
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from redraft.node import Node
 
 log = logging.getLogger("redraft.server")
+
+LEADER = Role.LEADER
+
+What: TypeAlias = "Command | str | ReadRun | WriteRun"
+"""What a reply slot answers: a command, its name, or a run of plain commands."""
 
 
 class Slot:
@@ -46,8 +52,8 @@ class Slot:
         """The protocol of the request (a later HELLO does not change its reply's)."""
         self.data: bytes | None = None
         self.respond: Respond | None = None
-        self.name: Command | str = ""
-        """The command, or its name (decoded only for an error reply)."""
+        self.name: What = ""
+        """The command, or its name (decoded only for an error reply), or the run it answers."""
         self.args: list[bytes] | None = None
 
 
@@ -73,7 +79,7 @@ def _reply_for(slot: Slot, result: Any, respond: Respond | None) -> bytes:
         return error_reply(exc, slot.name, slot.conn.addr)
 
 
-def error_reply(exc: Exception, what: Command | str, addr: str) -> bytes:
+def error_reply(exc: Exception, what: What, addr: str) -> bytes:
     """The error reply of a command that raised; an unexpected error (a bug) is logged too."""
     name = command_name(what)
     if not _expected(exc):
@@ -81,7 +87,7 @@ def error_reply(exc: Exception, what: Command | str, addr: str) -> bytes:
     return encode_error(exc, name)
 
 
-def command_name(what: Command | str) -> str:
+def command_name(what: What) -> str:
     """The name error replies use: a command's name is only decoded when needed."""
     return what if type(what) is str else cast(Command, what).name
 
@@ -93,6 +99,8 @@ def answer(slots: list[Slot], results: list[Any] | None = None) -> None:
     Each connection's answered head of line is written out once for the
     whole batch rather than once per command.
     """
+    if results is not None and len(results) != len(slots):
+        results = _per_slot(slots, results)
     touched: dict[ClientConn, None] = {}
     for pos, slot in enumerate(slots):
         if slot.data is None:
@@ -103,6 +111,27 @@ def answer(slots: list[Slot], results: list[Any] | None = None) -> None:
     for conn in touched:
         conn._drain()
         conn.server.mark_dirty(conn)
+
+
+def _per_slot(slots: list[Slot], results: list[Any]) -> list[Any]:
+    """``results`` (one per command) regrouped one per slot: a write run's slot gets a list."""
+    grouped: list[Any] = []
+    pos = 0
+    for slot in slots:
+        what = slot.name
+        if type(what) is WriteRun:
+            grouped.append(results[pos : pos + what.count])
+            pos += what.count
+        else:
+            grouped.append(results[pos])
+            pos += 1
+    return grouped
+
+
+def slot_commands(slot: Slot) -> int:
+    """How many logged commands ``slot`` answers (a write run's slot answers several)."""
+    what = slot.name
+    return what.count if type(what) is WriteRun else 1
 
 
 class NoReply:
@@ -201,21 +230,23 @@ class ClientConn(asyncio.Protocol):
         out_limit = self.node.options.max_output_buffer
         read_now: bool | None = None  # asked once per run of plain reads
         run: list[tuple[Read, list[bytes], str]] | None = None
+        # The open run of plain writes: its slot, route and the batch it feeds.
+        wslot: Slot | None = None
+        wroute: Route | None = None
+        batch: list[list[bytes]] = []
+        node = self.node
         for args in cmds:
             if self._close_when_drained:
                 break
             route = routes.get(args[0])
-            if (
-                route is not None
-                and route[0] == ROUTE_READ
-                and not self._slots
-                and self.authenticated
-            ):
+            kind = route[0] if route is not None and self.authenticated else ROUTE_MACHINE
+            if kind == ROUTE_READ and not self._slots:
                 # The hot path: a plain read with nothing ahead of it on the
                 # connection, answered in place.  Checking the lease once
                 # for the run is as good as per read: nothing is applied
                 # until the loop turn ends, so every read of the run sees
                 # the state the lease vouched for.
+                assert route is not None
                 if read_now is None:
                     read_now = server._read_now()
                 if read_now:
@@ -235,6 +266,41 @@ class ClientConn(asyncio.Protocol):
                 if run is not None:
                     server.read_run(self, run)
                     run = None
+                if kind == ROUTE_WRITE and not self._unfilled_reads and node.core.role is LEADER:
+                    # The hot write path: what dispatch, ClientApplier.write
+                    # and Node.client_write do for a plain write, inline, with
+                    # one reply slot for a run of them (see WriteRun).
+                    assert route is not None
+                    write: Write = route[1]
+                    if write.check is not None:
+                        try:
+                            write.check(args)
+                        except Exception as exc:
+                            wslot = None
+                            self.reply_bytes(error_reply(exc, route[3], self.addr))
+                            continue
+                    if wslot is not None and wroute is route:
+                        what = wslot.name
+                        if type(what) is WriteRun:
+                            what.count += 1
+                            if what.count >= node.options.max_batch_commands:
+                                wslot = None  # a run never spans two log entries
+                        else:
+                            wrun = WriteRun(route[3], wslot.encode, self.addr)
+                            wrun.count = 2
+                            wslot.name = wrun
+                            wslot.respond = wrun
+                            wslot.encode = _as_is
+                    else:
+                        wslot = self.new_slot(WRITE)
+                        wslot.name = route[3]
+                        wroute = route
+                        batch = node._batch
+                        node._batch_waiters.append(wslot)
+                        node.schedule_process()
+                    batch.append(args)
+                    continue
+                wslot = None
                 dispatch(self, args)
                 read_now = None
                 encode = self.encode  # HELLO may have switched the protocol
@@ -330,7 +396,7 @@ class ClientConn(asyncio.Protocol):
         elif slot.kind == WRITE or slot.kind == LATER_WRITE:
             self._unfilled_writes -= 1
 
-    def later_read(self, respond: Respond | None, what: Command | str) -> Slot:
+    def later_read(self, respond: Respond | None, what: What) -> Slot:
         s = Slot(LATER_READ, self)
         s.respond = respond
         s.name = what
@@ -338,7 +404,7 @@ class ClientConn(asyncio.Protocol):
         self._slots.append(s)
         return s
 
-    def later_write(self, args: list[bytes], respond: Respond | None, what: Command | str) -> Slot:
+    def later_write(self, args: list[bytes], respond: Respond | None, what: What) -> Slot:
         s = Slot(LATER_WRITE, self)
         self._later_writes += 1
         self._unfilled_writes += 1
@@ -348,15 +414,13 @@ class ClientConn(asyncio.Protocol):
         self._slots.append(s)
         return s
 
-    def fill_result(
-        self, slot: Slot, result: Any, respond: Respond | None, what: Command | str
-    ) -> None:
+    def fill_result(self, slot: Slot, result: Any, respond: Respond | None, what: What) -> None:
         """Answer ``slot`` with ``respond(result)`` (``what``: the command, for errors)."""
         slot.name = what
         self._fill(slot, _reply_for(slot, result, respond))
 
-    def fill_error(self, slot: Slot, exc: BaseException, what: Command | str) -> None:
-        if isinstance(what, ReadRun):
+    def fill_error(self, slot: Slot, exc: BaseException, what: What) -> None:
+        if isinstance(what, (ReadRun, WriteRun)):
             self._fill(slot, what.errors(exc))
         else:
             self._fill(slot, encode_error(exc, command_name(what)))
@@ -629,8 +693,45 @@ class ReadRun:
         return b"".join(encode_error(exc, name) for _, _, name in self.reads)
 
 
+class WriteRun:
+    """Plain writes of one pipelined run on the leader, answered as one.
+
+    Consecutive writes of one route in a client's read share one reply slot
+    (this object is its ``respond`` and ``name``) while their commands go to
+    the batch one by one, so a pipeline of SETs costs one slot, not one per
+    SET.  The committed results come back as one list (see :func:`answer`),
+    each encoded in turn: an error reply for a write whose apply failed.
+    """
+
+    __slots__ = ("addr", "count", "encode", "name")
+
+    def __init__(self, name: str, encode: Callable[[Any], bytes], addr: str) -> None:
+        self.name = name
+        self.encode = encode
+        self.addr = addr
+        self.count = 0
+        """How many commands of the batch it answers (consecutive ones)."""
+
+    def __call__(self, results: list[Any]) -> bytes:
+        out = bytearray()
+        encode = self.encode
+        for result in results:
+            if isinstance(result, BaseException):
+                out += encode_error(result, self.name)
+                continue
+            try:
+                out += encode(result)
+            except Exception as exc:
+                out += error_reply(exc, self.name, self.addr)
+        return bytes(out)
+
+    def errors(self, exc: BaseException) -> bytes:
+        """One error reply per write: the run failed as a whole (leadership lost, say)."""
+        return encode_error(exc, self.name) * self.count
+
+
 def _as_is(replies: Any, cmd_name: str = "") -> bytes:
-    """The encoder of a ReadRun's slot: its replies come encoded."""
+    """The encoder of a ReadRun's or WriteRun's slot: its replies come encoded."""
     return cast(bytes, replies)
 
 
