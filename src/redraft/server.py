@@ -713,8 +713,15 @@ class WriteRun:
         """How many commands of the batch it answers (consecutive ones)."""
 
     def __call__(self, results: list[Any]) -> bytes:
-        out = bytearray()
         encode = self.encode
+        first = results[0]
+        if not isinstance(first, BaseException) and len(set(map(id, results))) == 1:
+            # One reply for all (a run of SETs: OK each): encoded once.
+            try:
+                return encode(first) * len(results)
+            except Exception:
+                pass  # each gets its error reply below
+        out = bytearray()
         for result in results:
             if isinstance(result, BaseException):
                 out += encode_error(result, self.name)
