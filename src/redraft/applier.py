@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 
 
 def encode_batch(stamp_ns: int, cmds: list[list[bytes]]) -> bytes:
-    data: bytes = msgpack.packb((stamp_ns, cmds), use_bin_type=True)
+    data: bytes = _pack((stamp_ns, cmds))
     return data
+
+
+# Shared rather than one Packer (and buffer) per call, as in transport.codec.
+_pack = msgpack.Packer(use_bin_type=True).pack
 
 
 def decode_batch(data: bytes) -> tuple[int, list[list[bytes]]]:

@@ -58,8 +58,14 @@ def encode_messages(msgs: Sequence[Message]) -> bytes:
                 ),
             ]
         )
-    data: bytes = msgpack.packb(out, use_bin_type=True)
+    data: bytes = _pack(out)
     return data
+
+
+# One Packer for every call: msgpack.packb sets up a new one, with its own
+# 256 KiB buffer, per call.  Sharing is safe: pack() runs in C under the
+# GIL from start to end (no default hook calls back into Python).
+_pack = msgpack.Packer(use_bin_type=True).pack
 
 
 _MAX_INT = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)
