@@ -452,7 +452,7 @@ class Node:
                     # These may go before our own write: the followers
                     # start on the entries while the leader persists them.
                     self._flush_outbox()
-                if writer.submit(rd):
+                if writer.submit(rd, core.role != _LEADER):
                     self._after_durable(rd)
             else:
                 self._after_durable(rd)
