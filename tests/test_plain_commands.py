@@ -401,3 +401,22 @@ def test_the_leader_applies_what_the_log_holds_not_what_was_proposed(
     got = replies(tn.port, ["SET", "rt", "1"], ["RETYPE", "word"], ["SET", "rt", "2"])
     assert got == [b"OK", b"OK", b"OK"]
     assert machine.retyped[-1] == [b"retype", b"word", 7]
+
+
+def test_a_write_refused_between_runs_keeps_its_place(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, _ = served
+    got = replies(
+        tn.port,
+        ["SET", "kp", "1"],
+        ["SET", "kp", "2"],
+        ["NOTE", "refused"],
+        ["SET", "kp", "3"],
+        ["SET", "kp", "4"],
+        ["NOTE"],
+        ["SET", "kp", "5"],
+        ["GET", "kp"],
+    )
+    refused = "ERR the note must be one word, not that one"
+    assert got == [b"OK", b"OK", refused, b"OK", b"OK", refused, b"OK", b"5"]

@@ -233,12 +233,30 @@ class ClientConn(asyncio.Protocol):
         # The open run of plain writes: its slot, route and the batch it feeds.
         wslot: Slot | None = None
         wroute: Route | None = None
+        wrun: WriteRun | None = None  # once the open run holds two writes
         batch: list[list[bytes]] = []
         node = self.node
+        run_max = node.options.max_batch_commands
         for args in cmds:
+            route = routes.get(args[0])
+            if wrun is not None and route is wroute:
+                # The run goes on: only writes came since it began, so
+                # nothing the checks below looked at can have changed.
+                write = wrun.write
+                if write.check is not None:
+                    try:
+                        write.check(args)
+                    except Exception as exc:
+                        self.reply_bytes(error_reply(exc, wrun.name, self.addr))
+                        wslot = wrun = None
+                        continue
+                wrun.count += 1
+                if wrun.count >= run_max:
+                    wslot = wrun = None  # a run never spans two log entries
+                batch.append(args)
+                continue
             if self._close_when_drained:
                 break
-            route = routes.get(args[0])
             kind = route[0] if route is not None and self.authenticated else ROUTE_MACHINE
             if kind == ROUTE_READ and not self._slots:
                 # The hot path: a plain read with nothing ahead of it on the
@@ -271,36 +289,34 @@ class ClientConn(asyncio.Protocol):
                     # and Node.client_write do for a plain write, inline, with
                     # one reply slot for a run of them (see WriteRun).
                     assert route is not None
-                    write: Write = route[1]
+                    write = route[1]
                     if write.check is not None:
                         try:
                             write.check(args)
                         except Exception as exc:
-                            wslot = None
+                            wslot = wrun = None
                             self.reply_bytes(error_reply(exc, route[3], self.addr))
                             continue
                     if wslot is not None and wroute is route:
-                        what = wslot.name
-                        if type(what) is WriteRun:
-                            what.count += 1
-                            if what.count >= node.options.max_batch_commands:
-                                wslot = None  # a run never spans two log entries
-                        else:
-                            wrun = WriteRun(route[3], wslot.encode, self.addr)
-                            wrun.count = 2
-                            wslot.name = wrun
-                            wslot.respond = wrun
-                            wslot.encode = _as_is
+                        # The second write of the run: its slot becomes the run's.
+                        wrun = WriteRun(route[3], wslot.encode, self.addr, write)
+                        wrun.count = 2
+                        wslot.name = wrun
+                        wslot.respond = wrun
+                        wslot.encode = _as_is
+                        if wrun.count >= run_max:
+                            wslot = wrun = None
                     else:
                         wslot = self.new_slot(WRITE)
                         wslot.name = route[3]
                         wroute = route
+                        wrun = None
                         batch = node._batch
                         node._batch_waiters.append(wslot)
                         node.schedule_process()
                     batch.append(args)
                     continue
-                wslot = None
+                wslot = wrun = None
                 dispatch(self, args)
                 read_now = None
                 encode = self.encode  # HELLO may have switched the protocol
@@ -703,12 +719,13 @@ class WriteRun:
     each encoded in turn: an error reply for a write whose apply failed.
     """
 
-    __slots__ = ("addr", "count", "encode", "name")
+    __slots__ = ("addr", "count", "encode", "name", "write")
 
-    def __init__(self, name: str, encode: Callable[[Any], bytes], addr: str) -> None:
+    def __init__(self, name: str, encode: Callable[[Any], bytes], addr: str, write: Write) -> None:
         self.name = name
         self.encode = encode
         self.addr = addr
+        self.write = write
         self.count = 0
         """How many commands of the batch it answers (consecutive ones)."""
 
