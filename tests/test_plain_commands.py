@@ -420,3 +420,15 @@ def test_a_write_refused_between_runs_keeps_its_place(
     )
     refused = "ERR the note must be one word, not that one"
     assert got == [b"OK", b"OK", refused, b"OK", b"OK", refused, b"OK", b"5"]
+
+
+def test_one_command_per_entry_holds_for_pipelined_writes(tmp_path: Path) -> None:
+    tn = ThreadNode(tmp_path, Options(log_level="warning", max_batch_commands=1), Declaring())
+    try:
+        tn.start()
+        before = len(tn.committed())
+        assert replies(tn.port, *[["SET", "one", str(i)] for i in range(5)]) == [b"OK"] * 5
+        sizes = [len(decode_batch(e.data)[1]) for e in tn.committed()[before:] if e.data]
+        assert sizes == [1] * 5
+    finally:
+        tn.stop()

@@ -118,13 +118,9 @@ def _per_slot(slots: list[Slot], results: list[Any]) -> list[Any]:
     grouped: list[Any] = []
     pos = 0
     for slot in slots:
-        what = slot.name
-        if type(what) is WriteRun:
-            grouped.append(results[pos : pos + what.count])
-            pos += what.count
-        else:
-            grouped.append(results[pos])
-            pos += 1
+        n = slot_commands(slot)
+        grouped.append(results[pos] if n == 1 else results[pos : pos + n])
+        pos += n
     return grouped
 
 
@@ -239,95 +235,87 @@ class ClientConn(asyncio.Protocol):
         run_max = node.options.max_batch_commands
         for args in cmds:
             route = routes.get(args[0])
-            if wrun is not None and route is wroute:
-                # The run goes on: only writes came since it began, so
-                # nothing the checks below looked at can have changed.
-                write = wrun.write
-                if write.check is not None:
-                    try:
-                        write.check(args)
-                    except Exception as exc:
-                        self.reply_bytes(error_reply(exc, wrun.name, self.addr))
-                        wslot = wrun = None
-                        continue
-                wrun.count += 1
-                if wrun.count >= run_max:
-                    wslot = wrun = None  # a run never spans two log entries
-                batch.append(args)
-                continue
-            if self._close_when_drained:
-                break
-            kind = route[0] if route is not None and self.authenticated else ROUTE_MACHINE
-            if kind == ROUTE_READ and not self._slots:
-                # The hot path: a plain read with nothing ahead of it on the
-                # connection, answered in place.  Checking the lease once
-                # for the run is as good as per read: nothing is applied
-                # until the loop turn ends, so every read of the run sees
-                # the state the lease vouched for.
-                assert route is not None
-                if read_now is None:
-                    read_now = server._read_now()
-                if read_now:
-                    try:
-                        out += encode(route[1](m, args))
-                    except Exception:
-                        # The general path answers it again, with the error
-                        # reply and the log line (a plain read changes nothing).
-                        dispatch(self, args)
-                else:
-                    # They must wait (a ReadIndex round, or a redirect): the
-                    # run waits as one, with one reply slot and one token.
-                    if run is None:
-                        run = []
-                    run.append((route[1], args, route[3]))
-            else:
-                if run is not None:
-                    server.read_run(self, run)
-                    run = None
-                if kind == ROUTE_WRITE and not self._unfilled_reads and node.core.role is LEADER:
-                    # The hot write path: what dispatch, ClientApplier.write
-                    # and Node.client_write do for a plain write, inline, with
-                    # one reply slot for a run of them (see WriteRun).
+            if wslot is None or route is not wroute:
+                wslot = wrun = wroute = None  # a run ends at any other command
+                if self._close_when_drained:
+                    break
+                kind = route[0] if route is not None and self.authenticated else ROUTE_MACHINE
+                if kind == ROUTE_READ and not self._slots:
+                    # The hot path: a plain read with nothing ahead of it on
+                    # the connection, answered in place.  Checking the lease
+                    # once for the run is as good as per read: nothing is
+                    # applied until the loop turn ends, so every read of the
+                    # run sees the state the lease vouched for.
                     assert route is not None
-                    write = route[1]
-                    if write.check is not None:
+                    if read_now is None:
+                        read_now = server._read_now()
+                    if read_now:
                         try:
-                            write.check(args)
-                        except Exception as exc:
-                            wslot = wrun = None
-                            self.reply_bytes(error_reply(exc, route[3], self.addr))
-                            continue
-                    if wslot is not None and wroute is route:
-                        # The second write of the run: its slot becomes the run's.
-                        wrun = WriteRun(route[3], wslot.encode, self.addr, write)
-                        wrun.count = 2
-                        wslot.name = wrun
-                        wslot.respond = wrun
-                        wslot.encode = _as_is
-                        if wrun.count >= run_max:
-                            wslot = wrun = None
+                            out += encode(route[1](m, args))
+                        except Exception:
+                            # The general path answers it again, with the error
+                            # reply and the log line (a plain read changes nothing).
+                            dispatch(self, args)
                     else:
-                        wslot = self.new_slot(WRITE)
-                        wslot.name = route[3]
-                        wroute = route
-                        wrun = None
-                        batch = node._batch
-                        node._batch_waiters.append(wslot)
-                        node.schedule_process()
-                    batch.append(args)
+                        # They must wait (a ReadIndex round, or a redirect): the
+                        # run waits as one, with one reply slot and one token.
+                        if run is None:
+                            run = []
+                        run.append((route[1], args, route[3]))
+                else:
+                    if run is not None:
+                        server.read_run(self, run)
+                        run = None
+                    if kind != ROUTE_WRITE or self._unfilled_reads or node.core.role is not LEADER:
+                        dispatch(self, args)
+                        read_now = None
+                        encode = self.encode  # HELLO may have switched the protocol
+                    else:
+                        wroute = route  # a plain write: it starts a run below
+                if wroute is None:
+                    if len(out) > out_limit:
+                        # Checked per command: one read of small requests (GET
+                        # of a big value, many times) must not build an
+                        # unbounded reply.
+                        log.warning("closing %s: replies over the output buffer limit", self.addr)
+                        if self._transport is not None:
+                            self._transport.abort()
+                        self.closed = True
+                        return
                     continue
-                wslot = wrun = None
-                dispatch(self, args)
-                read_now = None
-                encode = self.encode  # HELLO may have switched the protocol
-            if len(out) > out_limit:
-                # Checked per command: one read of small requests (GET of a
-                # big value, many times) must not build an unbounded reply.
-                log.warning("closing %s: replies over the output buffer limit", self.addr)
-                if self._transport is not None:
-                    self._transport.abort()
-                self.closed = True
-                return
+            # The hot write path: what dispatch, ClientApplier.write and
+            # Node.client_write do for a plain write, inline, with one reply
+            # slot for a run of them (see WriteRun).  A run goes on only
+            # while writes of its route come, so nothing checked above when
+            # it began can have changed since.
+            assert route is not None
+            write = route[1]
+            if write.check is not None:
+                try:
+                    write.check(args)
+                except Exception as exc:
+                    self.reply_bytes(error_reply(exc, route[3], self.addr))
+                    wslot = wrun = None
+                    continue
+            if wslot is None:
+                wslot = self.new_slot(WRITE)
+                wslot.name = route[3]
+                batch = node._batch
+                node._batch_waiters.append(wslot)
+                node.schedule_process()
+                count = 1
+            elif wrun is None:
+                # The second write of the run: its slot becomes the run's.
+                wrun = WriteRun(route[3], wslot.encode, self.addr)
+                wrun.count = count = 2
+                wslot.name = wrun
+                wslot.respond = wrun
+                wslot.encode = _as_is
+            else:
+                wrun.count = count = wrun.count + 1
+            if count >= run_max:
+                wslot = wrun = None  # a run never spans two log entries
+            batch.append(args)
         if run is not None:
             server.read_run(self, run)
         if error is not None:
@@ -719,13 +707,12 @@ class WriteRun:
     each encoded in turn: an error reply for a write whose apply failed.
     """
 
-    __slots__ = ("addr", "count", "encode", "name", "write")
+    __slots__ = ("addr", "count", "encode", "name")
 
-    def __init__(self, name: str, encode: Callable[[Any], bytes], addr: str, write: Write) -> None:
+    def __init__(self, name: str, encode: Callable[[Any], bytes], addr: str) -> None:
         self.name = name
         self.encode = encode
         self.addr = addr
-        self.write = write
         self.count = 0
         """How many commands of the batch it answers (consecutive ones)."""
 
