@@ -25,11 +25,15 @@ class Net:
         self.down: set[str] = set()
         self.held: list[Message] = []
         self.hold_from: set[str] = set()
+        self.hold_to: set[str] = set()
         self.sent_to: dict[str, int] = {}
 
-    @staticmethod
-    def make(nid: str, restored: Restored | None = None) -> RaftCore:
-        return RaftCore(RaftConfig(nid, election_tick=10), random.Random(7), restored)
+    max_msg_bytes = 1 << 20
+
+    @classmethod
+    def make(cls, nid: str, restored: Restored | None = None) -> RaftCore:
+        cfg = RaftConfig(nid, election_tick=10, max_msg_bytes=cls.max_msg_bytes)
+        return RaftCore(cfg, random.Random(7), restored)
 
     def pump(self) -> None:
         for _ in range(200):
@@ -44,7 +48,7 @@ class Net:
                 core.advance(rd)
                 for m in rd.messages + rd.messages_after_persist:
                     self.sent_to[m.to] = self.sent_to.get(m.to, 0) + 1
-                    if m.frm in self.hold_from:
+                    if m.frm in self.hold_from or m.to in self.hold_to:
                         self.held.append(m)
                     elif m.to in self.cores and m.to not in self.down:
                         self.cores[m.to].step(m)
@@ -113,3 +117,57 @@ def test_late_acks_of_a_predecessor_do_not_strand_the_new_node() -> None:
     assert c in lead.membership.voters
     # Caught up with a bounded number of messages, not a resend storm.
     assert net.sent_to.get(c, 0) - before < 200
+
+
+class SmallMessages(Net):
+    max_msg_bytes = 128  # a catch-up takes many APPs, so it can be overtaken
+
+
+def test_late_acks_landing_during_the_catch_up_do_not_strand_the_new_node() -> None:
+    """The predecessor's acks arrive after the new node's first rejection
+    sent the leader back to index 1, and before the new node acknowledged
+    much: the leader then counts entries the new node lacks, and the new
+    node's rejections name exactly that match index (found by the fault
+    suite: the new node stayed empty until the next election)."""
+    net = SmallMessages()
+    lead = net.leader()
+    c = C if lead.id != C else B
+    net.hold_from.add(c)
+    for _ in range(5):
+        lead.propose([b"x"] * 10)
+        net.pump()
+    late = [m for m in net.held if m.type == MsgType.APP_RESP and not m.reject]
+    assert late and max(m.index for m in late) > 20
+    net.hold_from.clear()
+    net.held.clear()
+    lead.change_membership(ChangeType.REMOVE, c)
+    net.pump()
+    net.ticks(25)
+    net.cores[c] = Net.make(c)
+    net.hold_to.add(c)
+    lead.change_membership(ChangeType.ADD_LEARNER, c)
+    net.pump()
+    # The new node rejects the leader's probe, which restarts it from index 1...
+    for _ in range(3):
+        to_c, net.held = net.held, []
+        for m in to_c:
+            net.cores[c].step(m)
+        rd = net.cores[c].ready()
+        assert rd is not None
+        net.cores[c].advance(rd)
+        for m in rd.messages + rd.messages_after_persist:
+            lead.step(m)
+        net.pump()
+        if lead.progress[c].next <= 2:
+            break
+    assert lead.progress[c].next <= 2
+    # ...and then the old process's acks arrive.
+    for m in late:
+        lead.step(m)
+    net.hold_to.clear()
+    for m in net.held:
+        net.cores[c].step(m)
+    net.held.clear()
+    net.ticks(60)
+    assert net.cores[c].last_index == lead.last_index, "the new node never caught up"
+    assert lead.progress[c].match == lead.last_index

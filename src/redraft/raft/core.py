@@ -974,10 +974,14 @@ class RaftCore:
     def _maybe_decrease(self, pr: Progress, m: Message) -> bool:
         """A follower rejected an APP at ``m.index``; back off.  False if stale."""
         rejected = m.index
-        if m.hint_index < pr.match and rejected > pr.match:
+        if m.hint_index < pr.match and rejected >= pr.match:
             # A fresh rejection says the follower's log ends before what it
             # acknowledged: it lost its log (a new, empty process under the
-            # same id).  Believe it; lowering match only delays commits.
+            # same id, credited by its predecessor's late acks).  A rejection
+            # at match itself says so too: a follower that kept its log holds
+            # the entry it acknowledged, and the new process answers the
+            # leader's APP after match exactly there.  Believe it; lowering
+            # match only delays commits.
             pr.match = m.hint_index
             pr.become_probe()
             pr.next = m.hint_index + 1
