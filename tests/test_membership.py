@@ -236,6 +236,88 @@ def test_a_node_that_lost_its_data_rejoins_as_a_new_learner(tmp_path: Path, who:
         assert len(dump(leader)) == 3001
 
 
+def test_join_asks_every_address_in_turn(tmp_path: Path) -> None:
+    """--join with several addresses: neither a dead one nor a node that is
+    itself still joining (which says so) holds the join up; the node is
+    admitted through the member further down the list."""
+    from tests.cluster import free_ports
+
+    with running_cluster(tmp_path, 1, ["--consistency", "low"]) as cluster:
+        (leader,) = cluster.nodes
+        dead, p_stuck, p_new = free_ports(3)
+        stuck = NodeProc(cluster, 2, p_stuck)  # joins through nothing that answers
+        cluster.nodes.append(stuck)
+        stuck.start(join=f"127.0.0.1:{dead}")
+        with (
+            stuck.client(socket_timeout=2) as c,
+            pytest.raises(redis.ResponseError, match="itself still joining"),
+        ):
+            c.execute_command("RAFTJOIN", "127.0.0.1:1")
+        new = NodeProc(cluster, 3, p_new)
+        cluster.nodes.append(new)
+        new.start(join=f"{stuck.addr}, :{dead},{leader.addr}")
+        wait_until(lambda: "joined the cluster" in new.log_path.read_text(), 30, "the join")
+        text = new.log_path.read_text()
+        assert "itself still joining" in text
+        assert f"joined the cluster via {leader.addr}" in text
+        wait_until(lambda: cluster.voters() == 2, 30, "the new node to be promoted")
+        with leader.client() as c:
+            peers = c.execute_command("RAFTPEERS")
+            assert c.set("after", "join") is True
+        assert new.addr.encode() in peers and stuck.addr.encode() not in peers
+        wait_until(lambda: caught_up(new, leader), 10, "the new node to apply the write")
+        assert dump(new) == dump(leader)
+
+
+def test_a_join_closes_the_peer_links_of_the_address_previous_process(tmp_path: Path) -> None:
+    """Messages still on their way from an address's previous process (held
+    by a stalled network) must not reach the leader once a new, empty
+    process has joined under that address: its join closes them."""
+    import socket
+
+    def peer_link(peer_id: str) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", leader.port), timeout=10)
+        s.sendall(b"*2\r\n$8\r\nRAFTPEER\r\n$%d\r\n%s\r\n" % (len(peer_id), peer_id.encode()))
+        assert s.recv(100) == b"+OK\r\n"
+        return s
+
+    def closed(s: socket.socket) -> bool:
+        try:
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return s.recv(100) == b""
+        except ConnectionResetError:
+            return True
+
+    with running_cluster(tmp_path, 1) as cluster:
+        (leader,) = cluster.nodes
+        gone = "127.0.0.1:1"
+        old, other = peer_link(gone), peer_link("127.0.0.1:2")
+        try:
+            with leader.client(socket_timeout=10) as new:
+                # As --join sends it when the cluster has no peer secret.
+                assert new.execute_command("RAFTJOIN", gone) == b"OK"
+            assert closed(old)
+            assert not closed(other)
+        finally:
+            old.close()
+            other.close()
+        with leader.client() as c:
+            assert gone.encode() in c.execute_command("RAFTPEERS")
+
+
+def test_a_malformed_join_address_is_refused_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "redraft.examples.clone", "-p", "0", "--dir", str(tmp_path),
+         "--join", "10.0.0.1:7481,nonsense"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "invalid address 'nonsense'" in out.stderr
+
+
 def test_leader_removes_itself_and_hands_over(tmp_path: Path) -> None:
     with running_cluster(tmp_path, 3) as cluster:
         leader = cluster.wait_leader()

@@ -51,7 +51,12 @@ def build_parser(
         help="host:port peers and redirected clients dial (default: bind address)",
     )
     p.add_argument("--dir", "-dir", default="data", help="data directory (default data)")
-    p.add_argument("--join", "-join", default="", help="address of a cluster member to join")
+    p.add_argument(
+        "--join",
+        "-join",
+        default="",
+        help="address of a cluster member to join; several, comma-separated, are asked in turn",
+    )
     p.add_argument(
         "--durability", "-durability", default="medium", choices=("low", "medium", "high"), type=str.lower,
         help="write durability (default medium)",
@@ -233,7 +238,10 @@ def main(
     bind = ns.bind
     if ":" in bind and not bind.startswith("["):
         bind = f"[{bind}]"
-    node = open_node(ns.dir, f"{bind}:{ns.port}", ns.join, machine_factory(), options)
+    try:
+        node = open_node(ns.dir, f"{bind}:{ns.port}", ns.join, machine_factory(), options)
+    except ValueError as exc:  # a malformed --join address
+        parser.error(str(exc))
     try:
         node.run()
     except KeyboardInterrupt:

@@ -357,11 +357,23 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         addr = _valid_addr(args[1])
         if conn.peer_id and conn.peer_id != addr:
             raise ValueError(f"ERR a node joins as itself: {conn.peer_id} cannot join as {addr}")
+        if node.joining:
+            # Without this it would answer "leader not known", and two nodes
+            # joining through each other would wait on each other for good.
+            raise ValueError(
+                "ERR this node is itself still joining the cluster: ask another member"
+            )
         core = node.core
         if core.role != Role.LEADER:
             from redraft.node import Redirect
 
             raise Redirect(core.leader)
+        # The address's previous process may have left peer connections whose
+        # messages are still on the way (acks for entries the new, empty
+        # process lacks): whatever they carry is its predecessor's word.
+        for other in [c for c in conn.server.conns if c.peer_id == addr and c is not conn]:
+            log.info("closing a peer connection of %s's previous process", addr)
+            other.abort()
         if addr not in core.membership.members():
             return raftaddpeer(conn, args)
         if addr == node.id:

@@ -113,6 +113,7 @@ class Node:
             adv = f"127.0.0.1{adv}"
         self.id = adv
         self.join_addr = join
+        self.join_addrs = join_addresses(join)
         self.client_applier = ClientApplier(self)
         self.applying = ApplyingApplier()
         self.applied_index = 0
@@ -255,7 +256,7 @@ class Node:
             if self.join_addr:
                 log.info("data dir holds cluster state: ignoring join %s", self.join_addr)
             return Restored(hs, snap, entries), False
-        if self.join_addr:
+        if self.join_addrs:
             return Restored(), True
         boot = RaftCore.bootstrap([self.id])
         self.store.save(boot.hard_state, boot.entries, True)
@@ -991,21 +992,21 @@ class Node:
 
         The leader answers once the change committed: a new address is added
         as a learner; an address that is already a member is removed first
-        (its data is gone), and the next request adds it anew.
+        (its data is gone), and the next request adds it anew.  Each round
+        asks every ``--join`` address in turn, so one member that cannot
+        help (down, or itself still joining) does not stop the join.
         """
-        first = self.join_addr
-        if first.startswith(":"):
-            first = "127.0.0.1" + first
         deadline = time.monotonic() + self.options.join_timeout
         delay = 0.1
         while time.monotonic() < deadline:
-            if self.state_name in ("Closing", "Shutdown"):
-                return
-            why = await self._ask_to_join(first)
-            if why is None:
-                self._joining = False
-                return
-            log.info("join via %s: %s; retrying", first, why)
+            for first in self.join_addrs:
+                if self.state_name in ("Closing", "Shutdown"):
+                    return
+                why = await self._ask_to_join(first)
+                if why is None:
+                    self._joining = False
+                    return
+                log.info("join via %s: %s; retrying", first, why)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
         msg = (
@@ -1050,6 +1051,11 @@ class Node:
     def leader_address(self) -> str:
         return self.core.leader
 
+    @property
+    def joining(self) -> bool:
+        """Whether this node started empty with ``--join`` and is not yet admitted."""
+        return self._joining
+
     def raft_stats(self) -> dict[str, Any]:
         core = self.core
         snap = core.last_snapshot
@@ -1086,6 +1092,27 @@ class Node:
         return f"{core.election_elapsed * self.options.tick_ms}ms"
 
 
+def join_addresses(join: str) -> list[str]:
+    """The addresses in a ``--join`` value: ``host:port`` items, comma-separated.
+
+    ``:port`` means 127.0.0.1; a malformed item raises ValueError.
+    """
+    addrs: list[str] = []
+    for item in join.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        _host, port = split_hostport(item)
+        if not 0 < port < 65536:
+            raise ValueError(f"invalid join address {item!r}: bad port")
+        addr = f"127.0.0.1{item}" if item.startswith(":") else item
+        if addr not in addrs:
+            addrs.append(addr)
+    if join.strip() and not addrs:
+        raise ValueError(f"invalid join address {join!r}: expected host:port[,host:port...]")
+    return addrs
+
+
 def open(
     directory: str | os.PathLike[str],
     addr: str,
@@ -1095,8 +1122,10 @@ def open(
 ) -> Node:
     """Create a node serving ``machine`` on ``addr`` with its state in ``directory``.
 
-    ``join`` names any member of an existing cluster to join; without it (and
-    without stored state) the node founds a new single-node cluster.  Call
+    ``join`` names a member of an existing cluster to join, or several,
+    comma-separated (``"10.0.0.1:7481,10.0.0.2:7481"``), asked in turn until
+    one admits the node; without it (and without stored state) the node
+    founds a new single-node cluster.  Call
     :meth:`Node.run` to serve, or ``await node.serve()`` inside asyncio.
     """
     if machine is None:

@@ -365,6 +365,12 @@ class ClientConn(asyncio.Protocol):
         self._close_when_drained = True
         self.server.mark_dirty(self)
 
+    def abort(self) -> None:
+        """Drop the connection now: what it sent and was not read is never acted on."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
     # --- replies
     #
     # A connection behaves as if its commands ran one after another: a read

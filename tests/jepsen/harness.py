@@ -505,35 +505,17 @@ class JCluster:
     def rejoin(self, node: JNode, wipe: bool = True) -> None:
         """Bring a removed node back: restart it empty with --join (or with its old dir)."""
         node.kill()
-        helper = self._join_helper(node)
         node.removed = node.removal_uncertain = False
         if wipe:
             node.wipe()
-            node.start(join=helper.id if helper is not None else self.nodes[0].id)
+            # Every other node, as the README advises: whichever are down,
+            # removed or themselves still joining, one of the rest admits it.
+            node.start(join=",".join(n.id for n in self.nodes if n is not node))
             return
         node.start()
         # Its data dir holds the old membership, so it will not ask to join itself.
         with contextlib.suppress(redis.RedisError, OSError):
             self.leader_call("RAFTADDPEER", node.id)
-
-    def _join_helper(self, node: JNode) -> JNode | None:
-        """The member ``node`` should join through: the leader, else one that has joined.
-
-        A node restarted with --join is not a member until its join is
-        accepted; two such nodes named as each other's helper would wait on
-        each other for ever (both answer "leader not known").
-        """
-        leader = self.leader()
-        if leader is not None and leader is not node:
-            return leader
-        others = [n for n in self.nodes if n is not node and n.up and not n.removed]
-        for n in others:
-            try:
-                if int(n.stats(timeout=0.5).get("applied_index", "0")) > 0:
-                    return n
-            except (redis.RedisError, OSError, ValueError):
-                continue
-        return others[0] if others else None
 
     # --------------------------------------------------------------- healing
 
