@@ -473,8 +473,8 @@ def _await_catch_up(ctx: Context, node: JNode, timeout: float = 15.0) -> str:
 
     A wiped node applies its first entries within moments of joining.  It is
     recorded as stuck (an error: a liveness failure) if it applies nothing
-    for ``timeout`` seconds while one leader, in one term, keeps committing,
-    or if after a few seconds of applying nothing the cluster loses its
+    for ``timeout`` seconds while one leader, in one term, keeps committing
+    and nothing else is wrong with the cluster (see below), or if after a few seconds of applying nothing the cluster loses its
     leader although nothing else is wrong with it (no node down, paused or
     removed, every link open): the leader was too busy to keep leading.
     """
@@ -514,6 +514,10 @@ def _await_catch_up(ctx: Context, node: JNode, timeout: float = 15.0) -> str:
         time.sleep(0.25)
     if reign is None or last_commit <= reign[2]:
         return f"{node.name} applied nothing, but neither did the cluster commit anything"
+    if not _healthy(ctx):
+        # Another fault may cut the node off (a stalled link into it): it
+        # owes nothing until that heals, and the final settle checks it then.
+        return f"{node.name} applied nothing while another fault was active"
     ctx.recorder.add(
         "error",
         "membership",
