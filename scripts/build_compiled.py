@@ -27,6 +27,10 @@ def build(out: Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    # The C fast path of the RESP codec is no mypyc module: take the one
+    # the install built (without it the twin would run the Python codec).
+    for ext in (ROOT / "src" / "redraft").glob("_cresp*.so"):
+        shutil.copy(ext, src / "redraft" / ext.name)
     shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
     cmd = [sys.executable, "-m", "mypyc", "--config-file", "pyproject.toml", *HOT_MODULES]
     subprocess.run(cmd, cwd=out, check=True, stdout=subprocess.DEVNULL)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from redraft import resp
 from tests.cluster import ROOT, running_cluster
 
 pytestmark = [
@@ -38,13 +39,21 @@ def test_a_compiled_cluster_serves_replicates_and_fails_over(
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(compiled_src))
     probe = subprocess.run(
-        [sys.executable, "-c", "import redraft.node, redraft.raft.core as c; print(c.__file__)"],
+        [
+            sys.executable,
+            "-c",
+            "import redraft.node, redraft.raft.core as c, redraft.resp as r;"
+            " print(r.SPEEDUPS, c.__file__)",
+        ],
         capture_output=True,
         text=True,
         env=dict(os.environ),
         timeout=60,
     )
-    assert probe.stdout.strip().endswith(".so"), probe
+    speedups, core = probe.stdout.split()
+    assert core.endswith(".so"), probe
+    # The twin keeps the RESP codec's C fast path, unless this run is pure.
+    assert speedups == str(resp.SPEEDUPS), probe
     with running_cluster(tmp_path, 3) as cluster:
         leader = cluster.wait_leader()
         with leader.client() as c:

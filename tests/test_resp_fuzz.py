@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from redraft import resp
 from redraft.machine import OK, Status
 from redraft.resp import (
     ErrorReply,
@@ -272,3 +276,114 @@ def test_floats_read_back_exactly(value: float) -> None:
     text = format_float(value)
     assert float(text) == value
     assert math.copysign(1.0, float(text)) == math.copysign(1.0, value)
+
+
+# --- the C fast paths against the Python codec --------------------------------------
+
+needs_c = pytest.mark.skipif(not resp.SPEEDUPS, reason="redraft._cresp is not in use")
+
+
+@contextlib.contextmanager
+def pure_python() -> Iterator[None]:
+    """Parse with the Python paths alone (the parser looks the C module up per call)."""
+    saved = resp._cresp
+    resp._cresp = None
+    try:
+        yield
+    finally:
+        resp._cresp = saved
+
+
+def both_ways(pieces: list[bytes], **limits: int) -> None:
+    got = outcome(pieces, **limits)
+    with pure_python():
+        assert outcome(pieces, **limits) == got
+
+
+def test_the_install_has_the_c_fast_paths() -> None:
+    # A C compiler is on every machine redraft is built on: a silently
+    # failed build would leave it several times slower.
+    if os.environ.get("REDRAFT_PURE_PYTHON"):
+        pytest.skip("REDRAFT_PURE_PYTHON is set")
+    assert resp.SPEEDUPS
+
+
+# Limits small enough to be crossed, and header lines longer than the inline
+# limit (which the C path must leave to the Python one to refuse).
+LIMIT_SETS = st.sampled_from(
+    [
+        {},
+        LIMITS,
+        {"max_bulk_len": 3, "max_multibulk_len": 2, "max_inline_len": 2},
+        {"max_bulk_len": 0, "max_multibulk_len": 1, "max_inline_len": 3},
+        {"max_inline_len": 2},
+        {"max_inline_len": 3},
+    ]
+)
+
+
+@needs_c
+@FUZZ
+@given(
+    requests=st.lists(request(), max_size=10),
+    junk=st.one_of(st.binary(max_size=60), GARBAGE),
+    more=st.lists(request(), max_size=3),
+    limits=LIMIT_SETS,
+    cuts=st.lists(st.integers(0, 10**6), max_size=8),
+)
+def test_the_c_parser_reads_every_stream_as_the_python_one(
+    requests: list[tuple[bytes, list[list[bytes]]]],
+    junk: bytes,
+    more: list[tuple[bytes, list[list[bytes]]]],
+    limits: dict[str, int],
+    cuts: list[int],
+) -> None:
+    data = b"".join(w for w, _ in requests) + junk + b"".join(w for w, _ in more)
+    both_ways([data], **limits)
+    both_ways(split_at(data, cuts), **limits)
+    both_ways([junk], **limits)
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+        b"*1\r\n$3\r\nGETxx*1\r\n$4\r\nPING\r\n",  # Redis skips a bulk's trailer unchecked
+        b"*1\rx$4\rxPING\r\n",  # and the byte after a header's CR
+        b"*01\r\n$4\r\nPING\r\n",
+        b"*1\r\n$04\r\nPING\r\n",
+        b"*-0\r\n*1\r\n$1\r\nx\r\n",
+        b"*-7\r\n*0\r\n*1\r\n$1\r\nx\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*1\r\n+OK\r\n",
+        b"*1\r\n$1\r\nx\r\nPING\r\n*1\r\n$1\r\ny\r\n",
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123",
+        b"*9999999999999999999\r\n",
+        b"*99999999999999999\r\n",
+        b"*1\r\n$999999999999999999\r\n",
+        b"*1 \r\n$1\r\nx\r\n",
+        b"*1\r\n$1 \r\nx\r\n",
+        b"*\r\n",
+        b"*1\r\n$\r\n\r\n",
+        b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n",
+        b"*1\r\n$10\r\n0123456789\r\n",  # a header one byte over an inline limit of 2
+        b"*10\r\n" + b"$1\r\nx\r\n" * 10,
+    ],
+)
+@pytest.mark.parametrize("limits", [{}, LIMITS, {"max_inline_len": 2}])
+def test_the_c_parser_agrees_on_the_corner_cases(data: bytes, limits: dict[str, int]) -> None:
+    for pieces in ([data], [data[:7], data[7:]], [data[i : i + 1] for i in range(len(data))]):
+        both_ways(pieces, **limits)
+
+
+@needs_c
+@FUZZ
+@given(values=st.lists(VALUES | st.integers() | st.booleans() | st.none(), max_size=8))
+def test_the_c_encoders_give_the_python_bytes(values: list[Any]) -> None:
+    for v in values:
+        assert encode(v) == resp._encode_py(v)
+        assert resp.encode3(v) == resp._encode3_py(v)
+        assert encode(v, "get") == resp._encode_py(v, "get")
+    assert encode(OK) == b"+OK\r\n"
+    assert encode(value=2**70) == resp._encode_py(2**70)

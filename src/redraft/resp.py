@@ -13,6 +13,14 @@ Client side
     decodes replies (error replies come back as :class:`ErrorReply` values).
 
 How the request parser is fast and still exact
+    With the C extension ``redraft._cresp`` (built at install when a C
+    compiler is present), every complete multibulk request is parsed in C
+    exactly as Redis reads it; whatever C leaves (inline requests, a request
+    cut by the end of a read, anything malformed or over a limit) goes to the
+    byte-level parser below, so errors and limits have one implementation.
+    The C encoders answer bytes, None, ints and OK and hand other values to
+    the Python ones.  Without the extension (or with REDRAFT_PURE_PYTHON=1):
+
     Well-formed pipelines are handed to hiredis (C) in one piece.  hiredis is
     more lenient than Redis (it accepts any RESP type anywhere and would
     allocate a list for a huge aggregate header before any element arrives),
@@ -28,8 +36,9 @@ How the request parser is fast and still exact
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from itertools import chain
 from typing import Any, Final, cast
@@ -37,6 +46,15 @@ from typing import Any, Final, cast
 import hiredis
 
 from redraft.machine import OK, Status, error_text
+
+_cresp: Any = None
+if not os.environ.get("REDRAFT_PURE_PYTHON"):
+    try:
+        from redraft import _cresp
+    except ImportError:  # built without a C compiler: the Python paths serve alone
+        _cresp = None
+SPEEDUPS: Final = _cresp is not None
+"""Whether the C fast paths (``redraft._cresp``) are in use."""
 
 __all__ = [
     "CRLF",
@@ -175,6 +193,8 @@ _ONE_REQUEST_BYTES: Final = 16384
 # Reads shorter than this are split without first looking for a pipeline.
 _SPLIT_FREELY: Final = 256
 _LARGE_REQUEST: Final = 1024
+# "*-9223372036854775808": the longest header line a valid number makes.
+_LONGEST_HEADER: Final = 21
 
 # Each element of a parsed multibulk took at least 6 bytes ("$0\r\n\r\n"),
 # or 3 for the lenient forms noted in the module docstring; chunks shorter
@@ -389,6 +409,8 @@ class RequestParser:
         self._max_inline = max_inline_len
         self._fast_span = min(max_bulk_len, _MIN_ELEMENT_BYTES * max_multibulk_len)
         self._one_span = min(self._fast_span, _ONE_REQUEST_BYTES)
+        if max_inline_len < _LONGEST_HEADER:
+            self._one_span = 0  # _one_request does not check header lengths
         # "$" and up to 20 digits, never more than a header line may hold.
         self._header_window = min(22, max_inline_len + 1)
         self._reader: Any = _new_reader()
@@ -432,7 +454,20 @@ class RequestParser:
             return out
         if type(data) is not bytes:
             data = bytes(data)
-        if (
+        if _cresp is not None:
+            if self._left == 0 and self._line is None and self._bulk_parts is None:
+                # Between requests: C takes the whole requests up front (in
+                # the common case all of them), _run what it leaves.
+                pos = _cresp.parse(data, 0, out, self._max_bulk, self._max_mbulk, self._max_inline)
+                if pos == len(data):
+                    return out
+                try:
+                    self._run(data, pos, out)
+                except ProtocolError as e:
+                    self._fail(e, out)
+                    raise
+                return out
+        elif (
             len(data) <= self._one_span
             and self._left == 0
             and self._line is None
@@ -478,28 +513,46 @@ class RequestParser:
                     return out
             self._run(buf, pos, out)
         except ProtocolError as e:
-            self._error = str(e)
-            self._reader = _new_reader()
-            e.commands = out
+            self._fail(e, out)
             raise
         return out
+
+    def _fail(self, e: ProtocolError, out: list[list[bytes]]) -> None:
+        self._error = str(e)
+        self._reader = _new_reader()
+        e.commands = out
 
     # --- dispatch -----------------------------------------------------------
 
     def _run(self, buf: bytes, pos: int, out: list[list[bytes]]) -> None:
         n = len(buf)
+        if _cresp is not None:
+            # C takes every whole request it can; what it leaves at a "*" is
+            # incomplete or one Redis refuses, for the exact parser.
+            cparse = _cresp.parse
+            while pos < n:
+                if buf[pos] != _STAR:
+                    pos = self._inline(buf, pos, out)
+                else:
+                    pos = cparse(buf, pos, out, self._max_bulk, self._max_mbulk, self._max_inline)
+                    if pos < n and buf[pos] == _STAR:
+                        pos = self._multibulk(buf, pos, out)
+                if pos < 0:
+                    return
+            return
         scanned: bytes | None = None
         base = 0
         # The exact parser costs per header, the scan before hiredis per byte:
         # large requests go to the former, small pipelined ones to the latter.
-        exact = n - pos > _SMALL_CHUNK
+        # hiredis knows no line limit: below the longest header, none for it.
+        exact = n - pos > _SMALL_CHUNK or self._max_inline < _LONGEST_HEADER
         while pos < n:
             if buf[pos] != _STAR:
                 pos = self._inline(buf, pos, out)
             elif exact:
                 start = pos
                 pos = self._multibulk(buf, pos, out)
-                exact = pos - start >= _LARGE_REQUEST
+                exact = pos - start >= _LARGE_REQUEST or self._max_inline < _LONGEST_HEADER
             else:
                 if scanned is None:
                     base = pos
@@ -873,7 +926,7 @@ def _encode_other(buf: bytearray, value: Any, cmd_name: str) -> None:
         raise TypeError(f"cannot encode {type(value).__name__} as a RESP reply")
 
 
-def encode(value: Any, cmd_name: str = "") -> bytes:
+def _encode_py(value: Any, cmd_name: str = "") -> bytes:
     """The RESP2 encoding of one reply value (see :func:`encode_into`)."""
     t = type(value)
     if t is bytes:
@@ -930,7 +983,7 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
         encode_into(buf, value, cmd_name)
 
 
-def encode3(value: Any, cmd_name: str = "") -> bytes:
+def _encode3_py(value: Any, cmd_name: str = "") -> bytes:
     """The RESP3 encoding of one reply value (see :func:`encode3_into`)."""
     t = type(value)
     if t is bytes:
@@ -945,6 +998,17 @@ def encode3(value: Any, cmd_name: str = "") -> bytes:
     buf = bytearray()
     encode3_into(buf, value, cmd_name)
     return bytes(buf)
+
+
+encode: Callable[..., bytes] = _encode_py
+"""``encode(value, cmd_name="")``: the RESP2 encoding of one reply value (see :func:`encode_into`)."""
+encode3: Callable[..., bytes] = _encode3_py
+"""``encode3(value, cmd_name="")``: the RESP3 encoding of one reply value (see :func:`encode3_into`)."""
+if _cresp is not None:
+    # The C encoders answer bytes, None, ints and OK, and hand the rest to these.
+    _cresp.configure(OK, OK_REPLY, NULL_BULK, NULL3, _encode_py, _encode3_py)
+    encode = _cresp.encode
+    encode3 = _cresp.encode3
 
 
 def encode_many(values: Iterable[Any], cmd_name: str = "") -> bytes:

@@ -1,0 +1,311 @@
+/*
+ * redraft._cresp: the C fast paths of redraft.resp.
+ *
+ * parse() takes the complete multibulk requests at the front of a buffer,
+ * reading every byte exactly as Redis's processMultibulkBuffer does, and
+ * stops at the first request it cannot take whole: one that is incomplete,
+ * inline, malformed or over a limit.  The Python parser in redraft.resp
+ * carries on from there, so errors, limits and partial requests keep the one
+ * implementation they have.  Nothing is allocated for a request before all
+ * of it has arrived, so a huge announced count costs nothing.
+ *
+ * encode() and encode3() reply with the common values (bytes, None, small
+ * ints, OK) and hand everything else to the Python encoders they replace.
+ *
+ * redraft.resp runs without this module (REDRAFT_PURE_PYTHON=1, or no C
+ * compiler at install): both paths give the same results byte for byte.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* Set by configure(): the values and fallbacks of redraft.resp. */
+static PyObject *ok_value = NULL;    /* redraft.machine.OK */
+static PyObject *ok_reply = NULL;    /* b"+OK\r\n" */
+static PyObject *null2_reply = NULL; /* b"$-1\r\n" */
+static PyObject *null3_reply = NULL; /* b"_\r\n" */
+static PyObject *fallback2 = NULL;   /* the Python encode() */
+static PyObject *fallback3 = NULL;   /* the Python encode3() */
+
+#define SMALL_INTS 1024
+static PyObject *int_replies[SMALL_INTS];
+
+/*
+ * Redis's string2ll for a header's digits: an optional '-', then no leading
+ * zero (but "0" itself).  Up to 18 digits, so no overflow; longer values
+ * are over every limit and left to the Python parser, which refuses them.
+ * Returns 0 when the Python parser must decide.
+ */
+static int
+header_value(const char *p, Py_ssize_t len, long long *out)
+{
+    int neg = 0;
+    long long v = 0;
+    if (len > 0 && p[0] == '-') {
+        neg = 1;
+        p++;
+        len--;
+    }
+    if (len <= 0 || len > 18)
+        return 0;
+    if (p[0] == '0') {
+        if (len != 1 || neg)
+            return 0;
+        *out = 0;
+        return 1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c < '0' || c > '9')
+            return 0;
+        v = v * 10 + (c - '0');
+    }
+    *out = neg ? -v : v;
+    return 1;
+}
+
+/*
+ * The header line at buf[pos] (its type byte already checked): like Redis,
+ * it ends at the first CR, and the byte after the CR is skipped unchecked.
+ * Returns the position after the line, or -1 when the Python parser must
+ * decide (incomplete, longer than max_inline, not a number).
+ */
+static Py_ssize_t
+header(const char *buf, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t max_inline, long long *value)
+{
+    Py_ssize_t window = n - pos;
+    if (window > max_inline + 1)
+        window = max_inline + 1;
+    const char *cr = memchr(buf + pos, '\r', (size_t)window);
+    if (cr == NULL)
+        return -1;
+    Py_ssize_t at = cr - buf;
+    if (at + 1 >= n)
+        return -1;
+    if (!header_value(buf + pos + 1, at - pos - 1, value))
+        return -1;
+    return at + 2;
+}
+
+/*
+ * Where the request at buf[pos] ends if it can be taken whole, else -1.
+ * *count gets its argument count (<= 0: a request Redis skips).
+ */
+static Py_ssize_t
+request_end(const char *buf, Py_ssize_t n, Py_ssize_t pos, long long max_bulk,
+            long long max_mbulk, Py_ssize_t max_inline, long long *count, Py_ssize_t *first)
+{
+    Py_ssize_t p = header(buf, n, pos, max_inline, count);
+    if (p < 0 || *count > max_mbulk)
+        return -1;
+    *first = p;
+    for (long long i = 0; i < *count; i++) {
+        long long size;
+        if (p >= n || buf[p] != '$')
+            return -1;
+        p = header(buf, n, p, max_inline, &size);
+        if (p < 0 || size < 0 || size > max_bulk)
+            return -1;
+        /* The payload, then two bytes Redis skips without looking. */
+        if (size + 2 > n - p)
+            return -1;
+        p += (Py_ssize_t)size + 2;
+    }
+    return p;
+}
+
+/* The arguments of a request request_end() accepted; ``first``: its first '$'. */
+static PyObject *
+build_request(const char *buf, Py_ssize_t first, long long count)
+{
+    PyObject *args = PyList_New((Py_ssize_t)count);
+    if (args == NULL)
+        return NULL;
+    const char *p = buf + first;
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+        Py_ssize_t size = 0;
+        p++; /* '$' */
+        while (*p != '\r')
+            size = size * 10 + (*p++ - '0');
+        p += 2;
+        PyObject *arg = PyBytes_FromStringAndSize(p, size);
+        if (arg == NULL) {
+            Py_DECREF(args);
+            return NULL;
+        }
+        PyList_SET_ITEM(args, i, arg);
+        p += size + 2;
+    }
+    return args;
+}
+
+PyDoc_STRVAR(parse_doc,
+"parse(buf, pos, out, max_bulk, max_multibulk, max_inline) -> int\n\n"
+"Append to ``out`` the requests of ``buf`` from ``pos`` on, as lists of\n"
+"bytes, for as long as each is a complete multibulk request within the\n"
+"limits; return the position of the first byte not consumed.");
+
+static PyObject *
+parse(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "parse() takes 6 arguments");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    PyObject *out = args[2];
+    if (!PyBytes_CheckExact(data) || !PyList_CheckExact(out)) {
+        PyErr_SetString(PyExc_TypeError, "parse() needs bytes and a list");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    long long max_bulk = PyLong_AsLongLong(args[3]);
+    long long max_mbulk = PyLong_AsLongLong(args[4]);
+    Py_ssize_t max_inline = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    const char *buf = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (pos < 0 || max_inline < 0)
+        return PyLong_FromSsize_t(pos);
+    while (pos < n && buf[pos] == '*') {
+        long long count;
+        Py_ssize_t first;
+        Py_ssize_t end =
+            request_end(buf, n, pos, max_bulk, max_mbulk, max_inline, &count, &first);
+        if (end < 0)
+            break;
+        if (count > 0) {
+            PyObject *request = build_request(buf, first, count);
+            if (request == NULL)
+                return NULL;
+            int failed = PyList_Append(out, request);
+            Py_DECREF(request);
+            if (failed)
+                return NULL;
+        }
+        pos = end;
+    }
+    return PyLong_FromSsize_t(pos);
+}
+
+static PyObject *
+bulk(PyObject *value)
+{
+    Py_ssize_t len = PyBytes_GET_SIZE(value);
+    char head[32];
+    int hlen = snprintf(head, sizeof head, "$%zd\r\n", len);
+    PyObject *reply = PyBytes_FromStringAndSize(NULL, hlen + len + 2);
+    if (reply == NULL)
+        return NULL;
+    char *w = PyBytes_AS_STRING(reply);
+    memcpy(w, head, (size_t)hlen);
+    memcpy(w + hlen, PyBytes_AS_STRING(value), (size_t)len);
+    w[hlen + len] = '\r';
+    w[hlen + len + 1] = '\n';
+    return reply;
+}
+
+static PyObject *
+encode_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject *null_reply,
+              PyObject *fallback)
+{
+    if (fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "redraft._cresp is not configured");
+        return NULL;
+    }
+    if (kwnames != NULL || nargs < 1 || nargs > 2) {
+        /* The Python encoder checks and handles these calls.  (A cmd_name
+         * only matters to the error replies, which Python encodes.) */
+        return PyObject_Vectorcall(fallback, args, (size_t)nargs, kwnames);
+    }
+    PyObject *value = args[0];
+    if (PyBytes_CheckExact(value))
+        return bulk(value);
+    if (value == ok_value)
+        return Py_NewRef(ok_reply);
+    if (value == Py_None)
+        return Py_NewRef(null_reply);
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow) {
+            if (v >= 0 && v < SMALL_INTS)
+                return Py_NewRef(int_replies[v]);
+            char text[32];
+            int len = snprintf(text, sizeof text, ":%lld\r\n", v);
+            return PyBytes_FromStringAndSize(text, len);
+        }
+    }
+    return PyObject_Vectorcall(fallback, args, (size_t)nargs, NULL);
+}
+
+PyDoc_STRVAR(encode_doc,
+"encode(value, cmd_name='') -> bytes\n\nThe RESP2 encoding of one reply value.");
+
+static PyObject *
+encode2(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return encode_common(args, nargs, kwnames, null2_reply, fallback2);
+}
+
+PyDoc_STRVAR(encode3_doc,
+"encode3(value, cmd_name='') -> bytes\n\nThe RESP3 encoding of one reply value.");
+
+static PyObject *
+encode3(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return encode_common(args, nargs, kwnames, null3_reply, fallback3);
+}
+
+PyDoc_STRVAR(configure_doc,
+"configure(ok, ok_reply, null2, null3, fallback2, fallback3) -> None\n\n"
+"Give the encoders redraft.resp's OK value and replies, and the Python\n"
+"encoders that answer every other value.");
+
+static PyObject *
+configure(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *ok, *okr, *n2, *n3, *f2, *f3;
+    if (!PyArg_ParseTuple(args, "OSSSOO:configure", &ok, &okr, &n2, &n3, &f2, &f3))
+        return NULL;
+    if (!PyCallable_Check(f2) || !PyCallable_Check(f3)) {
+        PyErr_SetString(PyExc_TypeError, "configure() needs callable fallbacks");
+        return NULL;
+    }
+    Py_XSETREF(ok_value, Py_NewRef(ok));
+    Py_XSETREF(ok_reply, Py_NewRef(okr));
+    Py_XSETREF(null2_reply, Py_NewRef(n2));
+    Py_XSETREF(null3_reply, Py_NewRef(n3));
+    Py_XSETREF(fallback2, Py_NewRef(f2));
+    Py_XSETREF(fallback3, Py_NewRef(f3));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL, parse_doc},
+    {"encode", (PyCFunction)(void (*)(void))encode2, METH_FASTCALL | METH_KEYWORDS, encode_doc},
+    {"encode3", (PyCFunction)(void (*)(void))encode3, METH_FASTCALL | METH_KEYWORDS, encode3_doc},
+    {"configure", configure, METH_VARARGS, configure_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "redraft._cresp",
+    "C fast paths of redraft.resp: request parsing and reply encoding.",
+    -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__cresp(void)
+{
+    for (int i = 0; i < SMALL_INTS; i++) {
+        int_replies[i] = PyBytes_FromFormat(":%d\r\n", i);
+        if (int_replies[i] == NULL)
+            return NULL;
+    }
+    return PyModule_Create(&module_def);
+}

@@ -1,0 +1,18 @@
+"""Type stubs of the C fast paths of :mod:`redraft.resp` (see ``_cresp.c``)."""
+
+from collections.abc import Callable
+from typing import Any
+
+def parse(
+    buf: bytes, pos: int, out: list[list[bytes]], max_bulk: int, max_multibulk: int, max_inline: int
+) -> int: ...
+def encode(value: Any, cmd_name: str = "") -> bytes: ...
+def encode3(value: Any, cmd_name: str = "") -> bytes: ...
+def configure(
+    ok: object,
+    ok_reply: bytes,
+    null2: bytes,
+    null3: bytes,
+    fallback2: Callable[..., bytes],
+    fallback3: Callable[..., bytes],
+) -> None: ...
