@@ -30,9 +30,16 @@ from redraft.machine import Machine
 from redraft.node import Node
 from redraft.options import Options
 from redraft.raft.types import Entry, Membership, Message, MsgType, SnapChunk, SnapshotMeta
-from redraft.resp import encode_command
+from redraft.resp import RequestParser, encode_command
 from redraft.storage import open_store
-from redraft.transport.codec import CodecError, decode_messages, encode_messages
+from redraft.transport.codec import (
+    CodecError,
+    SharedEntries,
+    decode_messages,
+    encode_message_parts,
+    encode_messages,
+)
+from redraft.transport.peers import raftmsg_parts
 from tests.cluster import free_ports, wait_until
 from tests.test_security import Raw, peer_handshake
 
@@ -328,6 +335,64 @@ def test_decode_messages_round_trips_and_rejects_mutations(data: st.DataObject) 
     assert decode_messages(payload) == batch
     with contextlib.suppress(CodecError):
         decode_messages(mutated(payload, data))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_batches_of_large_entries_are_shared_and_decode_alike(data: st.DataObject) -> None:
+    # The leader packs a large entry list once for all its followers; every
+    # follower must still decode exactly what it was sent, on the old wire format.
+    ids = st.sampled_from(["127.0.0.1:9", PEER])
+    big = [
+        Entry(data.draw(small), 7 + k, 0, data.draw(st.binary(min_size=1, max_size=64)) * 1024)
+        for k in range(data.draw(st.integers(1, 3)))
+    ]
+    shared: SharedEntries = {}
+    for peer in ("a:1", "b:2"):
+        batch = data.draw(st.lists(messages(ids, ids), max_size=2))
+        at = data.draw(st.integers(0, len(batch)))
+        batch.insert(at, Message(MsgType.APP, peer, PEER, 3, 2, 6, entries=big, commit=5))
+        parts = encode_message_parts(batch, shared)
+        assert b"".join(parts) == encode_messages(batch)
+        assert b"".join(parts) == msgpack.packb(
+            [1, *([*wire_fields(m)] for m in batch)], use_bin_type=True
+        )
+        assert decode_messages(b"".join(parts)) == batch
+        command = b"".join(raftmsg_parts(parts))
+        assert RequestParser().parse(command) == [[b"RAFTMSG", b"".join(parts)]]
+
+
+def wire_fields(m: Message) -> list[Any]:
+    """A message as the version 1 wire format lists it (written out independently)."""
+    ents = m.entries
+    snap = m.snap
+    return [
+        int(m.type),
+        m.to,
+        m.frm,
+        m.term,
+        m.log_term,
+        m.index,
+        m.commit,
+        m.reject,
+        m.hint_index,
+        m.hint_term,
+        m.context,
+        ents[0].index if ents else 0,
+        [[e.term, int(e.kind), e.data] for e in ents] if ents else None,
+        None
+        if snap is None
+        else [
+            snap.meta.index,
+            snap.meta.term,
+            snap.meta.membership.encode(),
+            snap.meta.size,
+            snap.offset,
+            snap.length,
+            snap.data,
+            snap.done,
+        ],
+    ]
 
 
 @settings(

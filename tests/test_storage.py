@@ -458,11 +458,12 @@ def test_fastlog_failed_write_leaves_no_partial_record(
     s = FastLogStore(tmp_path / "log")
     s.save(None, ents(1, 3, 1), sync=True)
 
-    def disk_full(fd: int, data: bytes | bytearray | memoryview) -> None:
-        os.write(fd, bytes(data)[: len(data) // 2])
+    def disk_full(fd: int, parts: list[bytes]) -> int:
+        data = b"".join(parts)
+        os.write(fd, data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("redraft.storage.fastlog.write_all", disk_full)
+    monkeypatch.setattr("redraft.storage.fastlog.writev_all", disk_full)
     with pytest.raises(StorageError, match="No space left"):
         s.save(None, ents(4, 3, 1), sync=True)
     assert s.last_index() == 3
@@ -492,4 +493,31 @@ def test_fastlog_failed_fsync_makes_store_unusable(
         s.save(None, ents(2, 1, 1), sync=True)
     with pytest.raises(StorageError, match="unusable"):
         s.sync()
+    s.close()
+
+
+def test_fastlog_records_survive_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disk near full (or a signal) may take part of a write; the record
+    # must still land whole, header and body, in order.
+    real_writev, real_write = os.writev, os.write
+
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        data = b"".join(parts)
+        return real_writev(fd, [data[: max(1, len(data) // 3)]])
+
+    def short_write(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data)[: max(1, len(data) // 2)])
+
+    big = Entry(1, 4, 0, b"v" * 100_000)
+    s = FastLogStore(tmp_path / "log")
+    monkeypatch.setattr(os, "writev", short_writev)
+    monkeypatch.setattr(os, "write", short_write)
+    s.save(None, ents(1, 3, 1), sync=True)
+    s.save(None, [big], sync=True)
+    monkeypatch.undo()
+    s.close()
+    s = FastLogStore(tmp_path / "log")
+    assert s.load().entries == [*ents(1, 3, 1), big]
     s.close()

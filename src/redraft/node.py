@@ -47,8 +47,13 @@ from redraft.security import Security, peer_ask, private_dir, reap_idle
 from redraft.server import READ, ROUTE_WRITE, WRITE, Slot, What, answer, slot_commands
 from redraft.storage import open_store
 from redraft.storage.snapshots import SnapshotStore
-from redraft.transport.codec import CodecError, decode_messages, encode_messages
-from redraft.transport.peers import PeerLink, raftmsg_command, split_hostport
+from redraft.transport.codec import (
+    CodecError,
+    SharedEntries,
+    decode_messages,
+    encode_message_parts,
+)
+from redraft.transport.peers import PeerLink, raftmsg_parts, split_hostport
 
 if TYPE_CHECKING:
     from redraft.server import ClientConn, Server
@@ -557,6 +562,7 @@ class Node:
         """One RAFTMSG, in one write, per peer."""
         outbox = self._outbox
         self._outbox = {}
+        shared: SharedEntries = {}  # large entry lists are packed once for every peer
         for peer, batch in outbox.items():
             link = self._links.get(peer)
             if link is None:
@@ -570,7 +576,8 @@ class Node:
                     secret=self.security.peer_secret,
                 )
                 link.start()
-            link.send(raftmsg_command(encode_messages(batch)))
+            parts = raftmsg_parts(encode_message_parts(batch, shared))
+            link.send(parts[0] if len(parts) == 1 else parts)
 
     def _hello_args(self) -> list[bytes]:
         return [b"RAFTPEER", self.id.encode()]

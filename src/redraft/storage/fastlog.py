@@ -70,6 +70,7 @@ from redraft.storage.files import (
     remove_quietly,
     write_all,
     write_file_atomic,
+    writev_all,
 )
 from redraft.storage.memory import MemLog
 
@@ -103,8 +104,13 @@ class _Cancelled(Exception):
 
 
 def _frame(salt: int, kind: int, body: bytes, durable: int) -> bytes:
+    return _frame_header(salt, kind, body, durable) + body
+
+
+def _frame_header(salt: int, kind: int, body: bytes, durable: int) -> bytes:
+    """The header that goes before ``body`` in its record."""
     prefix = _REC_PREFIX.pack(len(body), kind, durable, zlib.crc32(body, salt))
-    return prefix + _REC_CRC.pack(zlib.crc32(prefix, salt)) + body
+    return prefix + _REC_CRC.pack(zlib.crc32(prefix, salt))
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:
@@ -347,11 +353,13 @@ class FastLogStore(LogStore):
     def _append(self, kind: int, body: bytes, sync: bool) -> None:
         """Write one record (and fsync when ``sync``); caller holds the lock."""
         size = self._size
-        rec = _frame(
+        header = _frame_header(
             self._salt, kind, body, size + RECORD_HEADER_SIZE + len(body) if sync else self._synced
         )
         try:
-            write_all(self._fd, rec)
+            # Header and body in one writev: a batch of large values is not
+            # copied once more just to frame it.
+            written = writev_all(self._fd, [header, body])
         except OSError as exc:
             # Leave no partial record behind, or the next write would follow garbage.
             try:
@@ -359,7 +367,7 @@ class FastLogStore(LogStore):
             except OSError:
                 self._failed = exc
             raise StorageError(f"write to {self.path} failed: {exc}") from exc
-        self._size = size + len(rec)
+        self._size = size + written
         if sync:
             self._fsync()
 

@@ -69,6 +69,22 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[n:]
 
 
+def writev_all(fd: int, parts: list[bytes]) -> int:
+    """Write ``parts`` in order with ``os.writev`` (no joined copy); returns the bytes written."""
+    total = sum(map(len, parts))
+    done = os.writev(fd, parts)
+    if done < total:
+        # A short write: finish the rest part by part.
+        left = done
+        for part in parts:
+            if left >= len(part):
+                left -= len(part)
+                continue
+            write_all(fd, memoryview(part)[left:])
+            left = 0
+    return total
+
+
 def write_file_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new content."""
     tmp = path.with_name(path.name + ".tmp")

@@ -10,6 +10,7 @@ or hostile payload is rejected as a whole with :class:`CodecError`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -25,47 +26,100 @@ class CodecError(ValueError):
 
 
 def encode_messages(msgs: Sequence[Message]) -> bytes:
-    out: list[Any] = [_VERSION]
+    """The payload of one ``RAFTMSG`` carrying ``msgs``."""
+    return b"".join(encode_message_parts(msgs))
+
+
+SharedEntries = dict[tuple[int, int, int], bytes]
+"""Packed entry lists by identity, shared by the batches of one round of sends."""
+
+_SHARE_BYTES = 32 << 10
+"""Entry lists holding at least this much data are packed apart and shared."""
+_FIELDS_TO_MESSAGE = b"\x9e"
+"""msgpack fixarray(14): the first 12 fields, packed as an array, become a message's head."""
+_NO_SNAPSHOT = b"\xc0"
+
+
+def encode_message_parts(
+    msgs: Sequence[Message], shared: SharedEntries | None = None
+) -> list[bytes]:
+    """The payload of ``msgs`` as pieces to write in order (their join is the payload).
+
+    A large entry list is packed once into a piece of its own and kept in
+    ``shared``, so that the batches for every follower of a round reuse it
+    instead of copying the same values again (msgpack is a stream: an
+    array's header followed by its packed elements).
+    """
+    if not any(m.entries and _data_bytes(m.entries) >= _SHARE_BYTES for m in msgs):
+        return [_pack([_VERSION, *map(_message_fields, msgs)])]
+    parts = [_pack_array_header(1 + len(msgs)), _pack(_VERSION)]
     for m in msgs:
         ents = m.entries
-        snap = m.snap
-        out.append(
-            [
-                m.type,
-                m.to,
-                m.frm,
-                m.term,
-                m.log_term,
-                m.index,
-                m.commit,
-                m.reject,
-                m.hint_index,
-                m.hint_term,
-                m.context,
-                ents[0].index if ents else 0,
-                [(e.term, e.kind, e.data) for e in ents] if ents else None,
-                None
-                if snap is None
-                else (
-                    snap.meta.index,
-                    snap.meta.term,
-                    snap.meta.membership.encode(),
-                    snap.meta.size,
-                    snap.offset,
-                    snap.length,
-                    snap.data,
-                    snap.done,
-                ),
-            ]
+        if ents and m.snap is None and _data_bytes(ents) >= _SHARE_BYTES:
+            key = (id(ents[0]), id(ents[-1]), len(ents))
+            packed = None if shared is None else shared.get(key)
+            if packed is None:
+                packed = _pack([(e.term, e.kind, e.data) for e in ents])
+                if shared is not None:
+                    shared[key] = packed
+            head = _pack(_message_fields(m, entries=False))
+            parts += (_FIELDS_TO_MESSAGE, head[1:], packed, _NO_SNAPSHOT)
+        else:
+            parts.append(_pack(_message_fields(m)))
+    return parts
+
+
+_data_attr = attrgetter("data")
+
+
+def _data_bytes(ents: Sequence[Entry]) -> int:
+    return sum(map(len, map(_data_attr, ents)))
+
+
+def _message_fields(m: Message, entries: bool = True) -> list[Any]:
+    """The fields of ``m`` in wire order (without the last two unless ``entries``)."""
+    ents = m.entries
+    fields: list[Any] = [
+        m.type,
+        m.to,
+        m.frm,
+        m.term,
+        m.log_term,
+        m.index,
+        m.commit,
+        m.reject,
+        m.hint_index,
+        m.hint_term,
+        m.context,
+        ents[0].index if ents else 0,
+    ]
+    if not entries:
+        return fields
+    snap = m.snap
+    fields.append([(e.term, e.kind, e.data) for e in ents] if ents else None)
+    fields.append(
+        None
+        if snap is None
+        else (
+            snap.meta.index,
+            snap.meta.term,
+            snap.meta.membership.encode(),
+            snap.meta.size,
+            snap.offset,
+            snap.length,
+            snap.data,
+            snap.done,
         )
-    data: bytes = _pack(out)
-    return data
+    )
+    return fields
 
 
 # One Packer for every call: msgpack.packb sets up a new one, with its own
 # 256 KiB buffer, per call.  Sharing is safe: pack() runs in C under the
 # GIL from start to end (no default hook calls back into Python).
-_pack = msgpack.Packer(use_bin_type=True).pack
+_packer = msgpack.Packer(use_bin_type=True)
+_pack = _packer.pack
+_pack_array_header = _packer.pack_array_header
 
 
 _MAX_INT = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)

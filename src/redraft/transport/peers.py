@@ -31,6 +31,14 @@ def raftmsg_command(payload: bytes) -> bytes:
     return b"".join((_RAFTMSG_HEAD, str(len(payload)).encode(), b"\r\n", payload, b"\r\n"))
 
 
+def raftmsg_parts(payload: list[bytes]) -> list[bytes]:
+    """``RAFTMSG`` of the payload whose pieces are ``payload``, as pieces to write in order."""
+    if len(payload) == 1:
+        return [raftmsg_command(payload[0])]
+    size = sum(map(len, payload))
+    return [_RAFTMSG_HEAD + b"%d\r\n" % size, *payload, b"\r\n"]
+
+
 def split_hostport(addr: str) -> tuple[str, int]:
     """``"host:port"`` (``":port"`` meaning 127.0.0.1, ``[v6]:port`` allowed)."""
     host, sep, port = addr.rpartition(":")
@@ -127,8 +135,9 @@ class PeerLink:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._dial_loop())
 
-    def send(self, data: bytes) -> bool:
-        """Write one encoded command; False (and dropped) if the link is down or full."""
+    def send(self, data: bytes | list[bytes]) -> bool:
+        """Write one encoded command (or its pieces, in order, without joining them);
+        False (and dropped) if the link is down or full."""
         proto = self._proto
         if proto is None or proto.transport is None:
             self.dropped += 1
@@ -140,7 +149,10 @@ class PeerLink:
             self.dropped += 1
             self._on_unreachable(self.peer)
             return False
-        t.write(data)
+        if isinstance(data, list):
+            t.writelines(data)  # one writev: a batch of large values is not copied to join it
+        else:
+            t.write(data)
         self.sent += 1
         return True
 
