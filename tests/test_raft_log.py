@@ -45,6 +45,22 @@ def test_slice_respects_byte_budget_but_sends_at_least_one() -> None:
     assert log.size_between(2, 5) == 3 * per
 
 
+def test_tail_start_keeps_at_most_the_bytes_asked_for() -> None:
+    log = RaftLog(0, 0, ents(1, [1] * 10, size=100), commit=0)
+    per = 100 + ENTRY_OVERHEAD
+    assert log.tail_start(10, 3 * per) == 7  # entries 8-10 fit
+    assert log.tail_start(10, 3 * per - 1) == 8
+    assert log.tail_start(10, 0) == 10
+    assert log.tail_start(10, 100 * per) == 0
+    assert log.tail_start(5, 2 * per) == 3
+    log.applied = 4
+    log.compact(4)
+    log.extend(ents(11, [1, 1], size=1000))
+    assert log.tail_start(12, 1000 + ENTRY_OVERHEAD) == 11
+    assert log.tail_start(10, 2 * per) == 8
+    assert log.tail_start(10, 10 * per) == 4  # never below what the log holds
+
+
 def test_fast_backtracking_target() -> None:
     log = RaftLog(0, 0, ents(1, [1, 1, 1, 4, 4, 5, 5, 6, 6, 6]), commit=0)
     # A follower whose log has term 2 at the conflict point: skip all of term 4-6.

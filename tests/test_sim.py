@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from redraft.raft.core import RaftConfig
+from redraft.raft.log import ENTRY_OVERHEAD
 from redraft.raft.types import (
     ChangeInProgress,
     ChangeType,
@@ -602,6 +603,26 @@ def test_snapshot_behind_the_log_keeps_acknowledged_entries() -> None:
     sim.drop_filter = None
     more = write(sim, lid, 1, "c")
     assert sim.run_for(4 * E, applied_everywhere(sim, more))
+    sim.check_converged(list(sim.nodes))
+
+
+@pytest.mark.timeout(30)
+def test_the_tail_kept_behind_a_snapshot_is_bounded_in_bytes_too() -> None:
+    # Entries are batches: 50 of them may hold a lot, and the tail stays in memory.
+    per = 100 + ENTRY_OVERHEAD
+    sim = cluster(3, compaction_tail=50, compaction_tail_bytes=4 * per)
+    leader = wait_leader(sim)
+    lid = leader.id
+    f, g = followers(sim, leader)
+    sim.isolate(f)
+    assert sim.propose(lid, [b"v" * 100 for _ in range(20)])
+    last = sim.core(lid).log.last_index
+    assert sim.run_for(E, applied_everywhere(sim, last, [lid, g]))
+    assert sim.snapshot(lid) == last
+    assert sim.core(lid).log.prev_index == last - 4
+    # f lags by more than the tail: the snapshot brings it up to date.
+    sim.heal()
+    assert sim.run_for(4 * E, applied_everywhere(sim, last))
     sim.check_converged(list(sim.nodes))
 
 

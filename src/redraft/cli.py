@@ -104,6 +104,14 @@ def build_parser(
         help=f"log entries kept behind a snapshot for lagging followers (default {Options.compaction_tail})",
     )
     p.add_argument(
+        "--compaction-tail-bytes",
+        "-compaction-tail-bytes",
+        type=parse_size,
+        default=Options.compaction_tail_bytes,
+        metavar="SIZE",
+        help="...but no more than this much log data (default 64mb)",
+    )
+    p.add_argument(
         "--snapshot-chunk-bytes",
         "-snapshot-chunk-bytes",
         type=int,
@@ -207,6 +215,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         snapshot_bytes=ns.snapshot_bytes,
         snapshot_chunk_bytes=ns.snapshot_chunk_bytes,
         compaction_tail=ns.compaction_tail,
+        compaction_tail_bytes=ns.compaction_tail_bytes,
         auth=read_secret(ns.auth, ns.auth_file, ENV_AUTH),
         peer_secret=read_secret(ns.peer_secret, ns.peer_secret_file, ENV_PEER_SECRET),
         tls_cert=ns.tls_cert,

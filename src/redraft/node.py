@@ -195,6 +195,7 @@ class Node:
                 election_tick=opts.election_ticks,
                 heartbeat_tick=opts.heartbeat_ticks,
                 compaction_tail=opts.compaction_tail,
+                compaction_tail_bytes=opts.compaction_tail_bytes,
                 snapshot_chunk_size=opts.snapshot_chunk_bytes,
             ),
             random.Random(),

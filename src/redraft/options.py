@@ -85,7 +85,10 @@ class Options:
     snapshot_keep: int = 2
     """Snapshot files kept on disk."""
     compaction_tail: int = 200
-    """Entries kept behind a snapshot for followers that lag a little."""
+    """Entries kept behind a snapshot for followers that lag a little..."""
+    compaction_tail_bytes: int = 64 << 20
+    """...but at most this many bytes of them: under heavy writes of large
+    values an entry (a batch) holds megabytes, and the tail stays in memory."""
     snapshot_chunk_bytes: int = 1 << 20
     """Size of the pieces a snapshot is streamed to a follower in (4 in flight)."""
 

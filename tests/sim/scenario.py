@@ -181,6 +181,8 @@ class Scenario:
             lease_margin_ticks=margin,
             compaction_tail=prng.choice((0, 0, 3, 20)),
             catch_up_margin=prng.choice((0, 4, 16)),
+            # Drawn apart, so every earlier seed keeps the scenario it had.
+            compaction_tail_bytes=random.Random(f"{seed}/tail-bytes").choice((0, 0, 60, 600)),
         )
         # Clocks may drift apart, within what the lease tolerates: a lease of
         # (E - margin) leader ticks must end before any follower that acked it
@@ -216,6 +218,7 @@ class Scenario:
             "snapshot_chunk_size": c.snapshot_chunk_size,
             "max_snapshot_inflight": c.max_snapshot_inflight,
             "compaction_tail": c.compaction_tail,
+            "compaction_tail_bytes": c.compaction_tail_bytes,
             "catch_up_margin": c.catch_up_margin,
         }
 

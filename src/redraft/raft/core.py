@@ -104,6 +104,8 @@ class RaftConfig:
     """A lease lasts election_tick - lease_margin_ticks after the heartbeat round a quorum acked."""
     compaction_tail: int = 0
     """Entries kept behind a snapshot so slightly lagging followers need no snapshot."""
+    compaction_tail_bytes: int = 0
+    """...and at most this many bytes of them (0: no byte bound)."""
     catch_up_margin: int = 16
     """A promoting learner becomes a voter once its match is this close to the last index."""
 
@@ -386,7 +388,12 @@ class RaftCore:
             raise ValueError(f"snapshot at {meta.index} is past the applied index")
         if self.last_snapshot is None or meta.index > self.last_snapshot.index:
             self.last_snapshot = meta
-        upto = min(meta.index - self.cfg.compaction_tail, self.log.stable, self.log.applied)
+        upto = meta.index - self.cfg.compaction_tail
+        tail_bytes = self.cfg.compaction_tail_bytes
+        if tail_bytes and upto < meta.index and meta.index >= self.log.offset:
+            # Entries are batches: 200 of them can hold gigabytes, all in memory.
+            upto = max(upto, self.log.tail_start(meta.index, tail_bytes))
+        upto = min(upto, self.log.stable, self.log.applied)
         if upto < self.log.offset:
             return
         self.log.compact(upto)

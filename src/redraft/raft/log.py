@@ -13,7 +13,7 @@ against four marks, always ``snap_index <= stable <= last_index`` and
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from operator import itemgetter
 
@@ -108,6 +108,19 @@ class RaftLog:
         """Byte size of entries [lo, hi), counting ENTRY_OVERHEAD each."""
         cum = self._sizes()
         return cum[hi - self.offset] - cum[lo - self.offset] + (hi - lo) * ENTRY_OVERHEAD
+
+    def tail_start(self, last: int, max_bytes: int) -> int:
+        """The lowest compaction point at which entries (point, ``last``] hold at
+        most ``max_bytes`` (counting ENTRY_OVERHEAD each); ``last`` is in the log."""
+        cum = self._sizes()
+        b = last - self.offset + 1
+        # Sizes shrink as the point moves up: the first point that fits, by bisection.
+        a = bisect_left(
+            range(b + 1),
+            True,
+            key=lambda k: cum[b] - cum[k] + (b - k) * ENTRY_OVERHEAD <= max_bytes,
+        )
+        return self.offset + a - 1
 
     def find_conflict_by_term(self, index: int, term: int) -> int:
         """The largest index <= ``index`` whose term is <= ``term`` (fast backtracking)."""
