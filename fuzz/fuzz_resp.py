@@ -2,7 +2,8 @@
 
 Any input, split anywhere into reads, must either parse or raise
 ``ProtocolError``, and the commands parsed must not depend on where the
-stream was split.  See fuzz/README.md.
+stream was split, nor on whether the C fast path (``redraft._cresp``) is
+in use.  See fuzz/README.md.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
+    from redraft import resp
     from redraft.resp import ProtocolError, RequestParser
 
 
@@ -39,6 +41,13 @@ def test_one_input(data: bytes) -> None:
     whole = _parse([stream])
     split = _parse(pieces)
     assert whole == split, (whole, split, pieces)
+    if resp.SPEEDUPS:
+        fast, resp._cresp = resp._cresp, None  # the Python paths alone
+        try:
+            pure = _parse([stream])
+        finally:
+            resp._cresp = fast
+        assert pure == whole, (pure, whole, stream)
 
 
 def main() -> None:
