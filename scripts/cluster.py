@@ -90,7 +90,7 @@ def main() -> int:
     print(
         f"  try: redis-cli -p {ports[0]} SET mykey 'my value' && redis-cli -p {ports[0]} GET mykey"
     )
-    print("  a follower answers writes with -TRY <leader>; redis-cli -c follows it")
+    print("  a follower answers writes with -TRY <leader>: send them to the leader it names")
     print("  Ctrl-C stops the cluster")
     sys.stdout.flush()
 
