@@ -577,8 +577,7 @@ class Node:
                     secret=self.security.peer_secret,
                 )
                 link.start()
-            parts = raftmsg_parts(encode_message_parts(batch, shared))
-            link.send(parts[0] if len(parts) == 1 else parts)
+            link.send(raftmsg_parts(encode_message_parts(batch, shared)))
 
     def _hello_args(self) -> list[bytes]:
         return [b"RAFTPEER", self.id.encode()]

@@ -384,6 +384,7 @@ class RequestParser:
         "_bulk_len",
         "_bulk_parts",
         "_error",
+        "_exact_only",
         "_expect_tail",
         "_fast_span",
         "_header_window",
@@ -409,8 +410,11 @@ class RequestParser:
         self._max_inline = max_inline_len
         self._fast_span = min(max_bulk_len, _MIN_ELEMENT_BYTES * max_multibulk_len)
         self._one_span = min(self._fast_span, _ONE_REQUEST_BYTES)
-        if max_inline_len < _LONGEST_HEADER:
-            self._one_span = 0  # _one_request does not check header lengths
+        # hiredis and _one_request know no line limit: below the longest
+        # header, every request goes to the exact parser.
+        self._exact_only = max_inline_len < _LONGEST_HEADER
+        if self._exact_only:
+            self._one_span = 0
         # "$" and up to 20 digits, never more than a header line may hold.
         self._header_window = min(22, max_inline_len + 1)
         self._reader: Any = _new_reader()
@@ -544,15 +548,14 @@ class RequestParser:
         base = 0
         # The exact parser costs per header, the scan before hiredis per byte:
         # large requests go to the former, small pipelined ones to the latter.
-        # hiredis knows no line limit: below the longest header, none for it.
-        exact = n - pos > _SMALL_CHUNK or self._max_inline < _LONGEST_HEADER
+        exact = n - pos > _SMALL_CHUNK or self._exact_only
         while pos < n:
             if buf[pos] != _STAR:
                 pos = self._inline(buf, pos, out)
             elif exact:
                 start = pos
                 pos = self._multibulk(buf, pos, out)
-                exact = pos - start >= _LARGE_REQUEST or self._max_inline < _LONGEST_HEADER
+                exact = pos - start >= _LARGE_REQUEST or self._exact_only
             else:
                 if scanned is None:
                     base = pos

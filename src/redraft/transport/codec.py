@@ -50,12 +50,15 @@ def encode_message_parts(
     instead of copying the same values again (msgpack is a stream: an
     array's header followed by its packed elements).
     """
-    if not any(m.entries and _data_bytes(m.entries) >= _SHARE_BYTES for m in msgs):
+    shares = [
+        bool(m.entries) and m.snap is None and _data_bytes(m.entries) >= _SHARE_BYTES for m in msgs
+    ]
+    if not any(shares):
         return [_pack([_VERSION, *map(_message_fields, msgs)])]
     parts = [_pack_array_header(1 + len(msgs)), _pack(_VERSION)]
-    for m in msgs:
+    for m, share in zip(msgs, shares, strict=True):
         ents = m.entries
-        if ents and m.snap is None and _data_bytes(ents) >= _SHARE_BYTES:
+        if share:
             key = (id(ents[0]), id(ents[-1]), len(ents))
             packed = None if shared is None else shared.get(key)
             if packed is None:

@@ -135,9 +135,9 @@ class PeerLink:
         if self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._dial_loop())
 
-    def send(self, data: bytes | list[bytes]) -> bool:
-        """Write one encoded command (or its pieces, in order, without joining them);
-        False (and dropped) if the link is down or full."""
+    def send(self, parts: list[bytes]) -> bool:
+        """Write one encoded command, given as pieces to write in order without
+        joining them; False (and dropped) if the link is down or full."""
         proto = self._proto
         if proto is None or proto.transport is None:
             self.dropped += 1
@@ -149,10 +149,10 @@ class PeerLink:
             self.dropped += 1
             self._on_unreachable(self.peer)
             return False
-        if isinstance(data, list):
-            t.writelines(data)  # one writev: a batch of large values is not copied to join it
+        if len(parts) == 1:
+            t.write(parts[0])
         else:
-            t.write(data)
+            t.writelines(parts)  # one writev: a batch of large values is not copied to join it
         self.sent += 1
         return True
 
