@@ -21,9 +21,9 @@ import hiredis
 import pytest
 
 from redraft.applier import decode_batch
+from redraft.errors import Redirect
 from redraft.examples.clone import Clone
 from redraft.machine import OK, Applier, Command, Conn, Read, Write
-from redraft.node import Redirect
 from redraft.options import Level, Options
 from redraft.resp import encode_command
 from redraft.server import READ, ClientConn, ReadRun

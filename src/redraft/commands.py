@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from redraft.addr import peer_address
+from redraft.errors import ErrDisabled, Redirect
 from redraft.machine import OK, ErrWrongNumberOfArguments, Status
 from redraft.raft.types import ChangeInProgress, ChangeType, InvalidChange, Role
 from redraft.resp import encode
 from redraft.security import HELLO_NOAUTH, NO_PASSWORD_SET, NOPERM_ADMIN, WRONGPASS
 from redraft.server import NO_REPLY, ClientConn, Slot
-from redraft.transport.peers import split_hostport
 
 if TYPE_CHECKING:
     from redraft.node import Node
@@ -39,19 +40,6 @@ def _arity(args: list[bytes], lo: int, hi: int | None = None) -> None:
     n = len(args)
     if n < lo or (hi is not None and n > hi):
         raise ErrWrongNumberOfArguments()
-
-
-def _valid_addr(raw: bytes) -> str:
-    addr = raw.decode("utf-8", "replace")
-    try:
-        _host, port = split_hostport(addr)
-    except ValueError:
-        raise ValueError(f"invalid peer address '{addr}': expected host:port") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"invalid peer address '{addr}': bad port")
-    if addr.startswith(":"):
-        addr = f"127.0.0.1{addr}"
-    return addr
 
 
 def builtin_commands(node: Node) -> dict[bytes, Handler]:
@@ -276,7 +264,7 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
 
     def rafttransferleader(conn: ClientConn, args: list[bytes]) -> Any:
         _arity(args, 1, 2)
-        target = _valid_addr(args[1]) if len(args) == 2 else None
+        target = peer_address(args[1].decode("utf-8", "replace")) if len(args) == 2 else None
         slot = conn.new_slot()
 
         def done(exc: BaseException | None) -> None:
@@ -329,12 +317,10 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
 
     def raftaddpeer(conn: ClientConn, args: list[bytes]) -> Any:
         _arity(args, 2, 2)
-        addr = _valid_addr(args[1])
+        addr = peer_address(args[1].decode("utf-8", "replace"))
         mem = node.core.membership
         if addr in mem.voters or addr in mem.learners:
             if node.core.role != Role.LEADER:
-                from redraft.node import Redirect
-
                 raise Redirect(node.core.leader)
             return OK
         try:
@@ -354,7 +340,7 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         learner, which votes only once it has caught up.
         """
         _arity(args, 2, 2)
-        addr = _valid_addr(args[1])
+        addr = peer_address(args[1].decode("utf-8", "replace"))
         if conn.peer_id and conn.peer_id != addr:
             raise ValueError(f"ERR a node joins as itself: {conn.peer_id} cannot join as {addr}")
         if node.joining:
@@ -365,8 +351,6 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
             )
         core = node.core
         if core.role != Role.LEADER:
-            from redraft.node import Redirect
-
             raise Redirect(core.leader)
         # The address's previous process may have left peer connections whose
         # messages are still on the way (acks for entries the new, empty
@@ -397,7 +381,7 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
 
     def raftremovepeer(conn: ClientConn, args: list[bytes]) -> Any:
         _arity(args, 2, 2)
-        addr = _valid_addr(args[1])
+        addr = peer_address(args[1].decode("utf-8", "replace"))
         if addr not in node.core.membership.members():
             raise ValueError("peer is unknown")
         try:
@@ -412,8 +396,6 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
         and verification tool, not something to call in a hot loop.
         """
         _arity(args, 1, 1)
-        from redraft.machine import ErrDisabled
-
         buf = io.BytesIO()
         try:
             capture = node.machine.snapshot(buf)
@@ -433,8 +415,6 @@ def builtin_commands(node: Node) -> dict[bytes, Handler]:
             if exc is None:
                 conn.fill_result(slot, OK, None, "raftsnapshot")
             else:
-                from redraft.machine import ErrDisabled
-
                 if isinstance(exc, ErrDisabled):
                     exc = ValueError("snapshots are disabled")
                 conn.fill_error(slot, exc, "raftsnapshot")

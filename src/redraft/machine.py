@@ -23,6 +23,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol, runtime_checkable
 
+from redraft.errors import (
+    ErrDisabled,
+    ErrUnknownCommand,
+    ErrWrongNumberOfArguments,
+    RedraftError,
+    error_text,
+)
+
 Mutate = Callable[[], Any]
 Respond = Callable[[Any], Any]
 
@@ -229,35 +237,19 @@ class Machine(ABC):
         """Replace the whole state with the one in ``rd`` (written by ``snapshot``)."""
 
 
-class RedraftError(Exception):
-    """Base of redraft's errors that map to a fixed Redis reply."""
-
-
-class ErrUnknownCommand(RedraftError):
-    """Raise from ``command`` for a command the machine does not know."""
-
-
-class ErrWrongNumberOfArguments(RedraftError):
-    """Raise from ``command`` when the argument count is wrong."""
-
-
-class ErrDisabled(RedraftError):
-    """Raise from ``snapshot`` to turn snapshots off."""
-
-
-def error_text(exc: BaseException, cmd_name: str) -> str:
-    """The RESP error line (without ``-`` and CRLF) for an exception.
-
-    The first word of a message that is all capitals passes through as the
-    error code (``WRONGTYPE ...``); any other message is prefixed with ``ERR``.
-    """
-    if isinstance(exc, ErrUnknownCommand):
-        return f"ERR unknown command '{cmd_name}'"
-    if isinstance(exc, ErrWrongNumberOfArguments):
-        return f"ERR wrong number of arguments for '{cmd_name}' command"
-    msg = str(exc) or type(exc).__name__
-    msg = msg.replace("\r", " ").replace("\n", " ")
-    first = msg.split(" ", 1)[0]
-    if len(first) > 1 and first.isupper() and first.isalpha():
-        return msg
-    return "ERR " + msg
+__all__ = [
+    "OK",
+    "Applier",
+    "Command",
+    "Conn",
+    "ErrDisabled",
+    "ErrUnknownCommand",
+    "ErrWrongNumberOfArguments",
+    "Machine",
+    "Read",
+    "RedraftError",
+    "SnapshotCapture",
+    "Status",
+    "Write",
+    "error_text",
+]

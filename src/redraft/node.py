@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from redraft.addr import join_addresses, listen_address
 from redraft.applier import ApplyingApplier, ClientApplier, decode_batch, encode_batch
-from redraft.machine import Command, ErrDisabled, Machine, Respond
+from redraft.errors import ErrDisabled, Redirect, Uncertain
+from redraft.machine import Command, Machine, Respond
 from redraft.options import Level, Options
 from redraft.persist import LogWriter
 from redraft.raft.core import RaftConfig, RaftCore, Restored
@@ -53,7 +55,7 @@ from redraft.transport.codec import (
     decode_messages,
     encode_message_parts,
 )
-from redraft.transport.peers import PeerLink, raftmsg_parts, split_hostport
+from redraft.transport.peers import PeerLink, raftmsg_parts
 
 if TYPE_CHECKING:
     from redraft.server import ClientConn, Server
@@ -65,18 +67,6 @@ log = logging.getLogger("redraft")
 _LEADER = Role.LEADER
 _LOW = Level.LOW
 _MEDIUM = Level.MEDIUM
-
-
-class Redirect(Exception):
-    """Answered as ``-TRY host:port`` (or ``-ERR leader not known``)."""
-
-    def __init__(self, leader: str) -> None:
-        super().__init__(f"TRY {leader}" if leader else "ERR leader not known")
-        self.leader = leader
-
-
-class Uncertain(Exception):
-    """The outcome of a write is unknown to this node (it may still commit)."""
 
 
 @dataclass(slots=True)
@@ -105,18 +95,7 @@ class Node:
         self.options = opts = options or Options()
         self.machine = machine
         self.dir = Path(directory)
-        self.bind_host, self.port = split_hostport(addr if ":" in addr else f":{addr}")
-        if addr.startswith(":"):
-            self.bind_host = "127.0.0.1"
-        adv = opts.advertise
-        if not adv:
-            host = self.bind_host
-            if host in ("0.0.0.0", "::", "*"):
-                host = "127.0.0.1"
-            adv = f"{host}:{self.port}"
-        elif adv.startswith(":"):
-            adv = f"127.0.0.1{adv}"
-        self.id = adv
+        self.bind_host, self.port, self.id = listen_address(addr, opts.advertise)
         self.join_addr = join
         self.join_addrs = join_addresses(join)
         self.client_applier = ClientApplier(self)
@@ -1097,27 +1076,6 @@ class Node:
         if not core.leader:
             return "never"
         return f"{core.election_elapsed * self.options.tick_ms}ms"
-
-
-def join_addresses(join: str) -> list[str]:
-    """The addresses in a ``--join`` value: ``host:port`` items, comma-separated.
-
-    ``:port`` means 127.0.0.1; a malformed item raises ValueError.
-    """
-    addrs: list[str] = []
-    for item in join.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        _host, port = split_hostport(item)
-        if not 0 < port < 65536:
-            raise ValueError(f"invalid join address {item!r}: bad port")
-        addr = f"127.0.0.1{item}" if item.startswith(":") else item
-        if addr not in addrs:
-            addrs.append(addr)
-    if join.strip() and not addrs:
-        raise ValueError(f"invalid join address {join!r}: expected host:port[,host:port...]")
-    return addrs
 
 
 def open(

@@ -45,7 +45,8 @@ from typing import Any, Final, cast
 
 import hiredis
 
-from redraft.machine import OK, Status, error_text
+from redraft.errors import error_text
+from redraft.machine import OK, Status
 
 _cresp: Any = None
 if not os.environ.get("REDRAFT_PURE_PYTHON"):
@@ -854,7 +855,7 @@ def encode_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
     ``list`` / ``tuple`` / ``set`` / ``frozenset`` -> array; ``dict`` -> flat
     array of key, value pairs; :class:`~redraft.machine.Status` -> ``+text``;
     :class:`ErrorReply` -> ``-text``; an exception -> ``-`` +
-    :func:`redraft.machine.error_text` (``cmd_name`` names the command for
+    :func:`redraft.errors.error_text` (``cmd_name`` names the command for
     it).  Containers are encoded recursively.  Anything else raises
     :class:`TypeError` (``buf`` may then hold part of the value).
     """

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from redraft.addr import split_hostport
 from redraft.resp import ErrorReply, ReplyParser, encode_command
 
 if TYPE_CHECKING:
@@ -421,8 +422,6 @@ async def peer_ask(
     an ``Exception`` carrying its text (``"TRY 127.0.0.1:7481"``); connection
     problems and a failed handshake raise.
     """
-    from redraft.transport.peers import split_hostport  # peers imports this module
-
     host, port = split_hostport(addr)
 
     async def exchange() -> Any:

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from redraft.errors import expected
 from redraft.machine import Applier, Command, Read, Respond, Write
 from redraft.raft.types import Role
 from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
@@ -82,7 +83,7 @@ def _reply_for(slot: Slot, result: Any, respond: Respond | None) -> bytes:
 def error_reply(exc: Exception, what: What, addr: str) -> bytes:
     """The error reply of a command that raised; an unexpected error (a bug) is logged too."""
     name = command_name(what)
-    if not _expected(exc):
+    if not expected(exc):
         log.warning("command %r from %s failed: %r", name, addr, exc)
     return encode_error(exc, name)
 
@@ -755,12 +756,3 @@ def _as_is(replies: Any, cmd_name: str = "") -> bytes:
 def _deferred(read: Read, m: Applier, args: list[bytes]) -> Respond:
     """A plain read as the ``respond`` of a read that waits for its turn."""
     return lambda _: read(m, args)
-
-
-def _expected(exc: Exception) -> bool:
-    """Errors that are ordinary answers, not faults worth a warning."""
-    from redraft.machine import RedraftError
-    from redraft.node import Redirect
-    from redraft.raft.types import RaftError
-
-    return isinstance(exc, (RedraftError, Redirect, RaftError, ValueError))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from ssl import SSLContext, SSLError
 from typing import cast
 
+from redraft.addr import split_hostport
 from redraft.resp import encode_command
 from redraft.security import DialerHandshake, HandshakeError
 
@@ -37,15 +38,6 @@ def raftmsg_parts(payload: list[bytes]) -> list[bytes]:
         return [raftmsg_command(payload[0])]
     size = sum(map(len, payload))
     return [_RAFTMSG_HEAD + b"%d\r\n" % size, *payload, b"\r\n"]
-
-
-def split_hostport(addr: str) -> tuple[str, int]:
-    """``"host:port"`` (``":port"`` meaning 127.0.0.1, ``[v6]:port`` allowed)."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"invalid address {addr!r}: expected host:port")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
 
 
 class _LinkProtocol(asyncio.Protocol):

@@ -1,0 +1,65 @@
+"""The errors redraft answers clients with, and how an exception becomes a reply line.
+
+A leaf module: everything that raises or answers an error imports it, and it
+imports nothing of redraft's but the core's error base.
+"""
+
+from __future__ import annotations
+
+from redraft.raft.types import RaftError
+
+
+class RedraftError(Exception):
+    """Base of redraft's errors that map to a fixed Redis reply."""
+
+
+class ErrUnknownCommand(RedraftError):
+    """Raise from ``command`` for a command the machine does not know."""
+
+
+class ErrWrongNumberOfArguments(RedraftError):
+    """Raise from ``command`` when the argument count is wrong."""
+
+
+class ErrDisabled(RedraftError):
+    """Raise from ``snapshot`` to turn snapshots off."""
+
+
+class Redirect(Exception):
+    """This node may not serve the request: answered ``-TRY host:port`` (or ``-ERR leader not known``)."""
+
+    def __init__(self, leader: str) -> None:
+        super().__init__(f"TRY {leader}" if leader else "ERR leader not known")
+        self.leader = leader
+
+
+class Uncertain(Exception):
+    """The outcome of a write is unknown to this node (it may still commit)."""
+
+
+NOT_APPLIED = "ERR leadership changed before the command committed; it was not applied"
+TIMED_OUT = "TIMEOUT the command did not commit in time; it may still be applied"
+REPLACED_BY_SNAPSHOT = "TIMEOUT outcome unknown: replaced by a snapshot"
+
+
+def error_text(exc: BaseException, cmd_name: str) -> str:
+    """The RESP error line (without ``-`` and CRLF) for an exception.
+
+    The first word of a message that is all capitals passes through as the
+    error code (``WRONGTYPE ...``); any other message is prefixed with ``ERR``.
+    """
+    if isinstance(exc, ErrUnknownCommand):
+        return f"ERR unknown command '{cmd_name}'"
+    if isinstance(exc, ErrWrongNumberOfArguments):
+        return f"ERR wrong number of arguments for '{cmd_name}' command"
+    msg = str(exc) or type(exc).__name__
+    msg = msg.replace("\r", " ").replace("\n", " ")
+    first = msg.split(" ", 1)[0]
+    if len(first) > 1 and first.isupper() and first.isalpha():
+        return msg
+    return "ERR " + msg
+
+
+def expected(exc: BaseException) -> bool:
+    """Errors that are ordinary answers, not faults worth a warning in the log."""
+    return isinstance(exc, (RedraftError, Redirect, RaftError, ValueError))
