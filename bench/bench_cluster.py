@@ -35,23 +35,29 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from redraft.resp import ReplyParser, encode_command
+from redraft.storage import BACKENDS
+from redraft.testing import (
+    LocalCluster,
+    LocalProcess,
+    NodeProcess,
+    free_ports,
+    request,
+    wait_for,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 LEVELS = ("low", "medium", "high")
-BACKENDS = ("fastlog", "lmdb", "leveldb", "memory")
 
 # PySyncObj's settings for the comparison (see BENCHMARKS.md): batching on,
 # as its documentation advises for throughput, entries sent every 2 ms rather
@@ -120,105 +126,46 @@ class Cell:
 
 
 class Processes:
-    """Every process this script started; stopped by pid, never by name."""
+    """Every process this script started; stopped by pid, never by name.
+
+    Each has a session of its own: Ctrl-C reaches this script only, which
+    then stops its children in order.
+    """
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.running: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self.running: list[LocalProcess] = []
 
-    def start(self, name: str, cmd: Sequence[str]) -> subprocess.Popen[bytes]:
-        log = open(self.base / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        # A session of its own: Ctrl-C reaches this script only, which then
-        # stops its children in order.
-        proc = subprocess.Popen(
-            list(cmd),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        )
-        self.running.append((name, proc, log))
+    def track(self, proc: LocalProcess) -> None:
+        """Stop ``proc`` with the others (it may not be started yet)."""
+        self.running.append(proc)
+
+    def start(self, name: str, cmd: Sequence[str]) -> LocalProcess:
+        proc = LocalProcess(self.base / f"{name}.log", cwd=ROOT, new_session=True)
+        self.track(proc)
+        proc.launch(cmd)
         return proc
 
-    def log_tail(self, name: str, lines: int = 20) -> str:
-        try:
-            text = (self.base / f"{name}.log").read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+    def start_node(self, name: str, port: int, cmd: Sequence[str]) -> NodeProcess:
+        """Start a server that answers PING on ``port``, and wait until it does."""
+        proc = NodeProcess(port, self.base / f"{name}.log", cwd=ROOT, new_session=True)
+        self.track(proc)
+        proc.launch(cmd)
+        proc.wait_ready()
+        return proc
 
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        for entry in list(self.running):
-            if entry[1] is proc:
-                self._stop(entry)
-                self.running.remove(entry)
+    def stop(self, proc: LocalProcess) -> None:
+        if proc in self.running:
+            proc.stop()
+            self.running.remove(proc)
 
     def stop_all(self) -> None:
         while self.running:
-            self._stop(self.running.pop())
-
-    @staticmethod
-    def _stop(entry: tuple[str, subprocess.Popen[bytes], IO[bytes]]) -> None:
-        _, proc, log = entry
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        log.close()
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def ask(port: int, *args: str, timeout: float = 2.0) -> Any:
-    """Send one command and return its reply (an ErrorReply for an error)."""
-    parser = ReplyParser()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(encode_command(list(args)))
-        while True:
-            data = s.recv(65536)
-            if not data:
-                raise ConnectionError(f"port {port} closed the connection")
-            replies = parser.parse(data)
-            if replies:
-                return replies[0]
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except OSError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+            self.running.pop().stop()
 
 
 def stats(port: int) -> dict[str, str]:
-    flat = ask(port, "RAFTSTATS")
+    flat = request(port, "RAFTSTATS")
     return {k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2], strict=True)}
 
 
@@ -232,7 +179,7 @@ class System:
     key: str
     title: str
     ports: list[int]
-    procs: list[subprocess.Popen[bytes]]
+    procs: list[LocalProcess]
     raft_stats: bool = False  # answers RAFTSTATS (redraft)
 
     def leader_port(self) -> int | None:
@@ -241,7 +188,7 @@ class System:
             return self.ports[0]
         for port in self.ports:
             with contextlib.suppress(OSError):
-                if ask(port, "RAFTSTATE", timeout=1.0) == b"Leader":
+                if request(port, "RAFTSTATE", timeout=1.0) == b"Leader":
                     return port
         return None
 
@@ -253,68 +200,44 @@ class System:
             return None
 
     def alive(self) -> bool:
-        return all(p.poll() is None for p in self.procs)
+        return all(p.running for p in self.procs)
 
 
 def start_redis(procs: Processes, base: Path, name: str, fsync: str) -> System:
     (port,) = free_ports(1)
     data = base / name
     data.mkdir()
-    proc = procs.start(
+    proc = procs.start_node(
         name,
+        port,
         [
             "redis-server", "--port", str(port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes", "--appendfsync", fsync,
             "--dir", str(data), "--daemonize", "no",
         ],
     )  # fmt: skip
-    wait_for(f"{name} to answer PING", lambda: ask(port, "PING") == b"PONG", 15)
     return System(name, f"redis-server ({fsync})", [port], [proc])
 
 
 def start_redraft(
     procs: Processes, base: Path, nodes: int, durability: str, consistency: str, backend: str
 ) -> System:
-    ports = free_ports(nodes)
     tag = f"redraft-{durability}-{consistency}-{backend}"
-    flags = ["--durability", durability, "--consistency", consistency, "--backend", backend]
-    started: list[subprocess.Popen[bytes]] = []
-    for i, port in enumerate(ports):
-        name = f"{tag}-node{i + 1}"
-        cmd = [
-            sys.executable, "-m", "redraft.examples.clone", "-p", str(port),
-            "--dir", str(base / name), "--loglevel", "warning", *flags,
-        ]  # fmt: skip
-        if i > 0:
-            cmd += ["--join", f"127.0.0.1:{ports[0]}"]
-        proc = procs.start(name, cmd)
-        started.append(proc)
-
-        def answers(
-            port: int = port, proc: subprocess.Popen[bytes] = proc, name: str = name
-        ) -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{procs.log_tail(name)}")
-            return bool(ask(port, "PING", timeout=1.0) == b"PONG")
-
-        wait_for(f"{name} to answer PING", answers, 20)
-        if i == 0:
-            wait_for(f"{name} to lead", lambda: ask(ports[0], "RAFTSTATE") == b"Leader", 20)
-
-    def all_voters() -> bool:
-        flat = ask(ports[0], "RAFTPEERS")
-        states = flat[1::2] if isinstance(flat, list) else []
-        return sum(s in (b"Leader", b"Follower") for s in states) == nodes
-
-    wait_for("every node to become a voter", all_voters, 60)
+    flags = ["--loglevel", "warning", "--durability", durability, "--consistency", consistency]
+    flags += ["--backend", backend]
+    cluster = LocalCluster(base / tag, nodes, flags, cwd=ROOT, new_session=True)
+    for node in cluster.nodes:
+        procs.track(node)
+    cluster.start(timeout=60, lead_timeout=20)
     title = f"redraft ({nodes} nodes, {durability}/{consistency}, {backend})"
-    return System("redraft", title, ports, started, raft_stats=True)
+    ports = [n.port for n in cluster.nodes]
+    return System("redraft", title, ports, list(cluster.nodes), raft_stats=True)
 
 
 def start_pysyncobj(procs: Processes, base: Path, args: str) -> System:
     ports = free_ports(6)
     client_ports, raft_ports = ports[:3], ports[3:]
-    started = []
+    started: list[LocalProcess] = []
     for i in range(3):
         cmd = [
             sys.executable, str(BENCH_DIR / "pysyncobj_server.py"),
@@ -328,12 +251,14 @@ def start_pysyncobj(procs: Processes, base: Path, args: str) -> System:
     system = System("pysyncobj", "PySyncObj (3 nodes)", client_ports, started)
 
     def settled() -> bool:
-        states = sorted(ask(p, "RAFTSTATE", timeout=1.0) for p in client_ports)
+        states = sorted(request(p, "RAFTSTATE", timeout=1.0) for p in client_ports)
         return states == [b"Follower", b"Follower", b"Leader"]
 
-    wait_for("a PySyncObj leader", settled, 30)
+    wait_for(settled, 30, "a PySyncObj leader")
     leader = system.leader_port() or client_ports[0]
-    wait_for("a PySyncObj write", lambda: ask(leader, "SET", "probe", "1", timeout=5) == b"OK", 30)
+    wait_for(
+        lambda: request(leader, "SET", "probe", "1", timeout=5) == b"OK", 30, "a PySyncObj write"
+    )
     return system
 
 
@@ -387,8 +312,8 @@ def run_one(
         log(f"  {system.key:<13} {row.label:<18} skipped: a process of it exited")
         return
     try:
-        port: int = wait_for(f"a leader of {system.title}", system.leader_port, 15)
-    except RuntimeError as exc:
+        port: int = wait_for(system.leader_port, 15, f"a leader of {system.title}")
+    except TimeoutError as exc:
         cell.failures += 1
         log(f"  {system.key:<13} {row.label:<18} skipped: {exc}")
         return

@@ -34,13 +34,12 @@ from bench_cluster import (
     Processes,
     Row,
     Sample,
-    ask,
-    free_ports,
     redis_benchmark,
     start_redis,
     start_redraft,
-    wait_for,
 )
+
+from redraft.testing import free_ports, wait_for
 
 ROW = Row("SET", 1, 1)
 
@@ -113,12 +112,9 @@ def start_relay(procs: Processes, base: Path) -> int:
     me = [sys.executable, str(Path(__file__).resolve())]
     for name, fport in (("relay-f1", f1), ("relay-f2", f2)):
         procs.start(name, [*me, "--serve-follower", str(fport), str(base / f"{name}.wal")])
-        wait_for(f"{name} to listen", lambda fport=fport: _listening(fport), 15)
-    procs.start(
-        "relay-leader",
-        [*me, "--serve-leader", str(lport), str(f1), str(f2), str(base / "relay-leader.wal")],
-    )
-    wait_for("the relay to answer PING", lambda: ask(lport, "PING") == b"PONG", 15)
+        wait_for(lambda fport=fport: _listening(fport), 15, f"{name} to listen")
+    argv = [*me, "--serve-leader", str(lport), str(f1), str(f2), str(base / "relay-leader.wal")]
+    procs.start_node("relay-leader", lport, argv)
     return lport
 
 

@@ -38,13 +38,13 @@ import redraft
 from redraft.examples.clone import Clone
 from redraft.options import Level, Options
 from redraft.raft.types import Role
-from redraft.server import ClientConn
+from redraft.server import ClientProtocol
 
 CONNS = 50
 
 
 class _Transport:
-    """Swallows replies; enough of asyncio.Transport for ClientConn."""
+    """Swallows replies; enough of asyncio.Transport for ClientProtocol."""
 
     def __init__(self) -> None:
         self.written = 0
@@ -122,7 +122,7 @@ async def _main(seconds: float, consistency: str) -> None:
             await asyncio.sleep(0.01)
         conns = []
         for _ in range(CONNS):
-            conn = ClientConn(node.server)
+            conn = ClientProtocol(node.server)
             conn.connection_made(_Transport())  # type: ignore[arg-type]
             conns.append(conn)
         bare = [_Bare({}) for _ in range(CONNS)]

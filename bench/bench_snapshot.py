@@ -32,16 +32,21 @@ from typing import Any
 
 import redis
 
+from redraft.testing import ClusterNode, LocalCluster, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.cluster import Cluster, NodeProc, free_ports, wait_until  # noqa: E402
 
 
-def stats(node: NodeProc) -> dict[str, str]:
-    with node.client(socket_timeout=30) as c:
-        flat = c.execute_command("RAFTSTATS")
-    return {k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2], strict=True)}
+def start_cluster(base: Path, flags: list[str]) -> LocalCluster:
+    return LocalCluster(base, 3, ["--loglevel", "verbose", *flags], cwd=ROOT).start()
+
+
+def client(node: ClusterNode, timeout: float) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=timeout)
+
+
+def stats(node: ClusterNode) -> dict[str, str]:
+    return node.stats(timeout=30)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -55,10 +60,10 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return cur, peak
 
 
-def pipeline_writes(node: NodeProc, n: int, keys: int, value: bytes, depth: int = 2000) -> float:
+def pipeline_writes(node: ClusterNode, n: int, keys: int, value: bytes, depth: int = 2000) -> float:
     """Write n SETs over `keys` keys in pipelines; returns the seconds taken."""
     start = time.monotonic()
-    with node.client(socket_timeout=120) as c:
+    with client(node, 120) as c:
         for base in range(0, n, depth):
             pipe = c.pipeline(transaction=False)
             for i in range(base, min(n, base + depth)):
@@ -68,7 +73,7 @@ def pipeline_writes(node: NodeProc, n: int, keys: int, value: bytes, depth: int 
 
 
 def bench_memory(base: Path, writes: int, keys: int, flags: list[str]) -> None:
-    cluster = Cluster(base / "mem", 3, flags).start()
+    cluster = start_cluster(base / "mem", flags)
     try:
         leader = cluster.wait_leader()
         took = pipeline_writes(leader, writes, keys, b"v" * 64)
@@ -90,7 +95,7 @@ def bench_memory(base: Path, writes: int, keys: int, flags: list[str]) -> None:
 
 
 def bench_size(base: Path, big_keys: int, value_size: int, flags: list[str]) -> None:
-    cluster = Cluster(base / "big", 3, [*flags, "--compaction-tail", "0"]).start()
+    cluster = start_cluster(base / "big", [*flags, "--compaction-tail", "0"])
     try:
         leader = cluster.wait_leader()
         took = pipeline_writes(leader, big_keys, big_keys, b"x" * value_size, depth=500)
@@ -99,7 +104,7 @@ def bench_size(base: Path, big_keys: int, value_size: int, flags: list[str]) -> 
             f"\n# size: {big_keys:,} keys x {value_size} B (~{mb:,.0f} MB of values) loaded in {took:.1f}s"
         )
         t0 = time.monotonic()
-        with leader.client(socket_timeout=600) as c:
+        with client(leader, 600) as c:
             c.execute_command("RAFTSNAPSHOT")
         snap_s = time.monotonic() - t0
         s = stats(leader)
@@ -109,19 +114,18 @@ def bench_size(base: Path, big_keys: int, value_size: int, flags: list[str]) -> 
             f"snapshot on the leader: {snap_s:.1f}s, file {size / 1e6:,.0f} MB, index {s['last_snapshot_index']}"
         )
         for n in cluster.followers():
-            with n.client(socket_timeout=600) as c:
+            with client(n, 600) as c:
                 c.execute_command("RAFTSNAPSHOT")
-        (port,) = free_ports(1)
-        newcomer = NodeProc(cluster, len(cluster.nodes) + 1, port)
-        cluster.nodes.append(newcomer)
+        newcomer = cluster.add_node()
         t0 = time.monotonic()
         newcomer.start(join=leader.addr)
         target = int(stats(leader)["commit_index"])
-        wait_until(
+        wait_for(
             lambda: int(stats(newcomer)["applied_index"]) >= target,
             1200,
             "the install",
             interval=0.2,
+            retry_on=(redis.RedisError, OSError),
         )
         install_s = time.monotonic() - t0
         assert newcomer.proc is not None
@@ -153,7 +157,7 @@ def _steady_writer(
 
 
 def bench_latency(base: Path, keys: int, flags: list[str], rate: float) -> None:
-    cluster = Cluster(base / "lat", 3, flags).start()
+    cluster = start_cluster(base / "lat", flags)
     try:
         leader = cluster.wait_leader()
         pipeline_writes(leader, keys, keys, b"y" * 1000, depth=1000)
@@ -163,7 +167,7 @@ def bench_latency(base: Path, keys: int, flags: list[str], rate: float) -> None:
         t.start()
         time.sleep(8.0)
         t0 = time.monotonic()
-        with leader.client(socket_timeout=300) as c:
+        with client(leader, 300) as c:
             c.execute_command("RAFTSNAPSHOT")
         t1 = time.monotonic()
         t.join()

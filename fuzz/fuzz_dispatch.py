@@ -22,7 +22,7 @@ with atheris.instrument_imports():
     from redraft.examples.clone import Clone
     from redraft.node import Node
     from redraft.options import Options
-    from redraft.server import ClientConn
+    from redraft.server import ClientProtocol
 
 
 class _Faults(logging.Handler):
@@ -33,13 +33,13 @@ class _Faults(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if record.levelno >= logging.ERROR or (
-            record.name == "redraft.server" and ("failed" in msg or "unencodable" in msg)
+            record.name == "redraft.session" and ("failed" in msg or "unencodable" in msg)
         ):
             self.found.append(msg)
 
 
 class _Transport(asyncio.Transport):
-    """Swallows what the node writes; enough of a transport for ClientConn."""
+    """Swallows what the node writes; enough of a transport for ClientProtocol."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -84,7 +84,7 @@ def _setup() -> list[Any]:
 
 
 def test_one_input(data: bytes) -> None:
-    conn = ClientConn(node.server)
+    conn = ClientProtocol(node.server)
     conn.connection_made(_Transport())
     conn.data_received(data)
     loop.run_until_complete(asyncio.sleep(0.001))

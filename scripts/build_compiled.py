@@ -18,11 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from setup import HOT_MODULES  # noqa: E402
+from setup import HOT_MODULES, missing_hot_modules  # noqa: E402
 
 
 def build(out: Path) -> Path:
     """Copy the sources to ``out`` and compile the hot modules there; returns the import root."""
+    if missing := missing_hot_modules(str(ROOT)):
+        raise SystemExit(f"setup.py: HOT_MODULES names missing files: {', '.join(missing)}")
     src = out / "src"
     if out.exists():
         shutil.rmtree(out)

@@ -8,41 +8,17 @@ first founds the cluster and the others join it.  Runs until Ctrl-C (or for
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from redraft.testing import CommandError, LocalCluster, NodeExited, stop_all, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def ask(port: int, *args: str, timeout: float = 1.0) -> bytes:
-    """Send one command with the stdlib only and return the raw reply."""
-    payload = f"*{len(args)}\r\n".encode() + b"".join(
-        f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(payload)
-        time.sleep(0.05)
-        return s.recv(65536)
-
-
-def wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return False
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--base-port", type=int, default=7481)
@@ -50,43 +26,39 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     ap.add_argument("--fresh", action="store_true", help="wipe the data dirs first")
     ap.add_argument("extra", nargs="*", help="flags passed to every node (after --)")
-    ns = ap.parse_args()
+    return ap.parse_args()
 
-    base = Path(ns.dir)
-    if ns.fresh and base.exists():
-        import shutil
 
-        shutil.rmtree(base)
-    base.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    ports = [ns.base_port + i for i in range(ns.nodes)]
-    for i, port in enumerate(ports):
-        cmd = [
-            sys.executable, "-m", "redraft.examples.clone",
-            "-p", str(port), "--dir", str(base / f"node{i + 1}"), *ns.extra,
-        ]  # fmt: skip
-        if i > 0:
-            cmd += ["--join", f"127.0.0.1:{ports[0]}"]
-        logf = open(base / f"node{i + 1}.log", "ab")  # noqa: SIM115 - lives as long as the node
-        procs.append(subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT))
-        if i == 0 and not wait_for(lambda: ask(ports[0], "PING").startswith(b"+PONG"), 15):
-            print(f"node 1 did not start; see {base / 'node1.log'}", file=sys.stderr)
-            for p in procs:
-                p.terminate()
-            return 1
+def members(cluster: LocalCluster) -> int:
+    """The leaders and followers the first node that answers RAFTPEERS counts."""
+    for node in cluster.nodes:
+        try:
+            flat = node.call("RAFTPEERS")
+        except (OSError, CommandError):  # down, or not a member yet: ask the next
+            continue
+        return sum(1 for s in flat[1::2] if s in (b"Leader", b"Follower"))
+    return 0
 
-    def members() -> int:
-        for port in ports:
-            reply = ask(port, "RAFTPEERS")
-            if reply.startswith(b"*"):
-                return reply.count(b"Leader") + reply.count(b"Follower")
-        return 0
 
-    ok = wait_for(lambda: members() >= ns.nodes, 30)
-    print(
-        f"redraft clone cluster {'up' if ok else 'starting'}: nodes on ports {', '.join(map(str, ports))}"
-    )
-    print(f"  data and logs in {base}")
+def start(cluster: LocalCluster) -> bool:
+    """Start every node (the first founds, the others join it); False if node 1 fails."""
+    first, *others = cluster.nodes
+    try:
+        first.start()
+    except (NodeExited, TimeoutError):
+        print(f"node 1 did not start; see {first.log_path}", file=sys.stderr)
+        return False
+    for node in others:
+        # Joining through the first is asked only of a node without a data dir.
+        node.spawn(join=first.addr)
+    return True
+
+
+def announce(cluster: LocalCluster, up: bool) -> None:
+    ports = [n.port for n in cluster.nodes]
+    state = "up" if up else "starting"
+    print(f"redraft clone cluster {state}: nodes on ports {', '.join(map(str, ports))}")
+    print(f"  data and logs in {cluster.base}")
     print(
         f"  try: redis-cli -p {ports[0]} SET mykey 'my value' && redis-cli -p {ports[0]} GET mykey"
     )
@@ -94,6 +66,9 @@ def main() -> int:
     print("  Ctrl-C stops the cluster")
     sys.stdout.flush()
 
+
+def supervise(cluster: LocalCluster, duration: float) -> int:
+    """Run until a signal, ``duration`` seconds, or a node's exit (then 1)."""
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -102,25 +77,40 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    deadline = time.monotonic() + ns.duration if ns.duration > 0 else None
-    code = 0
+    deadline = time.monotonic() + duration if duration > 0 else None
     while not stop and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.2)
         if stop:
             break  # Ctrl-C reaches the nodes too: their exit is not a failure
-        dead = [i for i, p in enumerate(procs) if p.poll() is not None]
+        dead = [n for n in cluster.nodes if not n.running]
         if dead:
-            print(f"node {dead[0] + 1} exited; see its log in {base}", file=sys.stderr)
-            code = 1
-            break
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
+            print(f"node {dead[0].index} exited; see its log in {cluster.base}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def main() -> int:
+    ns = parse_args()
+    base = Path(ns.dir)
+    if ns.fresh and base.exists():
+        import shutil
+
+        shutil.rmtree(base)
+    ports = [ns.base_port + i for i in range(ns.nodes)]
+    cluster = LocalCluster(base, ns.nodes, ns.extra, ports=ports, cwd=ROOT)
+    if not start(cluster):
+        stop_all(cluster.nodes)
+        return 1
+    try:
         try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
+            wait_for(lambda: members(cluster) >= ns.nodes, 30, "every node to join")
+            up = True
+        except TimeoutError:
+            up = False
+        announce(cluster, up)
+        code = supervise(cluster, ns.duration)
+    finally:
+        stop_all(cluster.nodes)
     print("cluster stopped")
     return code
 

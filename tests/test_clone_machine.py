@@ -753,6 +753,33 @@ def test_glob_cases(pattern: bytes, subject: bytes, expected: bool) -> None:
     assert glob_match(pattern, subject) is expected
 
 
+def _redis_class(p: bytes, pi: int, b: int) -> tuple[int, bool]:
+    """Redis's ``[...]`` at ``p[pi]`` (the ``[``) against byte ``b``: where it ends, and
+    whether ``b`` matches it."""
+    pi += 1
+    negate = pi < len(p) and p[pi] == ord("^")
+    if negate:
+        pi += 1
+    hit = False
+    while True:
+        if pi < len(p) and p[pi] == ord("\\") and len(p) - pi >= 2:
+            pi += 1
+            hit = hit or p[pi] == b
+        elif pi < len(p) and p[pi] == ord("]"):
+            break
+        elif pi >= len(p):
+            pi -= 1
+            break
+        elif len(p) - pi >= 3 and p[pi + 1] == ord("-"):
+            lo, hi = sorted((p[pi], p[pi + 2]))
+            pi += 2
+            hit = hit or lo <= b <= hi
+        else:
+            hit = hit or p[pi] == b
+        pi += 1
+    return pi, hit != negate
+
+
 def _redis_stringmatch(p: bytes, s: bytes) -> bool:
     """An independent step-by-step model of Redis's stringmatchlen (bytes unsigned)."""
 
@@ -768,28 +795,8 @@ def _redis_stringmatch(p: bytes, s: bytes) -> bool:
             if c == ord("?"):
                 si += 1
             elif c == ord("["):
-                pi += 1
-                negate = pi < len(p) and p[pi] == ord("^")
-                if negate:
-                    pi += 1
-                hit = False
-                while True:
-                    if pi < len(p) and p[pi] == ord("\\") and len(p) - pi >= 2:
-                        pi += 1
-                        hit = hit or p[pi] == s[si]
-                    elif pi < len(p) and p[pi] == ord("]"):
-                        break
-                    elif pi >= len(p):
-                        pi -= 1
-                        break
-                    elif len(p) - pi >= 3 and p[pi + 1] == ord("-"):
-                        lo, hi = sorted((p[pi], p[pi + 2]))
-                        pi += 2
-                        hit = hit or lo <= s[si] <= hi
-                    else:
-                        hit = hit or p[pi] == s[si]
-                    pi += 1
-                if hit == negate:
+                pi, hit = _redis_class(p, pi, s[si])
+                if not hit:
                     return False
                 si += 1
             else:

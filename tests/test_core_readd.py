@@ -84,7 +84,7 @@ def test_fast_readd_starts_from_a_fresh_progress() -> None:
     net.cores[c] = Net.make(c)
     net.down.discard(c)
     lead.change_membership(ChangeType.ADD_VOTER, c)
-    assert lead.progress[c].match == 0
+    assert lead.status().progress[c].match == 0
     net.ticks(30)
     assert c in lead.membership.voters
     assert net.cores[c].last_index == lead.last_index
@@ -158,9 +158,9 @@ def test_late_acks_landing_during_the_catch_up_do_not_strand_the_new_node() -> N
         for m in rd.messages + rd.messages_after_persist:
             lead.step(m)
         net.pump()
-        if lead.progress[c].next <= 2:
+        if lead.status().progress[c].next <= 2:
             break
-    assert lead.progress[c].next <= 2
+    assert lead.status().progress[c].next <= 2
     # ...and then the old process's acks arrive.
     for m in late:
         lead.step(m)
@@ -170,4 +170,4 @@ def test_late_acks_landing_during_the_catch_up_do_not_strand_the_new_node() -> N
     net.held.clear()
     net.ticks(60)
     assert net.cores[c].last_index == lead.last_index, "the new node never caught up"
-    assert lead.progress[c].match == lead.last_index
+    assert lead.status().progress[c].match == lead.last_index

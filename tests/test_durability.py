@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from redraft.testing import node_command
 from tests.cluster import NO_RETRY, ROOT, Cluster, free_ports, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -158,16 +158,7 @@ def test_paused_old_leader_never_serves_a_stale_read(tmp_path: Path, consistency
 def _start_single(directory: Path, port: int, *flags: str) -> subprocess.CompletedProcess[str]:
     """Run a node until it exits on its own (or 6 s pass) and return what it printed."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "redraft.examples.clone",
-            "-p",
-            str(port),
-            "--dir",
-            str(directory),
-            *flags,
-        ],
+        node_command(port, directory, *flags),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -183,16 +174,7 @@ def _start_single(directory: Path, port: int, *flags: str) -> subprocess.Complet
 
 def _fill_single_node(directory: Path, port: int, n: int, *flags: str) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "redraft.examples.clone",
-            "-p",
-            str(port),
-            "--dir",
-            str(directory),
-            *flags,
-        ],
+        node_command(port, directory, *flags),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -223,15 +205,7 @@ def test_torn_tail_is_cut_and_mid_log_corruption_stops_the_node(tmp_path: Path) 
     # A half-written last record, as a power cut mid-write leaves it.
     wal.write_bytes(data[:-7])
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "redraft.examples.clone",
-            "-p",
-            str(port),
-            "--dir",
-            str(tmp_path / "d"),
-        ],
+        node_command(port, tmp_path / "d"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -66,7 +66,7 @@ class Recorder(logging.Handler):
         for r in self.records:
             msg = r.getMessage()
             if r.levelno >= logging.ERROR or (  # asyncio's "Exception in callback" included
-                r.name == "redraft.server" and ("failed" in msg or "unencodable" in msg)
+                r.name == "redraft.session" and ("failed" in msg or "unencodable" in msg)
             ):
                 out.append(msg)
         return out
@@ -263,8 +263,9 @@ def messages(
         snap = SnapChunk(
             meta, draw(small), draw(small), draw(st.binary(max_size=32)), draw(st.booleans())
         )
+    mtype = draw(st.integers(1, 11))
     return Message(
-        draw(st.integers(1, 11)),
+        mtype,
         draw(to),
         draw(frm),
         draw(term),
@@ -273,9 +274,13 @@ def messages(
         entries=entries,
         commit=draw(small),
         reject=draw(st.booleans()),
-        hint_index=draw(small),
+        # The explicit fields share wire slots by type (see transport/codec.py).
+        hint_index=0 if mtype == MsgType.SNAP_RESP else draw(small),
         hint_term=draw(small),
-        context=draw(small),
+        round=draw(small) if mtype in (MsgType.HEARTBEAT, MsgType.HEARTBEAT_RESP) else 0,
+        transfer=draw(st.booleans()) if mtype in (MsgType.VOTE, MsgType.PRE_VOTE) else False,
+        installed=draw(st.booleans()) if mtype == MsgType.SNAP_RESP else False,
+        snap_offset=draw(small) if mtype == MsgType.SNAP_RESP else 0,
         snap=snap,
     )
 
@@ -375,9 +380,15 @@ def wire_fields(m: Message) -> list[Any]:
         m.index,
         m.commit,
         m.reject,
-        m.hint_index,
+        m.snap_offset if m.type == MsgType.SNAP_RESP else m.hint_index,
         m.hint_term,
-        m.context,
+        m.round
+        if m.type in (MsgType.HEARTBEAT, MsgType.HEARTBEAT_RESP)
+        else int(m.transfer)
+        if m.type in (MsgType.VOTE, MsgType.PRE_VOTE)
+        else int(m.installed)
+        if m.type == MsgType.SNAP_RESP
+        else 0,
         ents[0].index if ents else 0,
         [[e.term, int(e.kind), e.data] for e in ents] if ents else None,
         None

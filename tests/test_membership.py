@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.cluster import NO_RETRY, Cluster, NodeProc, running_cluster, wait_until
+from tests.cluster import NO_RETRY, Cluster, NodeProc, free_ports, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def stats(node: NodeProc) -> dict[bytes, bytes]:
-    with node.client(socket_timeout=2) as c:
-        flat = c.execute_command("RAFTSTATS")
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+stats = NodeProc.stats
 
 
 def fill(node: NodeProc, n: int, prefix: str = "key") -> None:
@@ -49,15 +46,11 @@ def _peers(cluster: Cluster) -> list[bytes]:
 
 
 def caught_up(node: NodeProc, leader: NodeProc) -> bool:
-    return int(stats(node)[b"applied_index"]) >= int(stats(leader)[b"commit_index"])
+    return int(stats(node)["applied_index"]) >= int(stats(leader)["commit_index"])
 
 
 def add_node(cluster: Cluster, leader: NodeProc, extra: list[str] | None = None) -> NodeProc:
-    from tests.cluster import free_ports
-
-    (port,) = free_ports(1)
-    node = NodeProc(cluster, len(cluster.nodes) + 1, port)
-    cluster.nodes.append(node)
+    node = cluster.add_node()
     node.start(join=leader.addr, extra=extra)
     return node
 
@@ -71,7 +64,7 @@ def test_new_node_catches_up_by_install_snapshot_even_if_the_leader_dies(tmp_pat
             with n.client(socket_timeout=30) as c:
                 wait_until(lambda n=n: caught_up(n, leader), 30, "followers to apply")
                 assert c.execute_command("RAFTSNAPSHOT") in (b"OK", True)
-        assert int(stats(leader)[b"first_log_index"]) > 1, "the log was not compacted"
+        assert int(stats(leader)["first_log_index"]) > 1, "the log was not compacted"
         expected = dump(leader)
         assert len(expected) == 100_000
 
@@ -99,7 +92,7 @@ def test_new_node_catches_up_by_install_snapshot_even_if_the_leader_dies(tmp_pat
         got = dump(newcomer)
         assert got.pop(b"after-failover") == b"yes"
         assert got == expected
-        assert int(stats(newcomer)[b"last_snapshot_index"]) > 0, "no snapshot was installed"
+        assert int(stats(newcomer)["last_snapshot_index"]) > 0, "no snapshot was installed"
 
 
 def test_node_down_through_writes_and_two_snapshots_comes_back(tmp_path: Path) -> None:
@@ -116,7 +109,7 @@ def test_node_down_through_writes_and_two_snapshots_comes_back(tmp_path: Path) -
                 pipe.set(f"k:{i % 7000}", i)
                 if i % 100 == 99:
                     pipe.execute()
-        assert int(stats(leader)[b"last_snapshot_index"]) > 0
+        assert int(stats(leader)["last_snapshot_index"]) > 0
         down.start()
         wait_until(lambda: caught_up(down, leader), 60, "the returning node to catch up")
         assert dump(down) == dump(leader)
@@ -187,7 +180,7 @@ def test_removed_node_stops_and_says_so_and_concurrent_changes_are_refused(
     with running_cluster(tmp_path, 3) as cluster:
         leader = cluster.wait_leader()
         victim = cluster.followers()[0]
-        term_before = int(stats(leader)[b"term"])
+        term_before = int(stats(leader)["term"])
         with leader.client() as c:
             pipe = c.pipeline(transaction=False)
             pipe.execute_command("RAFTREMOVEPEER", victim.addr)
@@ -198,7 +191,7 @@ def test_removed_node_stops_and_says_so_and_concurrent_changes_are_refused(
         assert "already in progress" in str(second)
         wait_until(lambda: "removed from the cluster" in victim.log_path.read_text(), 10, "log")
         time.sleep(2.0)  # several election timeouts: the removed node must stay quiet
-        assert int(stats(leader)[b"term"]) == term_before
+        assert int(stats(leader)["term"]) == term_before
         assert cluster.leader() is leader
         with leader.client() as c:
             assert c.set("still", "writable") is True
@@ -240,21 +233,17 @@ def test_join_asks_every_address_in_turn(tmp_path: Path) -> None:
     """--join with several addresses: neither a dead one nor a node that is
     itself still joining (which says so) holds the join up; the node is
     admitted through the member further down the list."""
-    from tests.cluster import free_ports
-
     with running_cluster(tmp_path, 1, ["--consistency", "low"]) as cluster:
         (leader,) = cluster.nodes
         dead, p_stuck, p_new = free_ports(3)
-        stuck = NodeProc(cluster, 2, p_stuck)  # joins through nothing that answers
-        cluster.nodes.append(stuck)
+        stuck = cluster.add_node(p_stuck)  # joins through nothing that answers
         stuck.start(join=f"127.0.0.1:{dead}")
         with (
             stuck.client(socket_timeout=2) as c,
             pytest.raises(redis.ResponseError, match="itself still joining"),
         ):
             c.execute_command("RAFTJOIN", "127.0.0.1:1")
-        new = NodeProc(cluster, 3, p_new)
-        cluster.nodes.append(new)
+        new = cluster.add_node(p_new)
         new.start(join=f"{stuck.addr}, :{dead},{leader.addr}")
         wait_until(lambda: "joined the cluster" in new.log_path.read_text(), 30, "the join")
         text = new.log_path.read_text()
@@ -267,6 +256,41 @@ def test_join_asks_every_address_in_turn(tmp_path: Path) -> None:
         assert new.addr.encode() in peers and stuck.addr.encode() not in peers
         wait_until(lambda: caught_up(new, leader), 10, "the new node to apply the write")
         assert dump(new) == dump(leader)
+
+
+def test_a_node_killed_while_joining_goes_on_joining_when_restarted_without_join(
+    tmp_path: Path,
+) -> None:
+    """Restarted without --join before the leader admitted it, a node whose
+    data dir holds nothing yet must not found a cluster of its own under its
+    address (it would acknowledge writes the real cluster never sees): it
+    goes on asking to join, and once it can, joins."""
+    with running_cluster(tmp_path, 1, ["--consistency", "low"]) as cluster:
+        (leader,) = cluster.nodes
+        p_gate, p_new = free_ports(2)
+        new = cluster.add_node(p_new)
+        new.start(join=f"127.0.0.1:{p_gate}")
+        new.kill()  # still asking a port where nothing listens
+        new.start()  # no --join
+        assert new.state() == b"Follower"
+        with new.client() as c, pytest.raises(redis.ResponseError, match="leader not known"):
+            c.set("split", "brain")
+        text = new.log_path.read_text()
+        assert "bootstrapped" not in text
+        assert "goes on asking" in text
+        # What it asks is what it was told: the operator points it at the cluster.
+        new.kill()
+        new.start(join=leader.addr)
+        wait_until(lambda: cluster.voters() == 2, 30, "the node to join and be promoted")
+        with leader.client() as c:
+            assert c.set("after", "join") is True
+        wait_until(lambda: caught_up(new, leader), 10, "the node to apply the write")
+        # Admitted and holding state: a plain restart restarts from it.
+        new.kill()
+        before = len(new.log_path.read_text())
+        new.start()
+        wait_until(lambda: caught_up(new, leader), 10, "the restarted node to catch up")
+        assert "goes on asking" not in new.log_path.read_text()[before:]
 
 
 def test_a_join_closes_the_peer_links_of_the_address_previous_process(tmp_path: Path) -> None:

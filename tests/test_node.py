@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from redraft.testing import LocalProcess, stop_all
 from tests.cluster import ROOT, Cluster, free_ports, running_cluster, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -291,25 +292,16 @@ def test_leader_killed_new_leader_elected_old_one_catches_up(tmp_path: Path) -> 
 def test_seed_readme_command_lines_run_as_written(tmp_path: Path) -> None:
     """`python -m redraft.examples.clone` with Finn's one-dash flags, as in Finn's README."""
     p1, p2, p3 = free_ports(3)
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = []
+    procs: list[LocalProcess] = []
     try:
         for args in (
             ["-p", str(p1)],
             ["-p", str(p2), "-dir", "data2", "-join", f":{p1}"],
             ["-p", str(p3), "-dir", "data3", "-join", f":{p1}"],
         ):
-            log = open(tmp_path / f"{args[1]}.log", "wb")  # noqa: SIM115
-            logs.append(log)
-            procs.append(
-                subprocess.Popen(
-                    ["python", "-m", "redraft.examples.clone", *args],
-                    cwd=tmp_path,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=_env(),
-                )
-            )
+            proc = LocalProcess(tmp_path / f"{args[1]}.log", cwd=tmp_path, env=_env())
+            procs.append(proc)
+            proc.launch(["python", "-m", "redraft.examples.clone", *args])
             time.sleep(0.3)
 
         def voters() -> bool:
@@ -331,17 +323,7 @@ def test_seed_readme_command_lines_run_as_written(tmp_path: Path) -> None:
         assert out.stdout.strip() == "my value"
         assert (tmp_path / "data").is_dir() and (tmp_path / "data2").is_dir()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
-        for log in logs:
-            log.close()
+        stop_all(procs)
 
 
 def _env() -> dict[str, str]:

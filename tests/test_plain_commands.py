@@ -10,7 +10,6 @@ the lease) and high (reads behind a ReadIndex round).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from collections.abc import Iterator
@@ -20,20 +19,21 @@ from typing import Any, cast
 import hiredis
 import pytest
 
-from redraft.applier import decode_batch
 from redraft.errors import Redirect
 from redraft.examples.clone import Clone
 from redraft.machine import OK, Applier, Command, Conn, Read, Write
 from redraft.options import Level, Options
+from redraft.proposals import decode_batch
+from redraft.replies import READ, ReadRun
 from redraft.resp import encode_command
-from redraft.server import READ, ClientConn, ReadRun
+from redraft.session import Session
 from tests.test_fuzz_server import Recorder, ThreadNode
 
 pytestmark = pytest.mark.timeout(60)
 
 
 class Declaring(Clone):
-    """The clone, plus reads that collide with a built-in or fail, and a count of commands."""
+    """The clone, plus plain commands that fail or are misused, and a count of commands."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +51,9 @@ class Declaring(Clone):
                 return m.apply(conn, Command(logged), lambda: None, lambda _: OK)
             self.retyped.append(list(cmd.args))
             return m.apply(None, cmd, lambda: None, None)
+        if cmd.args[0].lower() == b"misuse":
+            # SET is a plain write: proposing it with a mutate would never run the mutate.
+            return m.apply(conn, Command([b"set", b"k", b"v"]), lambda: None, None)
         return super().command(m, conn, cmd)
 
     def writes(self) -> dict[str, Write]:
@@ -69,7 +72,6 @@ class Declaring(Clone):
     def reads(self) -> dict[str, Read]:
         return {
             **super().reads(),
-            "echo": lambda m, args: b"the machine's echo",
             "Boom": self._boom,
         }
 
@@ -167,11 +169,13 @@ def test_bad_arguments_and_failing_reads_get_an_error_and_the_connection_goes_on
     assert any("the read broke" in m for m in recorder.messages()), recorder.messages()
 
 
-def test_a_builtin_command_wins_over_a_read_of_the_same_name(
+def test_proposing_a_declared_write_from_command_is_refused_with_a_clear_error(
     served: tuple[ThreadNode, Declaring, Recorder],
 ) -> None:
     tn, _, _ = served
-    assert replies(tn.port, ["ECHO", "hi"], ["echo", "there"]) == [b"hi", b"there"]
+    got = replies(tn.port, ["MISUSE"], ["GET", "k"], ["ECHO", "still here"])
+    assert got[0].startswith("ERR 'set' is declared in the machine's writes()"), got
+    assert got[1:] == [None, b"still here"]
 
 
 def test_replies_switch_protocol_mid_pipeline(
@@ -272,45 +276,22 @@ def test_a_run_that_loses_its_round_fails_read_by_read(
     tn, _, _ = served
 
     def drop() -> bytes:
-        conn, transport = _connect(tn)
-        m = tn.node.client_applier
+        conn = _connect(tn)
+        m = conn.shared.applier
         reads = tn.node.machine.reads()
         run = ReadRun(m, [(reads["get"], [b"GET", b"k"], "get")] * 3, conn.encode, conn.addr)
         slot = conn.new_slot(READ)
-        slot.respond, slot.name = run, cast(Any, run)
+        slot.respond = slot.run = run
         # What the node does for the reads of a round that leadership loss dropped:
-        conn.fill_error(slot, Redirect("127.0.0.1:9"), slot.name)
-        conn.flush()
-        return transport.written
+        conn.fill_error(slot, Redirect("127.0.0.1:9"))
+        return conn.take_output()
 
     assert tn.on_loop(drop) == b"-TRY 127.0.0.1:9\r\n" * 3
 
 
-class _Transport:
-    """Keeps what the connection writes."""
-
-    def __init__(self) -> None:
-        self.written = b""
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50000) if name == "peername" else default
-
-    def close(self) -> None:
-        pass
-
-
-def _connect(tn: ThreadNode) -> tuple[ClientConn, _Transport]:
-    """A client connection of the node's that writes into a _Transport (call on its loop)."""
-    conn = ClientConn(tn.node.server)
-    transport = _Transport()
-    conn.connection_made(cast(asyncio.Transport, transport))
-    return conn, transport
+def _connect(tn: ThreadNode) -> Session:
+    """A session of the node's with no socket: its replies stay in ``out`` (call on its loop)."""
+    return Session(tn.node.server.shared, "127.0.0.1:50000")
 
 
 def test_a_run_of_writes_is_answered_write_by_write_in_its_place(
@@ -381,14 +362,13 @@ def test_a_run_of_writes_that_cannot_be_proposed_fails_write_by_write(
     tn, _, _ = served
 
     def fail() -> bytes:
-        conn, transport = _connect(tn)
+        conn = _connect(tn)
         one = encode_command(["SET", "lost", "v"])
-        conn.data_received(one * 3 + encode_command(["NOTE", "lost"]) + one)
+        conn.feed(one * 3 + encode_command(["NOTE", "lost"]) + one)
         # What the node does with a batch it cannot propose (it lost the
         # leadership) before this loop turn ends and proposes it:
-        tn.node._fail_batch(Redirect("127.0.0.1:9"))
-        conn.flush()
-        return transport.written
+        tn.node.group.proposer.fail_batch(Redirect("127.0.0.1:9"))
+        return conn.take_output()
 
     assert tn.on_loop(fail) == b"-TRY 127.0.0.1:9\r\n" * 5
     assert replies(tn.port, ["GET", "lost"]) == [None]

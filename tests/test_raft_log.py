@@ -3,7 +3,7 @@
 import pytest
 
 from redraft.raft.log import ENTRY_OVERHEAD, RaftLog
-from redraft.raft.types import Entry, EntryKind
+from redraft.raft.types import Entry, EntryKind, Membership, SnapshotMeta
 
 
 def ents(start: int, terms: list[int], size: int = 10) -> list[Entry]:
@@ -104,3 +104,26 @@ def test_reset_to_snapshot() -> None:
         100,
     )
     assert log.take_committed() == [] and log.take_unhanded() == []
+
+
+def test_restore_from_a_snapshot_and_the_entries_after_it() -> None:
+    meta = SnapshotMeta(4, 2, Membership(frozenset({"a"})))
+    log = RaftLog.restore(meta, ents(3, [2, 2, 3, 3]), commit=2)
+    assert (log.prev_index, log.prev_term, log.last_index) == (4, 2, 6)  # 3 and 4 covered
+    assert (log.commit, log.applied, log.stable) == (4, 4, 6)
+    assert log.snapshot is meta
+    with pytest.raises(ValueError, match="not contiguous at index 7"):
+        RaftLog.restore(None, [*ents(1, [1, 1]), *ents(7, [1])], commit=0)
+
+
+def test_compaction_point_keeps_a_tail_bounded_in_entries_and_bytes() -> None:
+    log = RaftLog(0, 0, ents(1, [1] * 10, size=100), commit=10)
+    log.take_committed()  # applied 10
+    assert log.compaction_point(8, tail=0, tail_bytes=0) == 8
+    assert log.compaction_point(8, tail=5, tail_bytes=0) == 3
+    # five entries of 124 bytes do not fit in 300: keep two
+    assert log.compaction_point(8, tail=5, tail_bytes=300) == 6
+    log.extend(ents(11, [1, 1]))  # not yet durable: stable stays at 10
+    log.commit = 12
+    log.take_committed()
+    assert log.compaction_point(12, tail=0, tail_bytes=0) == 10

@@ -45,7 +45,7 @@ from redraft.security import (
     peer_proof,
 )
 from redraft.transport.codec import encode_messages
-from tests.cluster import NO_RETRY, Cluster, NodeProc, running_cluster, wait_until
+from tests.cluster import NO_RETRY, Cluster, NodeProc, running_cluster, started, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,18 +69,6 @@ def secure_cluster(base: Path, size: int, flags: list[str], client_kw: dict[str,
     node_cls = type("Node", (SecureNode,), {"client_kw": client_kw})
     cluster.nodes = [node_cls(cluster, n.index, n.port) for n in cluster.nodes]
     return cluster
-
-
-@contextlib.contextmanager
-def started(cluster: Cluster) -> Iterator[Cluster]:
-    try:
-        cluster.start()
-        yield cluster
-    except BaseException:
-        sys.stderr.write(cluster.logs() + "\n")
-        raise
-    finally:
-        cluster.stop()
 
 
 class Raw:
@@ -141,10 +129,7 @@ def peer_handshake(raw: Raw, self_id: str, secret: bytes) -> bytes:
         raw.sock.sendall(nxt)
 
 
-def stats(node: NodeProc) -> dict[str, str]:
-    with node.client(socket_timeout=2) as c:
-        flat = c.execute_command("RAFTSTATS")
-    return {k.decode(): v.decode() for k, v in zip(flat[::2], flat[1::2], strict=True)}
+stats = NodeProc.stats
 
 
 def peers(node: NodeProc) -> list[bytes]:

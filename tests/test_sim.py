@@ -296,7 +296,7 @@ def test_pipelining_within_window(max_msgs: int, max_bytes: int) -> None:
         if m.frm == follower and m.type == MsgType.APP_RESP:
             received_before_ack = 0
         if m.frm == lid and m.to == follower and m.type == MsgType.APP and m.entries:
-            match = core.progress[follower].match
+            match = core.status().progress[follower].match
             inflight[:] = [(i, b) for i, b in inflight if i > match]
             inflight.append((m.entries[-1].index, sum(len(e.data) + 24 for e in m.entries)))
             assert len(inflight) <= max_msgs, "more APPs in flight than the window allows"
@@ -368,7 +368,7 @@ def test_learner_catches_up_then_is_promoted() -> None:
     assert "n4" in mem.learners and "n4" in mem.promoting and "n4" not in mem.voters
     assert sim.run_for(10 * E, lambda: "n4" in core.membership.voters)
     # promoted only once its log had caught up with the leader's
-    assert core.progress["n4"].match >= core.last_index - 1
+    assert core.status().progress["n4"].match >= core.last_index - 1
     last = write(sim, leader.id, 1, "new")
     assert sim.run_for(2 * E, applied_everywhere(sim, last))
     assert "n4" in sim.core("n4").membership.voters
@@ -446,7 +446,7 @@ def test_read_index_batches_share_one_heartbeat_round() -> None:
         nonlocal beats
         if m.frm == leader.id and m.type == MsgType.HEARTBEAT:
             beats += 1
-            rounds.add(m.context)
+            rounds.add(m.round)
 
     sim.send_hooks.append(on_send)
     tokens = sim.read_batch(leader.id, 50)
@@ -627,6 +627,57 @@ def test_the_tail_kept_behind_a_snapshot_is_bounded_in_bytes_too() -> None:
 
 
 @pytest.mark.timeout(30)
+def test_entries_committed_during_an_install_wait_for_it() -> None:
+    """A follower whose snapshot install is still being persisted learns of
+    later committed entries (here a leader's APP that overtook the ack): they
+    must be applied after the install, to the restored machine, not to the
+    machine as it was before the snapshot."""
+    sim = cluster(3, net=quiet_net(persist_min=0.5, persist_max=0.5))
+    leader = wait_leader(sim)
+    lid = leader.id
+    f, g = followers(sim, leader)
+    sim.isolate(f)
+    s = write(sim, lid, 10, "a")
+    assert sim.run_for(2 * E, applied_everywhere(sim, s, [lid, g]))
+    assert sim.snapshot(lid) == s
+    more = write(sim, lid, 3, "b")
+    assert sim.run_for(2 * E, applied_everywhere(sim, more, [lid, g]))
+    core = sim.core(lid)
+    term_s = core.term_at(s)
+    assert term_s is not None
+    app = Message(
+        MsgType.APP,
+        f,
+        lid,
+        core.term,
+        term_s,
+        s,
+        core.log_entries(s + 1, more + 1),
+        core.commit_index,
+    )
+    injected: list[Message] = []
+
+    def on_deliver(m: Message) -> None:
+        snap = m.snap
+        if m.to == f and snap is not None and snap.done and not injected:
+            injected.append(app)
+            sim.inject(app, delay=0.1)  # lands while the install is being persisted
+
+    sim.deliver_hooks.append(on_deliver)
+    sim.heal()
+    assert sim.run_for(4 * E, applied_everywhere(sim, more, [f]))
+    assert injected, "the snapshot was never streamed"
+    snap = sim.node(f).store.snap
+    assert snap is not None and snap.index == s
+    sim.check_converged(list(sim.nodes))
+
+
+def test_the_install_hold_is_what_keeps_it_safe() -> None:
+    with mutated("apply_while_installing"), pytest.raises(Violation, match="state machine"):
+        test_entries_committed_during_an_install_wait_for_it()
+
+
+@pytest.mark.timeout(30)
 def test_restart_recovers_state_from_snapshot_and_log() -> None:
     sim = cluster(3, net=quiet_net(persist_min=0.0, persist_max=0.5))
     leader = wait_leader(sim)
@@ -697,6 +748,7 @@ MUTATION_LIMITS = {
     "ack_before_persist": 20,
     "read_without_quorum": 200,
     "lease_without_quorum": 300,
+    "apply_while_installing": 100,
 }
 
 

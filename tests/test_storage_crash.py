@@ -19,18 +19,9 @@ from redraft.raft.types import Entry, HardState
 from redraft.storage import CorruptLogError
 from redraft.storage.fastlog import FILE_HEADER_SIZE, LOG_NAME, FastLogStore
 from redraft.storage.memory import MemoryStore
+from tests.test_storage import snapshot_of
 
 State = tuple[HardState, int, int, list[tuple[int, int, int, bytes]]]
-
-
-def state_of(store: FastLogStore | MemoryStore) -> State:
-    loaded = store.load()
-    return (
-        loaded.hard_state,
-        loaded.prev_index,
-        loaded.prev_term,
-        [(e.term, e.index, e.kind, e.data) for e in loaded.entries],
-    )
 
 
 def ents(first: int, count: int, term: int) -> list[Entry]:
@@ -60,7 +51,7 @@ def record_log(directory: Path, syncs: list[bool]) -> Recorded:
     store = FastLogStore(directory)
     model = MemoryStore()
     bounds = [store.file_size]
-    states = [state_of(model)]
+    states = [snapshot_of(model)]
     index = 1
     for step, sync in enumerate(syncs):
         if step == 4:
@@ -75,7 +66,7 @@ def record_log(directory: Path, syncs: list[bool]) -> Recorded:
                 s.save(hs, batch, sync=sync)
             index = batch[-1].index + 1
         bounds.append(store.file_size)
-        states.append(state_of(model))
+        states.append(snapshot_of(model))
     assert store.fsyncs >= 1
     path = store.path
     # Closing syncs only if the last step did not; tests pass syncs ending in True.
@@ -114,7 +105,7 @@ def test_truncation_at_every_offset_gives_a_clean_prefix(
                 reopen_with(work, data[:size]).close()
             continue
         store = reopen_with(work, data[:size])
-        assert state_of(store) == recorded.state_at_cut(size), size
+        assert snapshot_of(store) == recorded.state_at_cut(size), size
         if size % 5 == 0:
             # The torn tail is gone from the file, so new writes follow valid data.
             last = store.last_index()
@@ -137,7 +128,7 @@ def test_bit_flips(recorded: Recorded, tmp_path: Path, caplog: pytest.LogCapture
         if pos >= last_start:
             with caplog.at_level(logging.WARNING, logger="redraft.storage.fastlog"):
                 store = reopen_with(work, bytes(flipped))
-            assert state_of(store) == recorded.states[-2], pos
+            assert snapshot_of(store) == recorded.states[-2], pos
             assert f"byte offset {last_start}" in caplog.text
             store.close()
             continue
@@ -166,7 +157,7 @@ def test_hole_before_only_unsynced_records_is_cut(
     holed = data[:start] + bytes(end - start) + data[end:]
     with caplog.at_level(logging.WARNING, logger="redraft.storage.fastlog"):
         store = reopen_with(tmp_path / "work", holed)
-    assert state_of(store) == rec.states[5]
+    assert snapshot_of(store) == rec.states[5]
     assert "never fsynced" in caplog.text
     assert store.file_size == start
     store.close()
@@ -292,10 +283,10 @@ def check_recovered(directory: Path, acked: int) -> None:
     store.save(None, [Entry(99, last + 1, 0, b"after")], sync=True)
     store.start_rewrite()
     store.wait_rewrite(30)
-    before = state_of(store)
+    before = snapshot_of(store)
     store.close()
     again = FastLogStore(directory)
-    assert state_of(again) == before
+    assert snapshot_of(again) == before
     again.close()
 
 

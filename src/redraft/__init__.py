@@ -22,8 +22,9 @@ from redraft.machine import (
 )
 from redraft.node import Node, open, serve
 from redraft.options import Level, Options
+from redraft.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "OK",

@@ -10,9 +10,8 @@ from redraft.machine import Machine
 from redraft.node import open as open_node
 from redraft.options import LOG_LEVELS, Level, Options
 from redraft.security import ENV_AUTH, ENV_PEER_SECRET, SecurityError, read_secret
+from redraft.storage import BACKENDS
 from redraft.storage.base import StorageError
-
-BACKENDS = ("fastlog", "lmdb", "leveldb", "memory")
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 1 << 10, "m": 10**6, "mb": 1 << 20}
 _UNITS |= {"g": 10**9, "gb": 1 << 30}
@@ -33,6 +32,23 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """An argument parser with the shared flags; add your own before parsing."""
     p = argparse.ArgumentParser(prog=prog, description=description)
+    _add_address_flags(p)
+    _add_tuning_flags(p)
+    p.add_argument(
+        "--peer-route",
+        "-peer-route",
+        action="append",
+        default=[],
+        metavar="ID=HOST:PORT",
+        help="dial HOST:PORT to reach peer ID (repeatable; e.g. through a proxy)",
+    )
+    _add_security_flags(p.add_argument_group("security"))
+    _add_limit_flags(p.add_argument_group("limits"))
+    return p
+
+
+def _add_address_flags(p: argparse.ArgumentParser) -> None:
+    """Where the node listens, keeps its data and finds its cluster."""
     p.add_argument(
         "-p",
         "--port",
@@ -57,6 +73,10 @@ def build_parser(
         default="",
         help="address of a cluster member to join; several, comma-separated, are asked in turn",
     )
+
+
+def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
+    """Durability, consistency, storage, logging and snapshots."""
     p.add_argument(
         "--durability", "-durability", default="medium", choices=("low", "medium", "high"), type=str.lower,
         help="write durability (default medium)",
@@ -119,15 +139,10 @@ def build_parser(
         metavar="N",
         help="stream snapshots to followers in pieces of N bytes",
     )
-    p.add_argument(
-        "--peer-route",
-        "-peer-route",
-        action="append",
-        default=[],
-        metavar="ID=HOST:PORT",
-        help="dial HOST:PORT to reach peer ID (repeatable; e.g. through a proxy)",
-    )
-    sec = p.add_argument_group("security")
+
+
+def _add_security_flags(sec: argparse._ArgumentGroup) -> None:
+    """Client passwords, peer secrets and TLS."""
     sec.add_argument(
         "--auth", "-auth", default="", metavar="PASSWORD",
         help=f"password clients must AUTH with (shows in ps: prefer --auth-file or ${ENV_AUTH})",
@@ -160,7 +175,10 @@ def build_parser(
         "--tls-client-auth", "-tls-client-auth", action="store_true",
         help="require clients and peers to present a certificate signed by --tls-ca",
     )  # fmt: skip
-    lim = p.add_argument_group("limits")
+
+
+def _add_limit_flags(lim: argparse._ArgumentGroup) -> None:
+    """Bounds on connections, buffers and message sizes."""
     lim.add_argument(
         "--maxclients", "-maxclients", type=int, default=Options.max_clients, metavar="N",
         help=f"connections (clients and peers) at most (default {Options.max_clients})",
@@ -189,7 +207,6 @@ def build_parser(
         default=Options.max_peer_message, metavar="SIZE",
         help="drop peer message batches (snapshot chunks included) above SIZE (default 1gb)",
     )  # fmt: skip
-    return p
 
 
 def _routes(items: list[str]) -> dict[str, str]:
@@ -248,7 +265,9 @@ def main(
     if ":" in bind and not bind.startswith("["):
         bind = f"[{bind}]"
     try:
-        node = open_node(ns.dir, f"{bind}:{ns.port}", ns.join, machine_factory(), options)
+        node = open_node(
+            ns.dir, f"{bind}:{ns.port}", ns.join, machine=machine_factory(), options=options
+        )
     except ValueError as exc:  # a malformed --join address
         parser.error(str(exc))
     try:

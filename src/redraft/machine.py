@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import random as _random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from typing import IO, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, Protocol, overload, runtime_checkable
 
 from redraft.errors import (
     ErrDisabled,
@@ -35,24 +35,41 @@ Mutate = Callable[[], Any]
 Respond = Callable[[Any], Any]
 
 
-class Command:
-    """One client command: its raw arguments, the name first."""
+class Command(Sequence[bytes]):
+    """One client command: its raw arguments, the name first.
 
-    __slots__ = ("args",)
+    A sequence of bytes like the ``args`` a plain command gets, so one
+    function can serve both (``cmd[1]``, ``len(cmd)``, iteration).
+    """
 
-    def __init__(self, args: list[bytes]) -> None:
+    __slots__ = ("_name", "args")
+
+    def __init__(self, args: list[bytes], name: str | None = None) -> None:
         self.args = args
+        self._name = name
 
     @property
     def name(self) -> str:
         """The command name in lower case (``"set"``)."""
-        return self.args[0].decode("latin-1").lower() if self.args else ""
+        name = self._name
+        if name is None:
+            name = self._name = self.args[0].decode("latin-1").lower() if self.args else ""
+        return name
 
     def __len__(self) -> int:
         return len(self.args)
 
-    def __getitem__(self, i: int) -> bytes:
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
         return self.args[i]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.args)
 
     def __repr__(self) -> str:
         return f"Command({self.args!r})"

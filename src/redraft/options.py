@@ -140,9 +140,6 @@ class Options:
     """Seconds SIGTERM/SIGINT waits for in-flight commands and a leadership
     handover before the node stops anyway."""
 
-    extra: dict[str, object] = field(default_factory=dict)
-    """Free-form settings for applications built on redraft."""
-
     def __post_init__(self) -> None:
         self.consistency = Level.parse(self.consistency)
         self.durability = Level.parse(self.durability)

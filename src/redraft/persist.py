@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from redraft.options import Level
-from redraft.raft.types import Ready, SnapshotMeta
+from redraft.raft.types import Ready
 from redraft.storage.base import LogStore
 from redraft.storage.snapshots import IncomingSnapshot, SnapshotStore
 
@@ -55,9 +55,7 @@ class LogWriter:
         self._incoming: IncomingSnapshot | None = None
         self._dirty = False
         self._flusher: asyncio.Task[None] | None = None
-        self.installed: list[SnapshotMeta] = []
         self.groups = 0
-        self.readies = 0
 
     @property
     def fsyncs(self) -> int:
@@ -77,7 +75,6 @@ class LogWriter:
         ``inline``: at HIGH, write and fsync on this thread when nothing is
         queued (a follower's entries; see the module docstring).
         """
-        self.readies += 1
         if self.idle and (not self.threaded or (inline and rd.entries)):
             self._write(rd, sync=rd.must_sync or self.durability == Level.HIGH)
             self.groups += 1
@@ -161,7 +158,6 @@ class LogWriter:
             self._incoming = None
             meta = incoming.finish()
             self.store.reset(meta.index, meta.term)
-            self.installed.append(meta)
         if rd.hard_state is not None or rd.entries:
             self.store.save(rd.hard_state, rd.entries, sync)
             self._dirty = not sync

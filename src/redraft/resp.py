@@ -459,68 +459,82 @@ class RequestParser:
             return out
         if type(data) is not bytes:
             data = bytes(data)
-        if _cresp is not None:
-            if self._left == 0 and self._line is None and self._bulk_parts is None:
+        pos = 0
+        if self._left == 0 and self._line is None and self._bulk_parts is None:
+            if _cresp is not None:
                 # Between requests: C takes the whole requests up front (in
                 # the common case all of them), _run what it leaves.
                 pos = _cresp.parse(data, 0, out, self._max_bulk, self._max_mbulk, self._max_inline)
                 if pos == len(data):
                     return out
-                try:
-                    self._run(data, pos, out)
-                except ProtocolError as e:
-                    self._fail(e, out)
-                    raise
-                return out
-        elif (
-            len(data) <= self._one_span
-            and self._left == 0
-            and self._line is None
-            and self._bulk_parts is None
-            and (len(data) < _SPLIT_FREELY or data.find(b"\r\n*") < 0)
-        ):
-            # Within _fast_span no argument or count can pass the limits; past
-            # a few KiB (peer batches) the split would mostly be wasted, and
-            # so it would be for a pipeline (a line starting with "*" after
-            # the first), which a find rules out for less than a split costs
-            # (but more than a short request's split).
-            one = _one_request(data)
-            if one is not None:
-                out.append(one)
-                return out
+            elif self._takes_one(data):
+                one = _one_request(data)
+                if one is not None:
+                    out.append(one)
+                    return out
         try:
-            pos = 0
-            in_multibulk = self._left > 0
-            if self._bulk_parts is not None:
-                pos = self._resume_bulk(data)
-                if pos < 0:
-                    return out
-                buf = data
-            elif self._line is not None:
-                line = self._line
-                if self._line_kind == _INLINE:
-                    ready = b"\n" in data
-                else:
-                    ready = b"\r" in data or line[-1:] == b"\r"
-                line += data
-                if not ready:
-                    if len(line) > self._max_inline:
-                        raise ProtocolError(_TOO_BIG[self._line_kind])
-                    return out
-                self._line = None
-                buf = bytes(line)
+            if pos:
+                self._run(data, pos, out)
             else:
-                buf = data
-            if in_multibulk:
-                # Also emits the request when _resume_bulk supplied its last argument.
-                pos = self._bulks(buf, pos, out)
-                if pos < 0:
-                    return out
-            self._run(buf, pos, out)
+                self._resume(data, out)
         except ProtocolError as e:
             self._fail(e, out)
             raise
         return out
+
+    def _takes_one(self, data: bytes) -> bool:
+        """Whether ``data`` is worth trying as exactly one request (the pure-Python fast path).
+
+        Within _fast_span no argument or count can pass the limits; past a
+        few KiB (peer batches) the split would mostly be wasted, and so it
+        would be for a pipeline (a line starting with "*" after the first),
+        which a find rules out for less than a split costs (but more than a
+        short request's split).
+        """
+        return len(data) <= self._one_span and (
+            len(data) < _SPLIT_FREELY or data.find(b"\r\n*") < 0
+        )
+
+    def _resume(self, data: bytes, out: list[list[bytes]]) -> None:
+        """Go on with ``data`` from wherever the last call stopped."""
+        pos = 0
+        in_multibulk = self._left > 0
+        if self._bulk_parts is not None:
+            pos = self._resume_bulk(data)
+            if pos < 0:
+                return
+            buf = data
+        elif self._line is not None:
+            line = self._resume_line(data)
+            if line is None:
+                return
+            buf = line
+        else:
+            buf = data
+        if in_multibulk:
+            # Also emits the request when _resume_bulk supplied its last argument.
+            pos = self._bulks(buf, pos, out)
+            if pos < 0:
+                return
+        self._run(buf, pos, out)
+
+    def _resume_line(self, data: bytes) -> bytes | None:
+        """The line waited for, with ``data`` appended, once it has ended; None while it has not."""
+        line = self._line
+        assert line is not None
+        # An inline request ends at LF; a header line at CR (or at the LF
+        # right after a CR that came last time).
+        if self._line_kind == _INLINE:
+            ready = b"\n" in data
+        else:
+            ready = b"\r" in data or line.endswith(b"\r")
+        line += data
+        if not ready:
+            if len(line) > self._max_inline:
+                raise ProtocolError(_TOO_BIG[self._line_kind])
+            return None
+        self._line = None
+        return bytes(line)
 
     def _fail(self, e: ProtocolError, out: list[list[bytes]]) -> None:
         self._error = str(e)

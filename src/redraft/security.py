@@ -21,8 +21,8 @@
   gave the password or the peer secret to ``AUTH``.
 * **TLS**: one context for the listening port (clients and peers alike) and
   one for dialing peers, verified against the configured CA.
-* **Guards**: the idle-client reaper and the exposure warning for a node
-  reachable from the network with no credentials at all.
+* **Guards**: the per-connection state of what it proved, and the exposure
+  warning for a node reachable from the network with no credentials at all.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import logging
 import os
 import secrets
 import ssl
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +44,6 @@ from redraft.resp import ErrorReply, ReplyParser, encode_command
 
 if TYPE_CHECKING:
     from redraft.options import Options
-    from redraft.server import Server
 
 log = logging.getLogger("redraft.security")
 
@@ -379,28 +377,6 @@ def private_dir(path: Path) -> None:
             log.warning(
                 "data dir %s was accessible to other users (mode %o): now owner-only", path, mode
             )
-
-
-async def reap_idle(server: Server, timeout: float) -> None:
-    """Close client connections idle longer than ``timeout`` seconds, for ever.
-
-    Peer links and clients waiting for a reply (a write committing) are
-    never idle in this sense.
-    """
-    period = min(max(timeout / 4, 0.05), 1.0)
-    while True:
-        await asyncio.sleep(period)
-        now = time.monotonic()
-        idle = [
-            c
-            for c in server.conns
-            if not c.peer_id and now - c.last_active > timeout and not c.has_pending()
-        ]
-        for c in idle:
-            log.debug("closing %s: idle for more than %.1fs", c.addr, timeout)
-            c.close()
-        if idle:
-            server.flush_dirty()
 
 
 # ---------------------------------------------------------------- joining

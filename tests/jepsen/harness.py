@@ -16,12 +16,9 @@ with its outcome (ok; fail: definitely not applied; unknown: may have been).
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +31,7 @@ import redis
 
 from redraft.examples.clone import Clone
 from redraft.storage.snapshots import SnapshotStore
+from redraft.testing import NodeProcess, free_ports, node_command, wait_for
 from tests.cluster import NO_RETRY
 
 from .history import History, Kind, Outcome
@@ -61,21 +59,6 @@ _SETTLE_FIELDS = (
     "voters",
 )
 ADMIN_TIMEOUT = 1.0
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # redis-py's Connection is untyped; only this module's wrapper touches it.
@@ -163,18 +146,19 @@ def classify_error(message: str) -> tuple[Outcome, str]:
     return Outcome.UNKNOWN, ""
 
 
-class JNode:
+class JNode(NodeProcess):
     """One clone process of a :class:`JCluster` (its data dir survives restarts)."""
 
+    error = RuntimeError
+
     def __init__(self, cluster: JCluster, index: int, port: int) -> None:
+        name = f"n{index}"
+        super().__init__(port, cluster.base / f"{name}.log", cwd=ROOT)
         self.cluster = cluster
         self.index = index
-        self.port = port
         self.id = f"127.0.0.1:{port}"
-        self.name = f"n{index}"
-        self.dir = cluster.base / self.name
-        self.log_path = cluster.base / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.name = name
+        self.dir = cluster.base / name
         self.paused = False
         self.removed = False
         """Taken out of the membership by the nemesis (perhaps); it rejoins on heal."""
@@ -182,7 +166,6 @@ class JNode:
         """The removal's outcome is unknown: ask the leader before wiping anything."""
         self.starts = 0
         self.crashes: list[str] = []
-        self._logf: Any = None
         # Set while the harness itself stops the process, so its exit is no crash.
         self._expected_exit = True
         self._crash_noted = False
@@ -193,82 +176,47 @@ class JNode:
     @property
     def alive(self) -> bool:
         """The process runs (it may be paused)."""
-        return self.proc is not None and self.proc.poll() is None
+        return self.running
 
     @property
     def up(self) -> bool:
         """The process runs and is not paused."""
         return self.alive and not self.paused
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
     def command_line(self, join: str) -> list[str]:
         c = self.cluster
-        cmd = [
-            sys.executable, "-m", "redraft.examples.clone",
-            "-p", str(self.port), "--dir", str(self.dir), "--loglevel", "verbose",
-            "--consistency", c.consistency, "--durability", c.durability,
+        flags = [
+            "--loglevel", "verbose", "--consistency", c.consistency, "--durability", c.durability,
             *c.extra_flags,
         ]  # fmt: skip
         for other in c.nodes:
             if other is not self:
                 port = c.net.port((self.id, other.id))
-                cmd += ["--peer-route", f"{other.id}=127.0.0.1:{port}"]
-        if join:
-            cmd += ["--join", join]
-        return cmd
+                flags += ["--peer-route", f"{other.id}=127.0.0.1:{port}"]
+        return node_command(self.port, self.dir, *flags, join=join)
 
     def start(self, join: str = "", wait: float = 15.0) -> None:
         """Start the process (if not running) and wait until it answers PING."""
         if self.alive:
             return
-        self._close_log()
-        self._logf = open(self.log_path, "ab")  # noqa: SIM115 - closed on exit/stop
-        self._logf.write(
+        note = (
             f"==== harness: start #{self.starts + 1} of {self.name} at "
-            f"{time.strftime('%H:%M:%S')} join={join or '-'}\n".encode()
+            f"{time.strftime('%H:%M:%S')} join={join or '-'}\n"
         )
-        self._logf.flush()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            self.command_line(join),
-            stdout=self._logf,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=env,
-        )
+        self.launch(self.command_line(join), note)
         self.paused = False
         self._expected_exit = False
         self._crash_noted = False
         self.starts += 1
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise RuntimeError(f"{self} exited on start; log:\n{self.log_tail()}")
-            with contextlib.suppress(redis.RedisError, OSError):
-                if call(self.port, "PING", timeout=0.5) in (b"PONG", "PONG", True):
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self} did not answer PING within {wait}s; log:\n{self.log_tail()}")
+        self.wait_ready(wait)
 
-    def signal(self, sig: int) -> bool:
-        """Send ``sig`` to the process if it runs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        os.kill(self.proc.pid, sig)
-        return True
-
-    def kill(self) -> bool:
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 15.0) -> bool:
         """SIGKILL the process and reap it; False if it was not running."""
         self._expected_exit = True
-        if not self.signal(signal.SIGKILL):
+        if not super().kill(sig, timeout):
             return False
-        assert self.proc is not None
-        self.proc.wait(timeout=15)
         self.paused = False
-        self._close_log()
+        self.close_log()
         return True
 
     def pause(self) -> bool:
@@ -285,19 +233,11 @@ class JNode:
         self.paused = False
         return self.signal(signal.SIGCONT)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully (SIGTERM), or SIGKILL after 10 s."""
         self._expected_exit = True
-        if self.alive:
-            self.signal(signal.SIGCONT)
-            self.signal(signal.SIGTERM)
-            assert self.proc is not None
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        super().stop(timeout)
         self.paused = False
-        self._close_log()
 
     def wipe(self) -> None:
         """Delete the data dir (the process must not be running)."""
@@ -315,14 +255,8 @@ class JNode:
             return None
         self._crash_noted = True
         self.crashes.append(f"exit code {code}")
-        self._close_log()
+        self.close_log()
         return code
-
-    def _close_log(self) -> None:
-        if self._logf is not None:
-            with contextlib.suppress(OSError):
-                self._logf.close()
-            self._logf = None
 
     def call(self, *args: Any, timeout: float = ADMIN_TIMEOUT) -> Any:
         """One command to this node (see :func:`call`)."""
@@ -332,13 +266,6 @@ class JNode:
         """RAFTSTATS as a dict of text."""
         flat = self.call("RAFTSTATS", timeout=timeout)
         return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def _text(value: Any) -> str:
@@ -374,7 +301,7 @@ class JCluster:
         self.durability = durability
         self.extra_flags = extra_flags or []
         self.net = ProxyNet()
-        self.nodes = [JNode(self, i + 1, p) for i, p in enumerate(_free_ports(size))]
+        self.nodes = [JNode(self, i + 1, p) for i, p in enumerate(free_ports(size))]
         for a in self.nodes:
             for b in self.nodes:
                 if a is not b:
@@ -406,19 +333,8 @@ class JCluster:
     @staticmethod
     def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll ``predicate`` until truthy; raise TimeoutError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-            except (redis.RedisError, OSError) as exc:
-                last = exc
-            else:
-                if value:
-                    return value
-            time.sleep(0.1)
-        raise TimeoutError(
-            f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})"
+        return wait_for(
+            predicate, timeout, what, interval=0.1, retry_on=(redis.RedisError, OSError)
         )
 
     # ---------------------------------------------------------- inspection

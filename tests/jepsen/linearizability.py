@@ -879,128 +879,36 @@ class _KeySearch:
             k == _INCR or (k == _DEL and kn and r)
             for k, kn, r in zip(kinds, known, problem.res, strict=True)
         )
+        self.no_incr = _INCR not in kinds
+        self.masks = [1 << i for i in range(n)]
+        self.used = [0] * len(self.members)
+        """Per group of interchangeable unknown ops, how many are placed."""
+        self.callable_now: list[int] = []
+        self.blocking = -1
+        """The op of the first return entry left: no op called after it can go first."""
+        self._stack: list[tuple[list[int], int, State, int]] = []
+        self._seen: set[tuple[int, object]] = set()
+        self._seen_restricted: set[tuple[int, object]] = set()
 
     def run(self, deadline: float, max_steps: float) -> Verdict:
         """Search for a linearization; OK, VIOLATION, or UNKNOWN if over budget."""
         p = self.problem
-        kind, arg, res, known = p.kind, p.arg, p.res, p.known
-        blind, readlike = self.blind, self.readlike
-        group_of, members = self.group_of, self.members
-        used = [0] * len(members)
-        nxt, prv, is_call, op_of = self.nxt, self.prv, self.is_call, self.op_of
-        call_entry, ret_entry = self.call_entry, self.ret_entry
-        head = self.head
-        masks = [1 << i for i in range(len(p.ops))]
-        apply = _apply
-        witnesses, monotone = self.witnesses, self.monotone
-
+        known, masks = p.known, self.masks
         remaining = p.acknowledged
         if remaining == 0:
             return Verdict.OK
         # Configurations already explored, as (linearized ops, state). Right after an
         # unknown op fewer moves are tried, so those get a cache of their own: a
         # configuration explored in full also covers its restricted exploration.
-        seen: set[tuple[int, object]] = set()
-        seen_restricted: set[tuple[int, object]] = set()
-        plain, observed = self.plain, witnesses.observed
-        no_incr = _INCR not in kind
+        self._seen: set[tuple[int, object]] = set()
+        self._seen_restricted: set[tuple[int, object]] = set()
         # Frames: (candidates, next candidate index, state before, op placed).
         stack: list[tuple[list[int], int, State, int]] = []
+        self._stack = stack
         state = self.initial
         bits = 0
-        callable_now: list[int] = []
-        blocking = [-1]
-
-        def candidates(state: State, after_unknown: bool) -> list[int]:
-            callable_now.clear()
-            e = nxt[head]
-            while is_call[e]:
-                callable_now.append(op_of[e])
-                e = nxt[e]
-            blocking[0] = op_of[e]
-            for o in callable_now:
-                if readlike[o] and (res[o] == state if kind[o] == _GET else state is None):
-                    return [o]
-            # Acknowledged ops with the same effect and result are interchangeable but
-            # for the time they must happen by, so only the one that returns first is
-            # tried. SETs of values no unplaced read needs count as the same: no later
-            # op can tell such values apart.
-            first: dict[object, int] = {}
-            for o in callable_now:
-                if not known[o] or readlike[o] or (after_unknown and blind[o]):
-                    continue
-                k = kind[o]
-                if k == _DEL and state is None:
-                    continue
-                sig: object = (k, arg[o], res[o])
-                if k == _SET and (no_incr or isinstance(arg[o], bytes)) and not observed(arg[o]):
-                    sig = _UNREAD
-                best = first.get(sig, -1)
-                if best < 0 or ret_entry[o] < ret_entry[best]:
-                    first[sig] = o
-            unread = first.get(_UNREAD, -1)
-            if unread >= 0 and plain and state is not None and not observed(state):
-                # Replacing one unread value by another changes nothing a later op can
-                # see, so like a read it can happen right now.
-                return [unread]
-            reads: set[State] = {res[o] for o in callable_now if kind[o] == _GET}
-            hot: list[int] = []
-            cold: list[int] = []
-            for o in first.values():
-                if (kind[o] == _SET and arg[o] in reads) or (kind[o] == _INCR and res[o] in reads):
-                    hot.append(o)
-                else:
-                    cold.append(o)
-            cold_unknown: list[int] = []
-            acceptors: _Acceptors | None = None
-            unread_unknown = False
-            for o in callable_now:
-                k = kind[o]
-                if known[o] or (after_unknown and blind[o]):
-                    continue
-                g = group_of[o]
-                if members[g][used[g]] != o:
-                    continue
-                after: State
-                if k == _SET:
-                    after = arg[o]
-                    if after == state:
-                        continue
-                    if (no_incr or isinstance(after, bytes)) and not observed(after):
-                        # Interchangeable with any other unknown SET of an unread value.
-                        if unread_unknown:
-                            continue
-                        unread_unknown = True
-                elif k == _DEL:
-                    if state is None:
-                        continue
-                    after = None
-                else:
-                    cold_unknown.append(o)
-                    continue
-                if acceptors is None:
-                    acceptors = _Acceptors()
-                    for c in callable_now:
-                        if not blind[c]:
-                            acceptors.add(kind[c], known[c], arg[c], res[c])
-                if not acceptors.accepts(after, state is None):
-                    continue
-                cold_unknown.append(o)
-            # Unknown ops come last: they are optional, and spending one early
-            # can strand a read far ahead, which the search then finds out late.
-            hot.extend(cold)
-            hot.extend(cold_unknown)
-            return hot
-
-        def note_progress(remaining: int, state: State) -> None:
-            if remaining < self._best_remaining:
-                self._best_remaining = remaining
-                self.best_placed = p.acknowledged - remaining
-                tail = [frame[3] for frame in stack[-_PREFIX_TAIL:]]
-                self._best = (state, tail, list(callable_now), blocking[0])
-
-        cands = candidates(state, False)
-        note_progress(remaining, state)
+        cands = self._candidates(state, False)
+        self._note_progress(remaining, state)
         i = 0
         steps = 0
         next_check = min(_CHECK_EVERY, max_steps)
@@ -1010,78 +918,220 @@ class _KeySearch:
                 if steps >= max_steps or time.perf_counter() > deadline:
                     self.steps = steps
                     return Verdict.UNKNOWN
-            placed = -1
-            while i < len(cands):
-                o = cands[i]
-                i += 1
-                steps += 1
-                valid, after = apply(kind[o], known[o], arg[o], res[o], state)
-                if not valid or witnesses.blocks(o, state, after):
-                    continue
-                if monotone is not None and monotone.blocks(o, after):
-                    continue
-                nbits = bits | masks[o]
-                config: tuple[int, object] = (nbits, after)
-                if (
-                    after is not None
-                    and (no_incr or isinstance(after, bytes))
-                    and not observed(after, o)
-                ):
-                    config = (nbits, _UNREAD)
-                if config in seen:
-                    continue
-                if known[o]:
-                    seen.add(config)
-                else:
-                    if config in seen_restricted:
-                        continue
-                    seen_restricted.add(config)
+            o, after, i, tried = self._next_move(cands, i, state, bits)
+            steps += tried
+            if o >= 0:
                 stack.append((cands, i, state, o))
-                # Lift the op's call and return entries out of the list.
-                e = call_entry[o]
-                nxt[prv[e]] = nxt[e]
-                prv[nxt[e]] = prv[e]
-                e = ret_entry[o]
-                if e >= 0:
-                    nxt[prv[e]] = nxt[e]
-                    prv[nxt[e]] = prv[e]
-                    remaining -= 1
-                else:
-                    used[group_of[o]] += 1
-                witnesses.place(o)
-                if monotone is not None:
-                    monotone.place(o)
-                bits = nbits
+                remaining -= self._lift(o)
+                bits |= masks[o]
                 state = after
-                placed = o
-                break
-            if placed >= 0:
                 if remaining == 0:
                     self.steps = steps
                     return Verdict.OK
-                cands = candidates(state, not known[placed])
+                cands = self._candidates(state, not known[o])
                 i = 0
-                note_progress(remaining, state)
+                self._note_progress(remaining, state)
                 continue
             if not stack:
                 self.steps = steps
                 return Verdict.VIOLATION
             cands, i, state, o = stack.pop()
-            # Relink in the reverse order of lifting; lifted entries kept their links.
-            e = ret_entry[o]
-            if e >= 0:
-                nxt[prv[e]] = e
-                prv[nxt[e]] = e
-                remaining += 1
+            remaining += self._relink(o)
+            bits ^= masks[o]
+
+    def _next_move(
+        self, cands: list[int], i: int, state: State, bits: int
+    ) -> tuple[int, State, int, int]:
+        """The first of ``cands[i:]`` that can be placed now, in a configuration not yet
+        explored: (op, state after it, index of the next candidate, candidates tried);
+        op -1 if there is none."""
+        p = self.problem
+        kind, arg, res, known = p.kind, p.arg, p.res, p.known
+        witnesses, monotone, observed = self.witnesses, self.monotone, self.witnesses.observed
+        masks, no_incr = self.masks, self.no_incr
+        seen, seen_restricted = self._seen, self._seen_restricted
+        apply = _apply
+        tried = 0
+        while i < len(cands):
+            o = cands[i]
+            i += 1
+            tried += 1
+            valid, after = apply(kind[o], known[o], arg[o], res[o], state)
+            if not valid or witnesses.blocks(o, state, after):
+                continue
+            if monotone is not None and monotone.blocks(o, after):
+                continue
+            nbits = bits | masks[o]
+            config: tuple[int, object] = (nbits, after)
+            if (
+                after is not None
+                and (no_incr or isinstance(after, bytes))
+                and not observed(after, o)
+            ):
+                config = (nbits, _UNREAD)
+            if config in seen:
+                continue
+            if known[o]:
+                seen.add(config)
             else:
-                used[group_of[o]] -= 1
-            e = call_entry[o]
+                if config in seen_restricted:
+                    continue
+                seen_restricted.add(config)
+            return o, after, i, tried
+        return -1, state, i, tried
+
+    def _lift(self, o: int) -> int:
+        """Take op ``o``'s call and return entries out of the list; 1 if it was acknowledged."""
+        nxt, prv = self.nxt, self.prv
+        e = self.call_entry[o]
+        nxt[prv[e]] = nxt[e]
+        prv[nxt[e]] = prv[e]
+        e = self.ret_entry[o]
+        acked = 0
+        if e >= 0:
+            nxt[prv[e]] = nxt[e]
+            prv[nxt[e]] = prv[e]
+            acked = 1
+        else:
+            self.used[self.group_of[o]] += 1
+        self.witnesses.place(o)
+        if self.monotone is not None:
+            self.monotone.place(o)
+        return acked
+
+    def _relink(self, o: int) -> int:
+        """Undo :meth:`_lift` (in the reverse order: lifted entries kept their links)."""
+        nxt, prv = self.nxt, self.prv
+        e = self.ret_entry[o]
+        acked = 0
+        if e >= 0:
             nxt[prv[e]] = e
             prv[nxt[e]] = e
-            witnesses.unplace(o)
-            if monotone is not None:
-                monotone.unplace(o)
-            bits ^= masks[o]
+            acked = 1
+        else:
+            self.used[self.group_of[o]] -= 1
+        e = self.call_entry[o]
+        nxt[prv[e]] = e
+        prv[nxt[e]] = e
+        self.witnesses.unplace(o)
+        if self.monotone is not None:
+            self.monotone.unplace(o)
+        return acked
+
+    def _note_progress(self, remaining: int, state: State) -> None:
+        if remaining < self._best_remaining:
+            self._best_remaining = remaining
+            self.best_placed = self.problem.acknowledged - remaining
+            tail = [frame[3] for frame in self._stack[-_PREFIX_TAIL:]]
+            self._best = (state, tail, list(self.callable_now), self.blocking)
+
+    def _candidates(self, state: State, after_unknown: bool) -> list[int]:
+        """The ops to try next from ``state``, most promising first (see the class doc)."""
+        p = self.problem
+        kind, res = p.kind, p.res
+        now = self._callable_ops()
+        for o in now:
+            if self.readlike[o] and (res[o] == state if kind[o] == _GET else state is None):
+                return [o]
+        first = self._first_of_each_effect(now, state, after_unknown)
+        unread = first.get(_UNREAD, -1)
+        if unread >= 0 and self.plain and state is not None and not self.witnesses.observed(state):
+            # Replacing one unread value by another changes nothing a later op can
+            # see, so like a read it can happen right now.
+            return [unread]
+        reads: set[State] = {res[o] for o in now if kind[o] == _GET}
+        hot: list[int] = []
+        cold: list[int] = []
+        for o in first.values():
+            if (kind[o] == _SET and p.arg[o] in reads) or (kind[o] == _INCR and res[o] in reads):
+                hot.append(o)
+            else:
+                cold.append(o)
+        # Unknown ops come last: they are optional, and spending one early
+        # can strand a read far ahead, which the search then finds out late.
+        hot.extend(cold)
+        hot.extend(self._unknown_candidates(now, state, after_unknown))
+        return hot
+
+    def _callable_ops(self) -> list[int]:
+        """The ops whose call comes before any pending return (and note the op of
+        that return, the one blocking the rest)."""
+        nxt, is_call, op_of = self.nxt, self.is_call, self.op_of
+        now = self.callable_now
+        now.clear()
+        e = nxt[self.head]
+        while is_call[e]:
+            now.append(op_of[e])
+            e = nxt[e]
+        self.blocking = op_of[e]
+        return now
+
+    def _first_of_each_effect(
+        self, now: list[int], state: State, after_unknown: bool
+    ) -> dict[object, int]:
+        """Acknowledged ops with the same effect and result are interchangeable but
+        for the time they must happen by, so only the one that returns first is
+        tried. SETs of values no unplaced read needs count as the same: no later
+        op can tell such values apart."""
+        p = self.problem
+        kind, arg, res, known = p.kind, p.arg, p.res, p.known
+        readlike, blind, ret_entry = self.readlike, self.blind, self.ret_entry
+        observed, no_incr = self.witnesses.observed, self.no_incr
+        first: dict[object, int] = {}
+        for o in now:
+            if not known[o] or readlike[o] or (after_unknown and blind[o]):
+                continue
+            k = kind[o]
+            if k == _DEL and state is None:
+                continue
+            sig: object = (k, arg[o], res[o])
+            if k == _SET and (no_incr or isinstance(arg[o], bytes)) and not observed(arg[o]):
+                sig = _UNREAD
+            best = first.get(sig, -1)
+            if best < 0 or ret_entry[o] < ret_entry[best]:
+                first[sig] = o
+        return first
+
+    def _unknown_candidates(self, now: list[int], state: State, after_unknown: bool) -> list[int]:
+        """The unknown ops worth placing now (see the class doc for what is skipped)."""
+        p = self.problem
+        kind, arg, known = p.kind, p.arg, p.known
+        blind, group_of, members, used = self.blind, self.group_of, self.members, self.used
+        observed, no_incr = self.witnesses.observed, self.no_incr
+        out: list[int] = []
+        acceptors: _Acceptors | None = None
+        unread_unknown = False
+        for o in now:
+            if known[o] or (after_unknown and blind[o]):
+                continue
+            g = group_of[o]
+            if members[g][used[g]] != o:
+                continue
+            k = kind[o]
+            if k != _SET and k != _DEL:
+                out.append(o)
+                continue
+            after: State = arg[o] if k == _SET else None
+            if after == state:
+                continue  # a SET of the value there, or a DEL of nothing
+            if k == _SET and (no_incr or isinstance(after, bytes)) and not observed(after):
+                # Interchangeable with any other unknown SET of an unread value.
+                if unread_unknown:
+                    continue
+                unread_unknown = True
+            if acceptors is None:
+                acceptors = self._acceptors(now)
+            if acceptors.accepts(after, state is None):
+                out.append(o)
+        return out
+
+    def _acceptors(self, now: list[int]) -> _Acceptors:
+        p = self.problem
+        acceptors = _Acceptors()
+        for c in now:
+            if not self.blind[c]:
+                acceptors.add(p.kind[c], p.known[c], p.arg[c], p.res[c])
+        return acceptors
 
     def counterexample(self, all_ops: list[Op]) -> Counterexample:
         """Describe the longest linearizable prefix found and the op that could not follow it."""

@@ -7,7 +7,8 @@ Run ``python -m tests.sim --help`` for the command line.  The pieces:
 * :mod:`tests.sim.checker`: Raft's safety properties, checked after every step;
 * :mod:`tests.sim.scenario`: seeded random workloads and faults, then healing
   and liveness checks (:func:`run_seed`);
-* :mod:`tests.sim.mutations`: deliberately broken cores the simulator must catch.
+* :mod:`tests.sim.mutations`: deliberately broken cores (and a broken Ready
+  driver) that the simulator must catch.
 """
 
 from tests.sim.checker import Checker, Violation

@@ -3,9 +3,12 @@
 Everything is driven by one seeded :class:`random.Random` and a heap of
 timed events (node ticks, message deliveries, persistence completions and
 scheduled calls), processed one at a time; after each one the touched node's
-Ready is carried out exactly as a runtime would, and the
-:class:`~tests.sim.checker.Checker` verifies the safety properties.  Nothing
-depends on wall time or on set iteration order, so a seed replays exactly.
+Readies are carried out by the same :class:`~redraft.raft.driver.ReadyDriver`
+the node uses (so the simulator checks the node's order of persist, send,
+install and apply), with :class:`SimIO` doing the persisting, sending and
+applying; the :class:`~tests.sim.checker.Checker` verifies the safety
+properties.  Nothing depends on wall time or on set iteration order, so a
+seed replays exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from redraft.raft.core import RaftConfig, RaftCore, Restored
+from redraft.raft.driver import ReadyDriver
 from redraft.raft.types import (
     ChangeType,
     Entry,
@@ -28,6 +32,7 @@ from redraft.raft.types import (
     NotLeader,
     ProposalDropped,
     RaftError,
+    ReadState,
     Ready,
     Role,
     SnapChunk,
@@ -66,6 +71,13 @@ class NetConfig:
     persist_min: float = 0.0
     """Time a Ready's persistence takes, in ticks (completions stay in order)."""
     persist_max: float = 0.0
+    inline: float = 0.0
+    """Probability that a Ready finding no persistence under way is durable at once.
+
+    As the node's log writer does at durability low and medium (and for a
+    follower's entries at high); otherwise persistence completes in a later
+    event, after ``persist_min``..``persist_max``.
+    """
     fifo: bool = False
     """Deliver each link's messages in order (a healthy TCP connection); else they reorder."""
 
@@ -85,9 +97,13 @@ class Write:
 
 @dataclass(slots=True)
 class _Job:
+    """A Ready being persisted, with what it will write and release."""
+
     rd: Ready
     after: list[tuple[Message, int | None]]
+    """Its messages_after_persist, each with the log term it promises (captured at hand-out)."""
     install: bytes | None
+    """The incoming snapshot file it installs, if any."""
 
 
 @dataclass(slots=True)
@@ -129,6 +145,7 @@ class SimNode:
         "commit",
         "core",
         "done_at",
+        "driver",
         "gen",
         "id",
         "incoming",
@@ -146,6 +163,7 @@ class SimNode:
     def __init__(self, nid: NodeId, store: Store, period: float) -> None:
         self.id = nid
         self.core: RaftCore | None = None
+        self.driver: ReadyDriver | None = None
         self.store = store
         self.machine = Machine()
         self.jobs: deque[_Job] = deque()
@@ -331,6 +349,7 @@ class Sim:
         node.machine = machine
         core = RaftCore(cfg, random.Random(self.rng.getrandbits(64)), store.restored())
         node.core = core
+        node.driver = ReadyDriver(core, SimIO(self, node, core))
         node.role = core.role
         node.term = core.term
         node.commit = core.commit_index
@@ -344,6 +363,7 @@ class Sim:
         self.trace.add(self.now, "CRASH", nid, f"pending persists={len(node.jobs)}")
         self.stats.bump("crashes")
         node.core = None
+        node.driver = None
         node.gen += 1
         node.jobs.clear()
         node.done_at = self.now
@@ -525,7 +545,7 @@ class Sim:
                     )
                 if (m.term, m.index) > node.acked:
                     node.acked = (m.term, m.index)
-        elif m.context == 1 and not m.reject:
+        elif m.installed and not m.reject:
             if not st.covers(m.index, None):
                 raise Violation(
                     "durability",
@@ -537,80 +557,34 @@ class Sim:
     # ----------------------------------------------------------------- Ready
 
     def _drain(self, node: SimNode, core: RaftCore) -> None:
-        rd = core.ready()
-        while rd is not None:
-            self._handle(node, core, rd)
-            rd = core.ready()
-        self._observe(node, core)
-
-    def _handle(self, node: SimNode, core: RaftCore, rd: Ready) -> None:
-        nid = node.id
-        if rd.entries:
-            first = rd.entries[0].index
-            self.checker.appended(nid, core.term, core.term_at(first - 1), rd.entries)
-        for c in rd.snapshot_chunks:
-            self._write_chunk(node, c)
-        install: bytes | None = None
-        if rd.install_snapshot is not None:
-            install = self._install(node, rd.install_snapshot)
-        msgs = rd.messages
-        if msgs:
-            if len(msgs) > 1:
-                msgs = sorted(msgs, key=_by_dest)
-            for m in msgs:
-                expect = core.term_at(m.index) if m.type == _APP_RESP else None
-                self._send(node, m, expect)
-        after = rd.messages_after_persist
-        if after or node.jobs or rd.needs_persist():
-            if len(after) > 1:
-                after = sorted(after, key=_by_dest)
-            pairs = [
-                (m, core.term_at(m.index) if m.type == _APP_RESP and not m.reject else None)
-                for m in after
-            ]
-            node.jobs.append(_Job(rd, pairs, install))
-            net = self.net
-            delay = 0.0
-            if net.persist_max > 0 and rd.needs_persist():
-                delay = net.persist_min + (net.persist_max - net.persist_min) * self.rng.random()
-            done = max(self.now + delay, node.done_at)
-            node.done_at = done
-            self._push(done, _PERSIST, (nid, node.gen))
-        else:
-            core.advance(rd)
-        if rd.committed:
-            for e in rd.committed:
-                self._apply(node, core, e)
-        if rd.reads:
-            for rs in rd.reads:
-                for tok in rs.tokens:
-                    if not isinstance(tok, int):
-                        continue
-                    req = self._reads.get(tok)
-                    if req is None:
-                        continue
-                    if rs.index < req.required:
-                        raise Violation(
-                            "linearizable read",
-                            f"read {tok} on {nid} got read index {rs.index}, but index "
-                            f"{req.required} was committed before the read began",
-                        )
-                    node.reads.append((rs.index, tok))
-        if rd.dropped_reads:
-            self.stats.bump("reads dropped", len(rd.dropped_reads))
-            for tok in rd.dropped_reads:
-                if isinstance(tok, int):
-                    self._dropped.add(tok)
+        """Carry out the node's Readies (through the runtime's driver), then check."""
+        driver = node.driver
+        assert driver is not None
+        driver.run()
         if node.reads:
             self._serve_reads(node)
+        self._observe(node, core)
 
     def _persisted(self, key: tuple[NodeId, int]) -> None:
         nid, gen = key
         node = self.nodes[nid]
         core = node.core
-        if node.gen != gen or core is None:
+        driver = node.driver
+        if node.gen != gen or core is None or driver is None:
             return
         job = node.jobs.popleft()
+        self._write(node, job)
+        io = driver.io
+        assert isinstance(io, SimIO)
+        io.releasing = job
+        try:
+            driver.durable(job.rd)
+        finally:
+            io.releasing = None
+        self._drain(node, core)
+
+    def _write(self, node: SimNode, job: _Job) -> None:
+        """Make ``job``'s Ready durable in the node's store."""
         rd = job.rd
         st = node.store
         if rd.hard_state is not None:
@@ -621,13 +595,9 @@ class Sim:
         if rd.entries:
             err = st.append(rd.entries)
             if err is not None:
-                raise Violation("durability", f"{nid}: {err}")
+                raise Violation("durability", f"{node.id}: {err}")
         if rd.needs_persist():
-            self.trace.add(self.now, "persisted", nid, _PersistNote(rd))
-        for m, expect in job.after:
-            self._send(node, m, expect)
-        core.advance(rd)
-        self._drain(node, core)
+            self.trace.add(self.now, "persisted", node.id, _PersistNote(rd))
 
     def _observe(self, node: SimNode, core: RaftCore) -> None:
         role = core.role
@@ -707,7 +677,8 @@ class Sim:
             )
         node.incoming += c.data
 
-    def _install(self, node: SimNode, meta: SnapshotMeta) -> bytes:
+    def _take_incoming(self, node: SimNode, meta: SnapshotMeta) -> bytes:
+        """The complete incoming snapshot file a Ready installs."""
         if node.incoming_key != (meta.index, meta.term):
             raise Violation(
                 "snapshot transfer",
@@ -716,6 +687,16 @@ class Sim:
         data = bytes(node.incoming)
         node.incoming = bytearray()
         node.incoming_key = None
+        return data
+
+    def _restore(self, node: SimNode, meta: SnapshotMeta) -> None:
+        """Restore the node's machine from its durable snapshot ``meta`` (as the node does)."""
+        data = node.store.files.get((meta.index, meta.term))
+        if data is None:
+            raise Violation(
+                "snapshot transfer",
+                f"{node.id} restores snapshot {meta.index}/{meta.term} before it is durable",
+            )
         index, state = self._decode(node.id, data, meta)
         if index < node.machine.applied:
             raise Violation(
@@ -728,7 +709,6 @@ class Sim:
             node.writes.pop(i).lost = True
         self.trace.add(self.now, "install", node.id, f"snapshot {meta.index}/{meta.term}")
         self.stats.bump("snapshots installed")
-        return data
 
     def _apply(self, node: SimNode, core: RaftCore, e: Entry) -> None:
         mach = node.machine
@@ -943,3 +923,114 @@ class Sim:
             want = self.checker.states.get(m.applied)
             if m.applied and want != m.state:
                 raise Violation("state machine safety", f"{nid}'s machine differs at {m.applied}")
+
+
+def _promised_term(core: RaftCore, m: Message) -> int | None:
+    """The log term an acknowledgement promises the sender holds (None if it promises none)."""
+    return core.term_at(m.index) if m.type == _APP_RESP and not m.reject else None
+
+
+class SimIO:
+    """The simulator's runtime under one node's :class:`ReadyDriver` (one per core).
+
+    Persistence goes to the node's :class:`~tests.sim.model.Store`, durable at
+    once or after a virtual delay; messages go to the faulty network; entries
+    to the node's hash-chain machine.  Every promise a message makes (a vote,
+    an acknowledgement) is checked against the store as it leaves.
+    """
+
+    __slots__ = ("core", "node", "releasing", "sim")
+
+    def __init__(self, sim: Sim, node: SimNode, core: RaftCore) -> None:
+        self.sim = sim
+        self.node = node
+        self.core = core
+        self.releasing: _Job | None = None
+        """The job whose Ready the simulator is reporting durable."""
+
+    @property
+    def persisting(self) -> bool:
+        return bool(self.node.jobs)
+
+    def send(self, msgs: list[Message]) -> None:
+        job = self.releasing
+        if job is not None and msgs is job.rd.messages_after_persist:
+            # Checked against what the Ready promised when it was handed out:
+            # the log may have moved on while it was being persisted.
+            pairs = job.after
+        else:
+            if len(msgs) > 1:
+                msgs = sorted(msgs, key=_by_dest)
+            core = self.core
+            pairs = [(m, _promised_term(core, m)) for m in msgs]
+        sim = self.sim
+        node = self.node
+        for m, expect in pairs:
+            sim._send(node, m, expect)
+
+    def flush(self) -> None:
+        pass  # the simulated network has no queue of its own
+
+    def persist(self, rd: Ready) -> bool:
+        sim = self.sim
+        node = self.node
+        core = self.core
+        if rd.entries:
+            first = rd.entries[0].index
+            sim.checker.appended(node.id, core.term, core.term_at(first - 1), rd.entries)
+        for c in rd.snapshot_chunks:
+            sim._write_chunk(node, c)
+        install = None
+        if rd.install_snapshot is not None:
+            install = sim._take_incoming(node, rd.install_snapshot)
+        after = rd.messages_after_persist
+        if len(after) > 1:
+            after = sorted(after, key=_by_dest)
+        job = _Job(rd, [(m, _promised_term(core, m)) for m in after], install)
+        net = sim.net
+        if not node.jobs and net.inline and (net.inline >= 1 or sim.rng.random() < net.inline):
+            sim._write(node, job)
+            return True
+        node.jobs.append(job)
+        delay = 0.0
+        if net.persist_max > 0 and rd.needs_persist():
+            delay = net.persist_min + (net.persist_max - net.persist_min) * sim.rng.random()
+        done = max(sim.now + delay, node.done_at)
+        node.done_at = done
+        sim._push(done, _PERSIST, (node.id, node.gen))
+        return False
+
+    def install(self, meta: SnapshotMeta) -> None:
+        self.sim._restore(self.node, meta)
+
+    def apply(self, entries: list[Entry]) -> None:
+        sim = self.sim
+        node = self.node
+        core = self.core
+        for e in entries:
+            sim._apply(node, core, e)
+
+    def reads_ready(self, reads: list[ReadState]) -> None:
+        sim = self.sim
+        node = self.node
+        for rs in reads:
+            for tok in rs.tokens:
+                if not isinstance(tok, int):
+                    continue
+                req = sim._reads.get(tok)
+                if req is None:
+                    continue
+                if rs.index < req.required:
+                    raise Violation(
+                        "linearizable read",
+                        f"read {tok} on {node.id} got read index {rs.index}, but index "
+                        f"{req.required} was committed before the read began",
+                    )
+                node.reads.append((rs.index, tok))
+
+    def reads_dropped(self, tokens: list[object]) -> None:
+        sim = self.sim
+        sim.stats.bump("reads dropped", len(tokens))
+        for tok in tokens:
+            if isinstance(tok, int):
+                sim._dropped.add(tok)

@@ -1,7 +1,8 @@
 """Deliberately broken variants of core methods, to prove the simulator catches bugs.
 
-Each mutation monkeypatches one method of :class:`RaftCore` (or of its log)
-in-process, for the duration of a ``with mutated(name):`` block.  The core's
+Each mutation monkeypatches one method of the core (:class:`RaftCore` or one
+of its parts) or of the :class:`ReadyDriver` that the node and the simulator
+share, in-process, for the duration of a ``with mutated(name):`` block.  The
 source is never touched.
 """
 
@@ -12,8 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redraft.raft.core import RaftCore
+from redraft.raft.driver import ReadyDriver
+from redraft.raft.leader import Leader
 from redraft.raft.log import RaftLog
-from redraft.raft.types import Entry, Message, MsgType, ReadState, Role
+from redraft.raft.outbox import Outbox
+from redraft.raft.types import Entry, Message, MsgType, Role
 
 
 def _grant_vote_twice(self: RaftCore, m: Message) -> None:
@@ -48,15 +52,10 @@ def _vote_for_stale_log(self: RaftCore, m: Message) -> None:
         self._send(Message(resp, m.frm, self.id, self.term, reject=True))
 
 
-def _commit_by_counting_old_terms(self: RaftCore) -> bool:
+def _commit_by_counting_old_terms(self: Leader) -> bool:
     # The bug: an entry of an earlier term is committed by counting replicas
     # (the Figure 8 hazard of the Raft paper).
-    voters = self.membership.voters
-    if not voters:
-        return False
-    prs = self.prs
-    matches = sorted((prs[v].match if v in prs else 0 for v in voters), reverse=True)
-    idx = matches[len(voters) // 2]
+    idx = self.tracker.committed()
     if idx > self.log.commit:
         self.log.commit = idx
         self._after_commit()
@@ -74,25 +73,46 @@ def _apply_before_commit(self: RaftLog) -> list[Entry]:
     return ents
 
 
-def _send_before_persist(self: RaftCore, m: Message) -> None:
+def _send_before_persist(self: Outbox, m: Message) -> None:
     # The bug: votes and acks go out before the state they promise is durable.
-    self._msgs.append(m)
+    self.now.append(m)
 
 
-def _read_without_quorum(self: RaftCore) -> None:
+def _read_without_quorum(self: Leader) -> None:
     # The bug: a ReadIndex read is answered at once, without the heartbeat
     # round that proves this node still leads.
-    if not self.committed_in_term():
-        return
-    index = self.log.commit
-    if self._reads_waiting:
-        self._reads_ready.append(ReadState(self._reads_waiting, index))
-    self._reads_waiting = []
+    if self.committed_in_term():
+        self.reads.release_waiting(self.log.commit)
 
 
 def _lease_without_quorum(self: RaftCore, now: int | None = None) -> bool:
     # The bug: a leader trusts its lease without a quorum's recent heartbeat acks.
     return self.role == Role.LEADER and not self.lead_transferee and self.committed_in_term()
+
+
+def _apply_while_installing(self: ReadyDriver) -> None:
+    # The bug: committed entries are applied while a snapshot that was handed
+    # out is still being persisted, to the machine as it was before the
+    # snapshot (the install then throws them away).
+    io = self.io
+    while (rd := self.core.ready()) is not None:
+        if rd.messages:
+            io.send(rd.messages)
+        if rd.install_snapshot is not None:
+            self._installs.append((rd.install_snapshot, []))
+        if rd.needs_persist() or io.persisting:
+            io.flush()
+            if io.persist(rd):
+                self.durable(rd)
+        else:
+            self.durable(rd)
+        if rd.committed:
+            io.flush()
+            io.apply(rd.committed)
+        if rd.reads:
+            io.reads_ready(rd.reads)
+        if rd.dropped_reads:
+            io.reads_dropped(rd.dropped_reads)
 
 
 @dataclass(frozen=True)
@@ -124,7 +144,7 @@ MUTATIONS: dict[str, Mutation] = {
         Mutation(
             "commit_old_term",
             "commit by counting replicas of a previous term's entry",
-            RaftCore,
+            Leader,
             "_maybe_commit",
             _commit_by_counting_old_terms,
         ),
@@ -138,14 +158,14 @@ MUTATIONS: dict[str, Mutation] = {
         Mutation(
             "ack_before_persist",
             "send votes and acks before their Ready is durable",
-            RaftCore,
-            "_send",
+            Outbox,
+            "send",
             _send_before_persist,
         ),
         Mutation(
             "read_without_quorum",
             "answer ReadIndex reads without a heartbeat quorum round",
-            RaftCore,
+            Leader,
             "_start_read_round",
             _read_without_quorum,
         ),
@@ -155,6 +175,13 @@ MUTATIONS: dict[str, Mutation] = {
             RaftCore,
             "lease_valid",
             _lease_without_quorum,
+        ),
+        Mutation(
+            "apply_while_installing",
+            "apply committed entries while a snapshot handed out awaits its install",
+            ReadyDriver,
+            "run",
+            _apply_while_installing,
         ),
     )
 }

@@ -190,6 +190,10 @@ class Scenario:
         self.max_skew = math.sqrt(0.98 * (e - 1) / (e - margin))
         p = self.profile
         net = NetConfig(p.lat[0], p.lat[1], p.drop, p.dup, p.persist[0], p.persist[1])
+        # How often a Ready that finds the disk idle is durable at once (the
+        # node's writer at durability low and medium), so the driver's both
+        # paths are exercised.  Drawn apart, so the rest of the scenario stays.
+        net.inline = random.Random(f"{seed}/inline").choice((0.0, 0.0, 0.5, 1.0))
         keep = max(200, trace_lines)
         self.sim = Sim(
             prng.getrandbits(64), self.n, self.config, net, verbose=verbose, trace_keep=keep
@@ -220,6 +224,7 @@ class Scenario:
             "compaction_tail": c.compaction_tail,
             "compaction_tail_bytes": c.compaction_tail_bytes,
             "catch_up_margin": c.catch_up_margin,
+            "inline_persist": self.sim.net.inline,
         }
 
     # ------------------------------------------------------------------ run

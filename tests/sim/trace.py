@@ -28,21 +28,21 @@ def format_message(m: Message) -> str:
             return f"{head} REJECT {m.index} hint={m.hint_index}/{m.hint_term}"
         return f"{head} match={m.index}"
     if t in _VOTE_REQ:
-        return f"{head} last={m.index}/{m.log_term}" + (" transfer" if m.context == 1 else "")
+        return f"{head} last={m.index}/{m.log_term}" + (" transfer" if m.transfer else "")
     if t in _VOTE_RESP:
         return f"{head} {'rejected' if m.reject else 'granted'}"
     if t == MsgType.HEARTBEAT:
-        return f"{head} commit={m.commit} round={m.context}"
+        return f"{head} commit={m.commit} round={m.round}"
     if t == MsgType.HEARTBEAT_RESP:
-        return f"{head} round={m.context}"
+        return f"{head} round={m.round}"
     if t == MsgType.SNAP and m.snap is not None:
         c = m.snap
         done = " done" if c.done else ""
         return f"{head} snap={c.meta.index}/{c.meta.term} off={c.offset} len={c.length}{done}"
     if t == MsgType.SNAP_RESP:
         tail = " REJECT" if m.reject else ""
-        tail += " installed" if m.context == 1 else ""
-        return f"{head} snap={m.index} next={m.hint_index}{tail}"
+        tail += " installed" if m.installed else ""
+        return f"{head} snap={m.index} next={m.snap_offset}{tail}"
     return head
 
 

@@ -1,5 +1,11 @@
-"""The Raft consensus core: a pure object with no I/O (see :mod:`redraft.raft.core`)."""
+"""The Raft consensus core: a pure object with no I/O (see :mod:`redraft.raft.core`).
 
+Nothing in this package imports the rest of redraft, and nothing in it does
+I/O, reads a clock or draws randomness it was not given.
+"""
+
+from redraft.raft.driver import ReadyDriver, ReadyIO
+from redraft.raft.status import PeerStatus, Status
 from redraft.raft.types import (
     ChangeInProgress,
     ChangeType,
@@ -33,11 +39,15 @@ __all__ = [
     "MsgType",
     "NodeId",
     "NotLeader",
+    "PeerStatus",
     "ProposalDropped",
     "RaftError",
     "ReadState",
     "Ready",
+    "ReadyDriver",
+    "ReadyIO",
     "Role",
     "SnapChunk",
     "SnapshotMeta",
+    "Status",
 ]

@@ -9,6 +9,10 @@ against four marks, always ``snap_index <= stable <= last_index`` and
 * ``handed``: entries up to here were handed to the runtime to persist;
 * ``stable``: entries up to here are durable (the runtime said so);
 * ``commit`` / ``applied``: committed, and handed to the runtime to apply.
+
+It also knows the node's latest snapshot (``snapshot``), which covers at
+least the entries before the log and may cover some still in it (compaction
+keeps a tail behind it for slightly lagging followers).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from operator import itemgetter
 
-from redraft.raft.types import Entry
+from redraft.raft.types import Entry, SnapshotMeta
 
 ENTRY_OVERHEAD = 24
 """Bytes counted per entry on top of its data when sizing messages."""
@@ -35,6 +39,7 @@ class RaftLog:
         "last_index",
         "offset",
         "prev_term",
+        "snapshot",
         "stable",
     )
 
@@ -52,6 +57,23 @@ class RaftLog:
         self.handed = last
         self.commit = max(prev_index, min(commit, last))
         self.applied = prev_index
+        self.snapshot: SnapshotMeta | None = None
+        """The latest snapshot: restored, taken (:meth:`RaftCore.compact`) or installed."""
+
+    @classmethod
+    def restore(cls, snapshot: SnapshotMeta | None, entries: list[Entry], commit: int) -> RaftLog:
+        """The log of a node starting from durable state: a snapshot and the entries after it.
+
+        Entries the snapshot covers are skipped; the rest must be contiguous.
+        """
+        prev_index = snapshot.index if snapshot else 0
+        ents = [e for e in entries if e.index > prev_index]
+        for k, e in enumerate(ents):
+            if e.index != prev_index + 1 + k:
+                raise ValueError(f"restored entries are not contiguous at index {e.index}")
+        log = cls(prev_index, snapshot.term if snapshot else 0, ents, max(commit, prev_index))
+        log.snapshot = snapshot
+        return log
 
     # --- positions
 
@@ -130,6 +152,18 @@ class RaftLog:
                 return index
             index -= 1
         return self.prev_index
+
+    def compaction_point(self, index: int, tail: int, tail_bytes: int) -> int:
+        """How far to compact for a snapshot at ``index``, keeping a tail behind it.
+
+        The tail is ``tail`` entries, and at most ``tail_bytes`` bytes of them
+        when that is set (entries are batches: 200 of them can hold
+        gigabytes, all in memory).  Never past what is durable and applied.
+        """
+        upto = index - tail
+        if tail_bytes and upto < index and index >= self.offset:
+            upto = max(upto, self.tail_start(index, tail_bytes))
+        return min(upto, self.stable, self.applied)
 
     # --- writing
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from redraft.raft.types import SnapshotMeta
+from redraft.raft.types import SnapChunk, SnapshotMeta
+
+if TYPE_CHECKING:
+    from redraft.raft.log import RaftLog
 
 
 class PeerState(IntEnum):
@@ -20,6 +24,7 @@ class PeerState(IntEnum):
 # Class attribute lookups on enums are slow in Python 3.11: compare with aliases.
 _PROBE = PeerState.PROBE
 _REPLICATE = PeerState.REPLICATE
+_SNAPSHOT = PeerState.SNAPSHOT
 
 
 class OutgoingSnapshot:
@@ -32,6 +37,35 @@ class OutgoingSnapshot:
         self.sent = 0
         self.acked = 0
         self.progress_tick = now
+
+    def next_chunks(self, chunk_size: int, max_inflight: int) -> list[SnapChunk]:
+        """The chunks to send now, at most ``max_inflight`` chunks beyond the acked offset.
+
+        Their ``data`` is empty: the runtime reads it from the snapshot file.
+        """
+        size = self.meta.size
+        window = chunk_size * max_inflight
+        out: list[SnapChunk] = []
+        while self.sent < size and self.sent - self.acked < window:
+            length = min(chunk_size, size - self.sent)
+            out.append(SnapChunk(self.meta, self.sent, length, b"", self.sent + length >= size))
+            self.sent += length
+        return out
+
+    def answered(self, offset: int, reject: bool, now: int) -> None:
+        """The follower expects ``offset`` next (after an out-of-order chunk if ``reject``)."""
+        self.progress_tick = now
+        offset = min(max(offset, 0), self.meta.size)
+        if reject:
+            self.sent = self.acked = offset
+        elif offset > self.acked:
+            self.acked = offset
+
+    def resend_if_stalled(self, now: int, timeout: int) -> None:
+        """Nothing was acked for ``timeout`` ticks: chunks were lost, send again from the ack."""
+        if now - self.progress_tick >= timeout:
+            self.sent = self.acked
+            self.progress_tick = now
 
 
 class Progress:
@@ -115,6 +149,49 @@ class Progress:
             self.inflight_bytes += nbytes
         else:
             self.probe_sent = True
+
+    def rejected(self, rejected: int, hint_index: int, hint_term: int, log: RaftLog) -> bool:
+        """The follower rejected an APP at ``rejected``; back off.  False if stale.
+
+        ``hint_index``/``hint_term`` are the follower's guess of where the
+        logs agree; ``log`` is the leader's, to skip a whole divergent term at once.
+        """
+        if hint_index < self.match and rejected >= self.match:
+            # A fresh rejection says the follower's log ends before what it
+            # acknowledged: it lost its log (a new, empty process under the
+            # same id, credited by its predecessor's late acks).  A rejection
+            # at match itself says so too: a follower that kept its log holds
+            # the entry it acknowledged, and the new process answers the
+            # leader's APP after match exactly there.  Believe it; lowering
+            # match only delays commits.
+            self.match = hint_index
+            self.become_probe()
+            self.next = hint_index + 1
+            return True
+        if self.state == _REPLICATE:
+            return rejected > self.match
+        if self.next - 1 != rejected:
+            return False
+        probe = hint_index
+        if hint_term > 0:
+            probe = log.find_conflict_by_term(hint_index, hint_term)
+        self.next = max(min(rejected, probe + 1), self.match + 1)
+        self.probe_sent = False
+        return True
+
+    def heartbeat_acked(self, now: int, rnd: int, election_tick: int) -> None:
+        """The follower answered the heartbeat of round ``rnd`` at tick ``now``."""
+        self.recent_active = True
+        self.last_contact = now
+        if rnd > self.acked_round:
+            self.acked_round = rnd
+        self.probe_sent = False
+        if self.state == _REPLICATE and self.inflight:
+            # An APP in flight for long was most likely lost: probe again.
+            if now - self.inflight[0][2] >= max(2, election_tick // 2):
+                self.become_probe()
+        elif self.state == _SNAPSHOT and self.snapshot is not None:
+            self.snapshot.resend_if_stalled(now, election_tick)
 
     def is_paused(self, max_msgs: int, max_bytes: int) -> bool:
         if self.state == _PROBE:

@@ -161,13 +161,18 @@ class Message:
       on ``reject`` it is the rejected ``index`` and ``hint_index``/``hint_term``
       point the leader at where the logs may agree.
     * VOTE/PRE_VOTE: ``index``/``log_term`` describe the candidate's last
-      entry; ``context`` is 1 when the campaign comes from a leadership
+      entry; ``transfer`` is set when the campaign comes from a leadership
       transfer (which overrides a follower's loyalty to its current leader).
-    * HEARTBEAT: ``commit`` as in APP; ``context`` is the read-index round;
-      HEARTBEAT_RESP echoes ``context``.
-    * SNAP: ``snap`` is one chunk; SNAP_RESP: ``index`` is the snapshot index,
-      ``hint_index`` the next offset the follower expects, ``reject`` is set
-      when the chunk was out of order; a final success carries ``context`` 1.
+    * HEARTBEAT: ``commit`` as in APP; ``round`` is the leader's heartbeat
+      (read-index) round, which HEARTBEAT_RESP echoes.
+    * SNAP: ``snap`` is one chunk.  SNAP_RESP: ``index`` is the snapshot
+      index; ``snap_offset`` the next byte offset the follower expects;
+      ``reject`` is set when the chunk was out of order; ``installed`` on the
+      final answer (the snapshot is installed, or was not needed up to ``index``).
+
+    The peer codec carries ``round``, ``transfer`` and ``installed`` in one
+    wire slot and ``hint_index``/``snap_offset`` in another, chosen by type:
+    a field outside its types is not sent.
     """
 
     type: int
@@ -181,7 +186,10 @@ class Message:
     reject: bool = False
     hint_index: int = 0
     hint_term: int = 0
-    context: int = 0
+    round: int = 0
+    transfer: bool = False
+    installed: bool = False
+    snap_offset: int = 0
     snap: SnapChunk | None = None
 
 
@@ -225,11 +233,15 @@ class Ready:
        durability level.
     2. ``messages`` may be sent at once, in parallel with persisting.
     3. ``messages_after_persist`` may be sent only once step 1 is durable.
-    4. Restore the machine from ``install_snapshot`` if set, then apply
-       ``committed`` in order; serve each of ``reads`` once the machine has
+    4. Restore the machine from ``install_snapshot`` once it is durable, then
+       apply ``committed`` in order (entries committed while an install is
+       pending wait for it); serve each of ``reads`` once the machine has
        applied its index; fail each of ``dropped_reads`` (leadership lost).
     5. Call :meth:`RaftCore.advance` with this Ready once step 1 is durable.
        Readies must be advanced in the order they were handed out.
+
+    :class:`~redraft.raft.driver.ReadyDriver` carries all of this out; a
+    runtime only says how to persist, send and apply.
     """
 
     hard_state: HardState | None = None
@@ -244,6 +256,7 @@ class Ready:
     dropped_reads: list[object] = field(default_factory=list)
 
     def needs_persist(self) -> bool:
+        """Whether step 1 has anything to write."""
         return bool(
             self.hard_state is not None
             or self.entries

@@ -5,20 +5,43 @@ command.  The payload is msgpack: a list of messages, each a flat list of
 fields; entries are ``[term, kind, data]`` triples after the index of the
 first (they are contiguous).  Decoding validates every field so a malformed
 or hostile payload is rejected as a whole with :class:`CodecError`.
+
+Two wire slots are shared by fields that never occur in the same message
+type (version 1 of the format had one overloaded field for them):
+
+* slot 8 carries ``snap_offset`` on SNAP_RESP and ``hint_index`` otherwise;
+* slot 10 carries ``round`` on HEARTBEAT and HEARTBEAT_RESP, ``transfer`` (as
+  1 or 0) on VOTE and PRE_VOTE, ``installed`` (as 1 or 0) on SNAP_RESP, and
+  0 otherwise; on decoding, a flag is set by 1 exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgpack
 
-from redraft.raft.types import Entry, Membership, Message, SnapChunk, SnapshotMeta
+from redraft.raft.types import Entry, Membership, Message, MsgType, SnapChunk, SnapshotMeta
 
 _VERSION = 1
 _MAX_TYPE = 11
+
+# What the shared wire slots 8 and 10 carry, by message type (index).
+_NONE, _ROUND, _TRANSFER, _INSTALLED = 0, 1, 2, 3
+_SHARED_SLOTS = tuple(
+    {
+        MsgType.VOTE: _TRANSFER,
+        MsgType.PRE_VOTE: _TRANSFER,
+        MsgType.HEARTBEAT: _ROUND,
+        MsgType.HEARTBEAT_RESP: _ROUND,
+        MsgType.SNAP_RESP: _INSTALLED,
+    }.get(MsgType(t), _NONE)
+    if 1 <= t <= _MAX_TYPE
+    else _NONE
+    for t in range(_MAX_TYPE + 1)
+)
 
 
 class CodecError(ValueError):
@@ -62,7 +85,7 @@ def encode_message_parts(
             key = (id(ents[0]), id(ents[-1]), len(ents))
             packed = None if shared is None else shared.get(key)
             if packed is None:
-                packed = _pack([(e.term, e.kind, e.data) for e in ents])
+                packed = _pack(list(map(_wire_entry, ents)))
                 if shared is not None:
                     shared[key] = packed
             head = _pack(_message_fields(m, entries=False))
@@ -73,6 +96,8 @@ def encode_message_parts(
 
 
 _data_attr = attrgetter("data")
+_wire_entry = itemgetter(0, 2, 3)
+"""An entry as the wire carries it, (term, kind, data), at C speed (its index is implied)."""
 
 
 def _data_bytes(ents: Sequence[Entry]) -> int:
@@ -82,8 +107,45 @@ def _data_bytes(ents: Sequence[Entry]) -> int:
 def _message_fields(m: Message, entries: bool = True) -> list[Any]:
     """The fields of ``m`` in wire order (without the last two unless ``entries``)."""
     ents = m.entries
-    fields: list[Any] = [
-        m.type,
+    t = m.type
+    # The shared slots (see the module docstring): a table lookup, so that
+    # the common messages (APP, APP_RESP) pay for no comparisons.
+    try:
+        kind = _SHARED_SLOTS[t]
+    except IndexError:
+        kind = _NONE  # not a message type: the decoder rejects it anyway
+    if kind == _NONE:
+        hint = m.hint_index
+        extra = 0
+    elif kind == _ROUND:
+        hint = m.hint_index
+        extra = m.round
+    elif kind == _TRANSFER:
+        hint = m.hint_index
+        extra = 1 if m.transfer else 0
+    else:
+        hint = m.snap_offset
+        extra = 1 if m.installed else 0
+    first = ents[0].index if ents else 0
+    if not entries:
+        return [
+            t,
+            m.to,
+            m.frm,
+            m.term,
+            m.log_term,
+            m.index,
+            m.commit,
+            m.reject,
+            hint,
+            m.hint_term,
+            extra,
+            first,
+        ]
+    snap = m.snap
+    # One list literal: appending the last two fields would cost two calls.
+    return [
+        t,
         m.to,
         m.frm,
         m.term,
@@ -91,30 +153,27 @@ def _message_fields(m: Message, entries: bool = True) -> list[Any]:
         m.index,
         m.commit,
         m.reject,
-        m.hint_index,
+        hint,
         m.hint_term,
-        m.context,
-        ents[0].index if ents else 0,
+        extra,
+        first,
+        list(map(_wire_entry, ents)) if ents else None,
+        None if snap is None else _snap_fields(snap),
     ]
-    if not entries:
-        return fields
-    snap = m.snap
-    fields.append([(e.term, e.kind, e.data) for e in ents] if ents else None)
-    fields.append(
-        None
-        if snap is None
-        else (
-            snap.meta.index,
-            snap.meta.term,
-            snap.meta.membership.encode(),
-            snap.meta.size,
-            snap.offset,
-            snap.length,
-            snap.data,
-            snap.done,
-        )
+
+
+def _snap_fields(snap: SnapChunk) -> tuple[Any, ...]:
+    meta = snap.meta
+    return (
+        meta.index,
+        meta.term,
+        meta.membership.encode(),
+        meta.size,
+        snap.offset,
+        snap.length,
+        snap.data,
+        snap.done,
     )
-    return fields
 
 
 # One Packer for every call: msgpack.packb sets up a new one, with its own
@@ -125,6 +184,7 @@ _pack = _packer.pack
 _pack_array_header = _packer.pack_array_header
 
 
+_new_tuple = tuple.__new__
 _MAX_INT = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)
 
 
@@ -155,60 +215,122 @@ def decode_messages(payload: bytes, max_entries: int = 1 << 20) -> list[Message]
     if type(raw) is not list or not raw or raw[0] != _VERSION:
         raise CodecError("not a version 1 message batch")
     msgs: list[Message] = []
+    # Inline rather than a function per message, with the validators as
+    # locals: this runs for every message a node receives.
+    int_ = _int
+    str_ = _str
     for item in raw[1:]:
         if type(item) is not list or len(item) != 14:
             raise CodecError("malformed message")
-        mtype = _int(item[0])
+        mtype = int_(item[0])
         if not 1 <= mtype <= _MAX_TYPE:
             raise CodecError(f"unknown message type {mtype}")
-        if type(item[7]) is not bool:
+        reject = item[7]
+        if type(reject) is not bool:
             raise CodecError("malformed reject flag")
-        entries: list[Entry] = []
         raw_ents = item[12]
-        if raw_ents is not None:
-            if type(raw_ents) is not list or len(raw_ents) > max_entries:
-                raise CodecError("malformed entries")
-            idx = _int(item[11])
-            if idx == 0 and raw_ents:
-                raise CodecError("entries start at index 0")
-            for k, e in enumerate(raw_ents):
-                if type(e) is not list or len(e) != 3:
-                    raise CodecError("malformed entry")
-                kind = _int(e[1])
-                if kind > 2:
-                    raise CodecError(f"unknown entry kind {kind}")
-                entries.append(Entry(_int(e[0]), idx + k, kind, _bytes(e[2])))
-        snap: SnapChunk | None = None
+        entries = [] if raw_ents is None else _decode_entries(raw_ents, item[11], max_entries)
         raw_snap = item[13]
-        if raw_snap is not None:
-            if type(raw_snap) is not list or len(raw_snap) != 8:
-                raise CodecError("malformed snapshot chunk")
-            try:
-                membership = Membership.decode(_bytes(raw_snap[2]))
-            except CodecError:
-                raise
-            except Exception:
-                raise CodecError("malformed snapshot membership") from None
-            if type(raw_snap[7]) is not bool:
-                raise CodecError("malformed snapshot flag")
-            meta = SnapshotMeta(_int(raw_snap[0]), _int(raw_snap[1]), membership, _int(raw_snap[3]))
-            data = _bytes(raw_snap[6])
-            snap = SnapChunk(meta, _int(raw_snap[4]), _int(raw_snap[5]), data, raw_snap[7])
-        msgs.append(
-            Message(
-                mtype,
-                _str(item[1]),
-                _str(item[2]),
-                _int(item[3]),
-                _int(item[4]),
-                _int(item[5]),
-                entries,
-                _int(item[6]),
-                item[7],
-                _int(item[8]),
-                _int(item[9]),
-                _int(item[10]),
-                snap,
-            )
+        snap = None if raw_snap is None else _decode_snapshot(raw_snap)
+        # term, log_term, index, commit, slot 8, hint_term, slot 10: checked in one call
+        term, log_term, index, commit = item[3], item[4], item[5], item[6]
+        hint, hint_term, extra = item[8], item[9], item[10]
+        if not _valid_ints(term, log_term, index, commit, hint, hint_term, extra):
+            _bad_ints((term, log_term, index, commit, hint, hint_term, extra))
+        kind = _SHARED_SLOTS[mtype]
+        m = Message(
+            mtype,
+            str_(item[1]),
+            str_(item[2]),
+            term,
+            log_term,
+            index,
+            entries,
+            commit,
+            reject,
+            hint,
+            hint_term,
+            extra if kind == _ROUND else 0,  # heartbeats, every tick
+            False,
+            False,
+            0,
+            snap,
         )
+        if kind > _ROUND:
+            _set_shared(m, kind, extra)
+        msgs.append(m)
     return msgs
+
+
+def _valid_ints(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any) -> bool:
+    """Whether all seven are what :func:`_int` accepts (one call instead of seven)."""
+    return (
+        type(a) is int
+        and type(b) is int
+        and type(c) is int
+        and type(d) is int
+        and type(e) is int
+        and type(f) is int
+        and type(g) is int
+        and 0 <= a <= _MAX_INT
+        and 0 <= b <= _MAX_INT
+        and 0 <= c <= _MAX_INT
+        and 0 <= d <= _MAX_INT
+        and 0 <= e <= _MAX_INT
+        and 0 <= f <= _MAX_INT
+        and 0 <= g <= _MAX_INT
+    )
+
+
+def _bad_ints(values: Sequence[Any]) -> None:
+    """Raise the CodecError one of ``values`` deserves (not all are valid integers)."""
+    for v in values:
+        _int(v)
+    raise AssertionError("unreachable: every value is a valid integer")
+
+
+def _set_shared(m: Message, kind: int, extra: int) -> None:
+    """Move what the shared slots carried (read as hint_index and ``extra``) to their fields."""
+    if kind == _ROUND:
+        m.round = extra
+    elif kind == _TRANSFER:
+        m.transfer = extra == 1
+    else:
+        m.installed = extra == 1
+        m.snap_offset = m.hint_index
+        m.hint_index = 0
+
+
+def _decode_entries(raw_ents: Any, first: Any, max_entries: int) -> list[Entry]:
+    if type(raw_ents) is not list or len(raw_ents) > max_entries:
+        raise CodecError("malformed entries")
+    idx = _int(first)
+    if idx == 0 and raw_ents:
+        raise CodecError("entries start at index 0")
+    entries: list[Entry] = []
+    append = entries.append
+    for k, e in enumerate(raw_ents, idx):
+        if type(e) is not list or len(e) != 3:
+            raise CodecError("malformed entry")
+        kind = _int(e[1])
+        if kind > 2:
+            raise CodecError(f"unknown entry kind {kind}")
+        # tuple.__new__ directly: Entry(...) would run NamedTuple's __new__ in Python.
+        append(_new_tuple(Entry, (_int(e[0]), k, kind, _bytes(e[2]))))
+    return entries
+
+
+def _decode_snapshot(raw_snap: Any) -> SnapChunk:
+    if type(raw_snap) is not list or len(raw_snap) != 8:
+        raise CodecError("malformed snapshot chunk")
+    try:
+        membership = Membership.decode(_bytes(raw_snap[2]))
+    except CodecError:
+        raise
+    except Exception:
+        raise CodecError("malformed snapshot membership") from None
+    if type(raw_snap[7]) is not bool:
+        raise CodecError("malformed snapshot flag")
+    meta = SnapshotMeta(_int(raw_snap[0]), _int(raw_snap[1]), membership, _int(raw_snap[3]))
+    data = _bytes(raw_snap[6])
+    return SnapChunk(meta, _int(raw_snap[4]), _int(raw_snap[5]), data, raw_snap[7])

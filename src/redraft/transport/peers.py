@@ -114,14 +114,7 @@ class PeerLink:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._backoff = 0.05
-        self._ready = asyncio.Event()
-        self.dropped = 0
-        self.sent = 0
         self._tls_warned = False
-
-    @property
-    def connected(self) -> bool:
-        return self._proto is not None
 
     def start(self) -> None:
         if self._task is None and not self._closed:
@@ -132,20 +125,17 @@ class PeerLink:
         joining them; False (and dropped) if the link is down or full."""
         proto = self._proto
         if proto is None or proto.transport is None:
-            self.dropped += 1
             return False
         t = proto.transport
         if t.get_write_buffer_size() > self._max_buffer:
             # The peer is not reading: dropping lets Raft's retransmission
             # take over instead of buffering without bound.
-            self.dropped += 1
             self._on_unreachable(self.peer)
             return False
         if len(parts) == 1:
             t.write(parts[0])
         else:
             t.writelines(parts)  # one writev: a batch of large values is not copied to join it
-        self.sent += 1
         return True
 
     async def close(self) -> None:
@@ -161,7 +151,6 @@ class PeerLink:
     def _on_ready(self, proto: _LinkProtocol) -> None:
         self._proto = proto
         self._backoff = 0.05
-        self._ready.set()
         log.debug("link to %s up", self.peer)
 
     def _on_lost(self, proto: _LinkProtocol) -> None:
@@ -169,7 +158,6 @@ class PeerLink:
             self._proto = None
             self._on_unreachable(self.peer)
             log.debug("link to %s lost", self.peer)
-        self._ready.clear()
         self._lost.set()
 
     async def _dial_loop(self) -> None:

@@ -1,0 +1,147 @@
+"""Instructions per request on the server path, counted by callgrind; prints figures, asserts nothing.
+
+Run: .venv/bin/python bench/bench_instructions.py [--against DIR] [--rounds N]
+
+Timings on a shared VM move by 10-20 % from run to run; instruction counts
+do not (callgrind counts the same total for the same code and inputs,
+whatever else the machine does).  So this is the figure to compare two
+versions of the request path by, such as before and after a refactor:
+``--against`` names another checkout of redraft (its ``src`` is put first
+on ``PYTHONPATH``, so it must have been installed once to build its C
+extension), and both are measured in this one invocation.
+
+For each request (GET and SET of a 16-byte key, one request per read or
+16) a one-node clone in this process is fed the bytes redis-benchmark sends
+over 50 in-memory connections, as ``bench_request_path.py`` does, under
+``valgrind --tool=callgrind``: once for ``--rounds`` rounds and once for
+none, and the difference divided by the requests is what one request costs
+(start-up cancels out).  The node's clock ticks once a minute here, so the
+figures hold the request path only: parsing, the session, the batch, the
+log, the apply and the reply, with no heartbeat and no fsync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DRIVER = r"""
+import asyncio, sys, tempfile, shutil
+import redraft
+from redraft.examples.clone import Clone
+from redraft.options import Options
+from redraft.raft.types import Role
+try:
+    from redraft.server import ClientProtocol as Conn
+except ImportError:  # before the request session (issue 16)
+    from redraft.server import ClientConn as Conn
+
+
+class Transport:
+    def write(self, data): pass
+    def get_write_buffer_size(self): return 0
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 50000) if name == "peername" else default
+    def close(self): pass
+    def abort(self): pass
+
+
+def request(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+async def main(kind, per, rounds):
+    d = tempfile.mkdtemp()
+    opts = Options(log_level="warning", durability="low", tick_ms=60000)
+    node = redraft.open(d, "127.0.0.1:1", machine=Clone(), options=opts)
+    await node.start()
+    while not (node.core.role == Role.LEADER and node.core.committed_in_term()):
+        await asyncio.sleep(0.01)
+    conns = []
+    for _ in range(50):
+        c = Conn(node.server)
+        c.connection_made(Transport())
+        conns.append(c)
+    key = b"key:000000001234"
+    one = request(b"SET", key, b"x" * 16) if kind == "SET" else request(b"GET", key)
+    data = one * per
+    for _ in range(rounds):
+        for c in conns:
+            c.data_received(data)
+        await asyncio.sleep(0)
+    await node.close()
+    shutil.rmtree(d)
+
+try:
+    import uvloop
+    run = uvloop.run
+except ImportError:
+    run = asyncio.run
+run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+CASES = [("SET", 1), ("SET", 16), ("GET", 1), ("GET", 16)]
+
+
+def _instructions(src: Path, kind: str, per: int, rounds: int) -> int:
+    env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-c",
+        DRIVER,
+        kind,
+        str(per),
+        str(rounds),
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind run failed in {src}:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_request(src: Path, kind: str, per: int, rounds: int) -> float:
+    """Instructions one request costs in the tree at ``src``."""
+    busy = _instructions(src, kind, per, rounds)
+    idle = _instructions(src, kind, per, 0)
+    return (busy - idle) / (rounds * 50 * per)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--against", type=Path, help="another redraft checkout to compare with")
+    ap.add_argument("--rounds", type=int, default=40, help="rounds of 50 requests (or 50 x 16)")
+    ns = ap.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("needs valgrind (Debian package valgrind)")
+    trees = [("this tree", ROOT / "src")]
+    if ns.against is not None:
+        trees.insert(0, (f"{ns.against}", ns.against.resolve() / "src"))
+    print("# instructions per request (callgrind), one-node clone, 50 connections")
+    print(
+        "| request | "
+        + " | ".join(name for name, _ in trees)
+        + (" | ratio |" if ns.against else " |")
+    )
+    print("|---|" + "---|" * (len(trees) + (1 if ns.against else 0)))
+    for kind, per in CASES:
+        rounds = max(1, ns.rounds // 4) if per > 1 else ns.rounds
+        counts = [per_request(src, kind, per, rounds) for _, src in trees]
+        row = f"| {kind} -P {per} | " + " | ".join(f"{c:,.0f}" for c in counts)
+        if ns.against:
+            row += f" | {counts[1] / counts[0]:.3f}"
+        print(row + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

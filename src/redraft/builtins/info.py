@@ -1,0 +1,61 @@
+"""INFO: the sections redis-cli and monitoring tools read, plus redraft's own."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from redraft.builtins.context import Cluster, text
+from redraft.session import Session
+from redraft.version import REDIS_COMPAT_VERSION, VERSION
+
+
+def info(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    sections = {text(a).lower() for a in args[1:]}
+    return render(ctx, sections).encode()
+
+
+def render(ctx: Cluster, sections: set[str]) -> str:
+    """The INFO text of ``sections`` (all of them when empty, ``all`` or ``everything``)."""
+    everything = not sections or "all" in sections or "everything" in sections
+    parts: list[str] = []
+    for name, fields in _sections(ctx):
+        if everything or name.lower() in sections or "default" in sections:
+            parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
+    return "".join(parts)
+
+
+def _sections(ctx: Cluster) -> list[tuple[str, list[tuple[str, Any]]]]:
+    opts = ctx.options
+    server = [
+        ("redis_version", REDIS_COMPAT_VERSION),
+        ("redraft_version", VERSION),
+        ("redis_mode", "cluster"),
+        ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("python_version", platform.python_version()),
+        ("process_id", os.getpid()),
+        ("tcp_port", ctx.port),
+        ("uptime_in_seconds", int(time.time() - ctx.started)),
+        ("executable", sys.executable),
+    ]
+    replication = [
+        ("role", "master" if ctx.is_leader else "slave"),
+        ("connected_slaves", max(0, len(ctx.membership.members()) - 1)),
+    ]
+    raft = [
+        ("node_id", ctx.id),
+        *ctx.raft_stats().items(),
+        ("durability", opts.durability.name.lower()),
+        ("consistency", opts.consistency.name.lower()),
+        ("backend", opts.backend),
+    ]
+    return [
+        ("Server", server),
+        ("Clients", [("connected_clients", len(ctx.sessions()))]),
+        ("Replication", replication),
+        ("Raft", raft),
+        ("Security", ctx.security.describe()),
+    ]

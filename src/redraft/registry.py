@@ -1,0 +1,127 @@
+"""Which code serves a command name: a built-in, a machine's plain read or write, or its ``command``.
+
+Built-ins win over the machine; a machine's plain commands (``reads()``,
+``writes()``) are served without ``command``; every other name goes to
+``command``.  The registry is built once when the node starts and refuses
+a machine that declares a plain command under a built-in's name, or one
+name as both a read and a write, so that nothing is shadowed in silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from enum import IntEnum
+from typing import Any
+
+from redraft.machine import Machine, Read, Write
+
+Builtin = Callable[[Any, list[bytes]], Any]
+"""A built-in command: ``handler(session, args)`` returns the reply (or a slot)."""
+
+
+class RouteKind(IntEnum):
+    BUILTIN = 0
+    READ = 1
+    WRITE = 2
+    MACHINE = 3
+
+
+BUILTIN = RouteKind.BUILTIN
+READ = RouteKind.READ
+WRITE = RouteKind.WRITE
+MACHINE = RouteKind.MACHINE
+
+
+class Route:
+    """How one spelling of a command name is served (read-only once made).
+
+    A class with slots rather than a NamedTuple: the request path reads its
+    fields once or twice per request, and slot attributes are the fastest
+    there are.
+    """
+
+    __slots__ = ("fn", "key", "kind", "name")
+
+    def __init__(self, kind: RouteKind, fn: Any, key: bytes, name: str) -> None:
+        self.kind = kind
+        self.fn = fn
+        """The built-in handler, the :data:`~redraft.machine.Read`, the :class:`~redraft.machine.Write`, or None."""
+        self.key = key
+        """The name in lower case."""
+        self.name = name
+        """The name in lower case, as error replies spell it."""
+
+    def __repr__(self) -> str:
+        return f"Route({self.kind.name}, {self.name!r})"
+
+
+_CACHE = 4096
+"""How many spellings of command names the registry remembers the route of."""
+_NAME_MAX = 32
+"""Longer names are routed every time rather than remembered."""
+
+
+class MachineConflict(ValueError):
+    """A machine declares a command that would shadow another or be shadowed."""
+
+
+class Registry:
+    """The command table of one node: built-ins and one machine's commands."""
+
+    def __init__(self, builtins: Mapping[bytes, Builtin], machine: Machine) -> None:
+        self.builtins = dict(builtins)
+        reads = _keyed(machine.reads(), "reads")
+        writes = _keyed(machine.writes(), "writes")
+        for key in reads.keys() & writes.keys():
+            raise MachineConflict(
+                f"the machine declares '{key.decode()}' in both reads() and writes(): "
+                "a command either changes the state or it does not"
+            )
+        for table, key in [("reads", k) for k in reads] + [("writes", k) for k in writes]:
+            if key in self.builtins:
+                raise MachineConflict(
+                    f"the machine's {table}() declares '{key.decode()}', which is a built-in "
+                    "command of every redraft node: give it another name"
+                )
+        self._plain: dict[bytes, tuple[RouteKind, Read | Write]] = {}
+        self._plain.update((k, (READ, fn)) for k, fn in reads.items())
+        self._plain.update((k, (WRITE, fn)) for k, fn in writes.items())
+        self.routes: dict[bytes, Route] = {}
+        """Routes by exact spelling: one lookup per request on the hot path."""
+        for key in (*self.builtins, *self._plain):
+            # The usual spellings up front: junk names cannot crowd them out.
+            self.route(key)
+            self.route(key.upper())
+
+    def route(self, name: bytes) -> Route:
+        """How to serve a command name (any spelling)."""
+        route = self.routes.get(name)
+        if route is not None:
+            return route
+        key = name.lower()
+        handler = self.builtins.get(key)
+        if handler is not None:
+            route = Route(BUILTIN, handler, key, key.decode("latin-1"))
+        else:
+            kind, fn = self._plain.get(key, (MACHINE, None))
+            route = Route(kind, fn, key, key.decode("latin-1"))
+        # Remembered so that a request costs one lookup, not a lower() and
+        # three; bounded, so that junk names cannot grow it.
+        if len(name) <= _NAME_MAX and len(self.routes) < _CACHE:
+            self.routes[name] = route
+        return route
+
+    def write_of(self, name: bytes) -> Write | None:
+        """The plain write that applies a logged command of this name, if the machine declared one."""
+        route = self.routes.get(name) or self.route(name)
+        return route.fn if route.kind is WRITE else None
+
+
+def _keyed(table: Mapping[str, Any], what: str) -> dict[bytes, Any]:
+    keyed: dict[bytes, Any] = {}
+    for name, fn in table.items():
+        key = name.lower().encode()
+        if not key or not callable(fn if what == "reads" else getattr(fn, "apply", None)):
+            raise MachineConflict(f"the machine's {what}() has a bad entry for {name!r}")
+        keyed[key] = fn
+    return keyed

@@ -1,0 +1,631 @@
+"""One client connection's requests and replies, with no I/O: bytes in, commands run, bytes out.
+
+A :class:`Session` is fed what the socket read (:meth:`Session.feed`); it
+parses the requests, enforces authentication and the connection's limits,
+runs each command (a built-in, a machine's plain read or write, or the
+machine's ``command``) and keeps the replies in request order, some of
+them still to come (:class:`~redraft.replies.Slot`).  What is ready to send
+accumulates in :attr:`Session.out`; the asyncio protocol around it
+(:mod:`redraft.server`) writes it out and closes the socket when told.
+
+The ordering rules live here and only here.  A connection behaves as if
+its commands ran one after another: a read waits for every reply before it
+(so it sees the connection's earlier writes), and a write waits for every
+read before it to be served (so those reads do not see it).  Writes behind
+writes pipeline freely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond
+from redraft.options import Options
+from redraft.registry import MACHINE, READ, WRITE, Registry, Route
+from redraft.replies import (
+    LATER_READ,
+    LATER_WRITE,
+    WAIT,
+    Line,
+    ReadRun,
+    Slot,
+    SlotKind,
+    WriteRun,
+    as_is,
+    deferred,
+    error_reply,
+    reply_for,
+)
+from redraft.replies import (
+    READ as READ_SLOT,
+)
+from redraft.replies import (
+    WRITE as WRITE_SLOT,
+)
+from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
+from redraft.security import (
+    NOAUTH_REPLY,
+    PRE_AUTH_COMMANDS,
+    UNAUTHENTICATED_QUERY_BUFFER,
+    ConnGuard,
+    Security,
+)
+
+log = logging.getLogger("redraft.session")
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    """What a session may ask of the Raft group that serves its commands.
+
+    Bound methods of the group's parts, called directly: on the request
+    path each layer of delegation would cost a call per request.
+    """
+
+    read_now: Callable[[], bool]
+    """Whether a read may be answered from the local state right now."""
+    read: Callable[[Line, Slot | None, Respond | None, str], Any]
+    """Serve a read now (its reply value) or later (the slot it will fill); may raise Redirect."""
+    write: Callable[[Line, Slot | None, list[bytes], Respond | None, str], Slot]
+    """Queue a write for this turn's log entry; the slot its reply will fill.  May raise Redirect."""
+    open_run: Callable[[Slot], list[list[bytes]] | None]
+    """Queue ``slot`` for this turn's batch; the list a run of writes appends its commands to.
+
+    None (and ``slot`` not queued) when this node does not lead.
+    """
+    last_stamp: Callable[[], int]
+    """The newest time stamp applied (what ``m.now_ns()`` never goes below)."""
+
+
+class Ending(IntEnum):
+    """How a connection is to end; each is final once set, and a later, harsher one wins."""
+
+    NO = 0
+    AFTER_REPLIES = 1
+    """Close once every reply owed is sent (QUIT, a protocol error)."""
+    NOW = 2
+    """Send what is ready, then close (a limit was crossed)."""
+    ABORT = 3
+    """Drop the connection without sending anything more."""
+
+
+_NO_END = Ending.NO
+
+
+class NoReply:
+    """Returned by a command that must not be answered (peer traffic)."""
+
+
+NO_REPLY = NoReply()
+
+
+@dataclass
+class Shared:
+    """What every session of a node shares: its commands, its group, its settings."""
+
+    registry: Registry
+    requests: Requests
+    machine: Machine
+    options: Options
+    security: Security
+
+    def __post_init__(self) -> None:
+        self.applier = ClientApplier(self)
+
+
+class Session:
+    """One client (or incoming peer) connection; implements :class:`redraft.Conn`."""
+
+    def __init__(self, shared: Shared, addr: str = "") -> None:
+        self.shared = shared
+        self.id = next(_ids)
+        self.addr = addr
+        self.name = ""
+        self.context: Any = None
+        self.peer_id = ""
+        """Set once the connection proved to be a peer's link (RAFTPEER)."""
+        opts = shared.options
+        self.authenticated = shared.security.password is None
+        self.guard: ConnGuard = shared.security.new_guard()
+        self.query_limit = opts.max_query_buffer
+        """Unparsed bytes this client may hold (less until it authenticates)."""
+        if not self.authenticated:
+            self.query_limit = min(opts.max_query_buffer, UNAUTHENTICATED_QUERY_BUFFER)
+        self._parser = RequestParser(
+            max_bulk_len=opts.max_bulk_len,
+            max_multibulk_len=opts.max_multibulk_len,
+            max_inline_len=opts.max_inline_len,
+        )
+        self.out = bytearray()
+        """Replies ready to send, in order."""
+        self.encode: Callable[..., bytes] = encode
+        """The reply encoder of the protocol this client speaks (HELLO switches it)."""
+        self.ending = Ending.NO
+        """Whether and how the connection is to end (the adapter acts on it)."""
+        self.closed = False
+        self.on_output: Callable[[], None] = _ignore
+        """Called when replies become ready outside :meth:`feed` (a write committed)."""
+        self._slots: deque[Slot] = deque()
+        self._unfilled_reads = 0
+        self._unfilled_writes = 0
+        self._later_writes = 0
+
+    # --- bytes in
+
+    def feed(self, data: bytes) -> None:
+        """Run the requests completed by ``data``; replies go to :attr:`out`."""
+        try:
+            cmds = self._parser.parse(data)
+        except ProtocolError as exc:
+            self._broken(exc)
+            return
+        if cmds:
+            self._serve(cmds)
+        if self._parser.buffered > self.query_limit:
+            self._overflow()
+
+    def _broken(self, error: ProtocolError) -> None:
+        """Redis answers a bad request and hangs up; the requests before it in the same read run."""
+        if error.commands:
+            self._serve(error.commands)
+        if self.ending is Ending.ABORT:
+            return
+        log.info("protocol error from %s: %s", self.addr, error)
+        self.reply_bytes(b"-ERR " + str(error).encode() + b"\r\n")
+        self.end(Ending.AFTER_REPLIES)
+
+    def _overflow(self) -> None:
+        """A request that never ends must not hold memory without bound."""
+        log.warning(
+            "closing %s: %d bytes of unfinished request, over the query buffer limit",
+            self.addr,
+            self._parser.buffered,
+        )
+        self.out += b"-ERR max query buffer length reached: closing the connection\r\n"
+        self.end(Ending.NOW)
+
+    def _serve(self, cmds: list[list[bytes]]) -> None:
+        """Run parsed requests in order."""
+        shared = self.shared
+        registry = shared.registry
+        routes = registry.routes
+        out = self.out
+        out_limit = shared.options.max_output_buffer
+        read_now: bool | None = None
+        i = 0
+        n = len(cmds)
+        while i < n:
+            args = cmds[i]
+            route = routes.get(args[0]) or registry.route(args[0])
+            kind = route.kind if self.authenticated else MACHINE
+            if kind is READ and not self._slots:
+                if read_now is None:
+                    read_now = shared.requests.read_now()
+                if read_now:
+                    i = self._reads_in_place(cmds, i, n, route)
+                else:
+                    i = self._waiting_reads(cmds, i, n, route)
+            elif kind is WRITE and not self._unfilled_reads:
+                i = self._plain_writes(cmds, i, n, route)
+                continue  # a write run answers later: nothing to measure yet
+            else:
+                self._dispatch(args, route)
+                read_now = None
+                i += 1
+                if self.ending is not _NO_END:
+                    break  # QUIT, or the machine closed the connection
+            if len(out) > out_limit:
+                # Checked per command (and per read in place): one read of
+                # small requests (GET of a big value, many times) must not
+                # build an unbounded reply.
+                log.warning("closing %s: replies over the output buffer limit", self.addr)
+                self.end(Ending.ABORT)
+                return
+
+    def _reads_in_place(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
+        """Answer the plain reads from ``cmds[i]`` on in place; the index after them.
+
+        The hot path: reads with nothing ahead of them on the connection,
+        which the consistency level lets this node answer now.  Asking that
+        once for the run is as good as per read: nothing is applied until
+        the loop turn ends, so every read sees the state the lease vouched
+        for.  Stops early past the output limit (the caller closes).
+        """
+        shared = self.shared
+        registry = shared.registry
+        routes = registry.routes
+        out = self.out
+        out_limit = shared.options.max_output_buffer
+        encode = self.encode
+        m = shared.applier
+        while True:
+            args = cmds[i]
+            try:
+                out += encode(route.fn(m, args))
+            except Exception:
+                # The general path answers it again, with the error reply
+                # and the log line (a plain read changes nothing).
+                self._dispatch(args, route)
+            i += 1
+            if i == n or len(out) > out_limit:
+                return i
+            a0 = cmds[i][0]
+            route = routes.get(a0) or registry.route(a0)
+            if route.kind is not READ:
+                return i
+
+    def _waiting_reads(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
+        """Plain reads from ``cmds[i]`` on that must wait (ReadIndex, redirect): they wait as one.
+
+        Returns the index after the run; one reply slot serves it.
+        """
+        registry = self.shared.registry
+        routes = registry.routes
+        run: list[tuple[Read, list[bytes], str]] = []
+        while True:
+            run.append((route.fn, cmds[i], route.name))
+            i += 1
+            if i == n:
+                break
+            a0 = cmds[i][0]
+            route = routes.get(a0) or registry.route(a0)
+            if route.kind is not READ:
+                break
+        self._read_run(run)
+        return i
+
+    def _plain_writes(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
+        """Queue the run of plain writes of ``route`` starting at ``cmds[i]``; the index after it.
+
+        What :meth:`_dispatch` does for a plain write, inline, with one
+        reply slot for a run of them (see :class:`~redraft.replies.WriteRun`).
+        A run goes on only while writes of its route come, so nothing
+        checked when it began can have changed since.
+        """
+        shared = self.shared
+        routes = shared.registry.routes
+        check = route.fn.check
+        name = route.name
+        run_max = shared.options.max_batch_commands
+        slot: Slot | None = None
+        run: WriteRun | None = None
+        batch: list[list[bytes]] = []
+        count = 0
+        start = i
+        while i < n:
+            args = cmds[i]
+            if i != start and routes.get(args[0]) is not route:
+                break
+            i += 1
+            if check is not None:
+                try:
+                    check(args)
+                except Exception as exc:
+                    self.reply_bytes(error_reply(exc, name, self.addr))
+                    slot = None
+                    continue
+            if slot is None:
+                slot = self.new_slot(WRITE_SLOT)
+                slot.name = name
+                opened = shared.requests.open_run(slot)
+                if opened is None:
+                    # Not the leader: the general path answers with the redirect.
+                    self.drop_slot(slot)
+                    slot = None
+                    self._dispatch(args, route)
+                    continue
+                batch = opened
+                run = None
+                count = 1
+            elif run is None:
+                # The second write of the run: its slot becomes the run's.
+                run = WriteRun(name, slot.encode, self.addr)
+                run.count = count = 2
+                slot.run = run
+                slot.respond = run
+                slot.encode = as_is
+            else:
+                run.count = count = count + 1
+            if count >= run_max:
+                slot = None  # a run never spans two log entries
+            batch.append(args)
+        return i
+
+    def _dispatch(self, args: list[bytes], route: Route) -> None:
+        """The general path of one command."""
+        kind = route.kind
+        fn = route.fn
+        name = route.name
+        if not self.authenticated and route.key not in PRE_AUTH_COMMANDS:
+            self.reply_bytes(NOAUTH_REPLY)
+            return
+        shared = self.shared
+        try:
+            if kind is READ:
+                # What _plain_reads could not answer in place: served as the
+                # machine's own m.apply of a read would be.
+                value = self.read(deferred(fn, shared.applier, args), name)
+            elif kind is WRITE:
+                if fn.check is not None:
+                    fn.check(args)
+                value = self.write(args, None, name)
+            elif kind is MACHINE:
+                value = shared.machine.command(shared.applier, self, Command(args, name))
+            else:
+                value = fn(self, args)
+        except Exception as exc:
+            self.reply_bytes(error_reply(exc, name, self.addr))
+            return
+        if type(value) is Slot or value is NO_REPLY:
+            return
+        try:
+            data = self.encode(value)
+        except Exception as exc:
+            log.warning("command %r returned an unencodable value: %r", name, exc)
+            data = encode_error(exc, name)
+        self.reply_bytes(data)
+
+    def _read_run(self, run: list[tuple[Read, list[bytes], str]]) -> None:
+        """Serve plain reads that cannot be answered at once as one (see :class:`ReadRun`)."""
+        if len(run) == 1:
+            _, args, _ = run[0]
+            route = self.shared.registry.route(args[0])
+            self._dispatch(args, route)
+            return
+        reads = ReadRun(self.shared.applier, run, self.encode, self.addr)
+        try:
+            value = self.read(reads, reads.name, reads)
+        except Exception as exc:
+            self.reply_bytes(reads.errors(exc))
+            return
+        if type(value) is Slot:
+            value.encode = as_is
+        else:
+            self.reply_bytes(value)  # answered at once: the replies, encoded
+
+    # --- reads and writes in request order
+
+    def read(self, respond: Respond | None, name: str, run: ReadRun | None = None) -> Any:
+        """Serve a read in its place in line: its reply value, or the slot the reply will fill."""
+        if self._unfilled_writes:
+            # A read pipelined behind a write must see that write: run it
+            # once everything before it on this connection has replied.
+            slot = self._later(LATER_READ, respond, name)
+            slot.run = run
+            return slot
+        value = self.shared.requests.read(self, None, respond, name)
+        if run is not None and type(value) is Slot:
+            value.run = run  # failed as a whole, it owes one error per read
+        return value
+
+    def write(self, args: list[bytes], respond: Respond | None, name: str) -> Slot:
+        """Log a write in its place in line; the slot its reply will fill."""
+        if self._unfilled_reads:
+            # ...and a write behind such a read must wait until it is served.
+            slot = self._later(LATER_WRITE, respond, name)
+            slot.args = args
+            return slot
+        return self.shared.requests.write(self, None, args, respond, name)
+
+    def _later(self, kind: SlotKind, respond: Respond | None, name: str) -> Slot:
+        """A place in line for a read or write that may start only once what is ahead allows."""
+        slot = Slot(kind, self)
+        slot.respond = respond
+        slot.name = name
+        if kind is LATER_READ:
+            self._unfilled_reads += 1
+        else:
+            self._unfilled_writes += 1
+            self._later_writes += 1
+        self._slots.append(slot)
+        return slot
+
+    # --- the line of replies
+
+    def has_pending(self) -> bool:
+        """Whether replies are still owed."""
+        return bool(self._slots)
+
+    def reply_bytes(self, data: bytes) -> None:
+        """Queue an encoded reply behind everything owed before it."""
+        if self._slots:
+            s = Slot(WAIT, self)
+            s.data = data
+            self._slots.append(s)
+        else:
+            self.out += data
+
+    def new_slot(self, kind: SlotKind = WAIT) -> Slot:
+        """Take a place in line for a reply that comes later."""
+        s = Slot(kind, self)
+        if kind is READ_SLOT:
+            self._unfilled_reads += 1
+        elif kind is WRITE_SLOT:
+            self._unfilled_writes += 1
+        self._slots.append(s)
+        return s
+
+    def drop_slot(self, slot: Slot) -> None:
+        """Forget a slot taken for a reply that will not come (the command failed at once)."""
+        self._slots.remove(slot)
+        self._uncount(slot)
+
+    def fill(self, slot: Slot, value: Any) -> None:
+        """Answer ``slot`` with ``value`` (encoded in the slot's protocol)."""
+        self._fill(slot, reply_for(slot, value, None))
+
+    def fill_error(self, slot: Slot, exc: BaseException) -> None:
+        """Answer ``slot`` with the error ``exc`` (one per command it answers)."""
+        self._fill(slot, slot.error(exc))
+
+    def settle(self, slot: Slot, data: bytes) -> bool:
+        """Give ``slot`` its reply without writing anything out; False if it had one."""
+        if slot.data is not None:
+            return False
+        slot.data = data
+        kind = slot.kind
+        if kind is WRITE_SLOT:
+            self._unfilled_writes -= 1
+        elif kind is not WAIT:
+            self._uncount(slot)
+        return True
+
+    def _uncount(self, slot: Slot) -> None:
+        kind = slot.kind
+        if kind is READ_SLOT or kind is LATER_READ:
+            self._unfilled_reads -= 1
+        elif kind is WRITE_SLOT or kind is LATER_WRITE:
+            self._unfilled_writes -= 1
+            if kind is LATER_WRITE and slot.args is not None:
+                self._later_writes -= 1
+
+    def _fill(self, slot: Slot, data: bytes) -> None:
+        if not self.settle(slot, data):
+            return
+        slots = self._slots
+        if slots and (slots[0] is slot or slot.kind is READ_SLOT or slot.kind is LATER_READ):
+            self.advance()
+
+    def advance(self) -> None:
+        """Move the answered head of the line to :attr:`out` and start what may start now."""
+        slots = self._slots
+        out = self.out
+        while slots:
+            head = slots[0]
+            if head.data is None and not self._start_read(head):
+                break
+            out += head.data  # type: ignore[arg-type]  # _start_read filled it
+            slots.popleft()
+        if self._later_writes:
+            self._start_writes()
+        if out or self.ending is not _NO_END:
+            self.on_output()
+
+    def _start_read(self, head: Slot) -> bool:
+        """Start a read that reached the head of the line; whether it is answered already."""
+        if head.kind is not LATER_READ:
+            return False
+        head.kind = READ_SLOT
+        try:
+            value = self.shared.requests.read(self, head, head.respond, head.name)
+        except Exception as exc:
+            self._unfilled_reads -= 1
+            run = head.run
+            head.data = run.errors(exc) if run else error_reply(exc, head.name, self.addr)
+            return True
+        if value is head:
+            return False
+        self._unfilled_reads -= 1
+        try:
+            head.data = head.encode(value)
+        except Exception as exc:
+            head.data = encode_error(exc, head.name)
+        return True
+
+    def _start_writes(self) -> None:
+        """Start the writes that no unanswered read precedes any more."""
+        requests = self.shared.requests
+        for s in list(self._slots):
+            if s.data is None and (s.kind is READ_SLOT or s.kind is LATER_READ):
+                break
+            if s.kind is LATER_WRITE:
+                s.kind = WRITE_SLOT
+                self._later_writes -= 1
+                args, s.args = s.args, None
+                assert args is not None
+                try:
+                    requests.write(self, s, args, s.respond, s.name)
+                except Exception as exc:
+                    self.settle(s, encode_error(exc, s.name))
+        if self._slots and self._slots[0].data is not None:
+            self.advance()
+
+    def take_output(self) -> bytes:
+        """The replies ready to send (and forget them)."""
+        data = bytes(self.out)
+        self.out.clear()
+        return data
+
+    # --- redraft.Conn
+
+    def use_resp3(self, on: bool) -> None:
+        """Speak RESP3 (after ``HELLO 3``) or RESP2 from now on."""
+        self.encode = encode3 if on else encode
+
+    def close(self) -> None:
+        """Close once every pending reply is written."""
+        self.end(Ending.AFTER_REPLIES)
+        self.on_output()
+
+    def abort(self) -> None:
+        """Drop the connection now: what it sent and was not read is never acted on."""
+        self.end(Ending.ABORT)
+        self.on_output()
+
+    def end(self, how: Ending) -> None:
+        """Mark the connection to end ``how`` (unless it is to end more harshly already)."""
+        if how > self.ending:
+            self.ending = how
+
+    def lost(self) -> None:
+        """The connection is gone: nothing owed to it will be sent."""
+        self.closed = True
+        self._slots.clear()
+        self._unfilled_reads = 0
+        self._unfilled_writes = 0
+        self._later_writes = 0
+
+    def authenticate(self) -> None:
+        """The client proved a credential: it may run everything, admin commands included."""
+        self.authenticated = True
+        self.guard.admin = True
+        self.query_limit = self.shared.options.max_query_buffer
+
+
+def _ignore() -> None:
+    pass
+
+
+class ClientApplier(Applier):
+    """``m`` for a client command on the node that holds the connection."""
+
+    __slots__ = ("_shared",)
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+
+    def apply(
+        self, conn: Conn | None, cmd: Command, mutate: Mutate | None, respond: Respond | None
+    ) -> Any:
+        if type(conn) is not Session:
+            raise TypeError("apply needs the client connection passed to command()")
+        if mutate is None:
+            return conn.read(respond, cmd.name)
+        if self._shared.registry.write_of(cmd.args[0]) is not None:
+            # Every node would apply it with the Write, never running mutate.
+            raise TypeError(
+                f"'{cmd.name}' is declared in the machine's writes(): command() must not "
+                "propose it with m.apply (the Write applies it)"
+            )
+        return conn.write(cmd.args, respond, cmd.name)
+
+    def now_ns(self) -> int:
+        now = time.time_ns()
+        stamp = self._shared.requests.last_stamp()
+        return now if now > stamp else stamp
+
+    def random(self) -> random.Random:
+        return random.Random()
+
+
+__all__ = ["NO_REPLY", "ClientApplier", "Requests", "Session", "Shared"]

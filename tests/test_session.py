@@ -1,0 +1,195 @@
+"""The request session on its own: bytes in, bytes out, no sockets, no node.
+
+A fake group stands in for Raft: it keeps writes and waiting reads until the
+test answers them, so each ordering rule of a connection can be shown step
+by step (a read behind a write sees it; a write behind a read waits; replies
+leave in request order), with authentication and the connection's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from redraft.errors import Redirect
+from redraft.examples.clone import Clone
+from redraft.machine import Applier, Command, Respond
+from redraft.options import Options
+from redraft.registry import Registry
+from redraft.replies import READ, WRITE, Line, Slot, answer
+from redraft.resp import encode_command
+from redraft.security import Security
+from redraft.session import Ending, Requests, Session, Shared
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeGroup:
+    """Applies writes to the clone only when the test says they committed."""
+
+    def __init__(self, machine: Clone) -> None:
+        self.machine = machine
+        self.lease = True
+        self.leader = True
+        self.writes: list[tuple[Slot, list[bytes]]] = []
+        self.reads: list[Slot] = []
+        self.batch: list[list[bytes]] = []
+        self.runs: list[Slot] = []
+
+    def read_now(self) -> bool:
+        return self.lease
+
+    def is_leader(self) -> bool:
+        return self.leader
+
+    def read(self, conn: Line, slot: Slot | None, respond: Respond | None, name: str) -> Any:
+        if self.lease:
+            return respond(None) if respond is not None else None
+        if not self.leader:
+            raise Redirect("127.0.0.1:2")
+        slot = slot or conn.new_slot(READ)
+        slot.respond = respond
+        slot.name = name
+        self.reads.append(slot)
+        return slot
+
+    def write(
+        self, conn: Line, slot: Slot | None, args: list[bytes], respond: Respond | None, name: str
+    ) -> Slot:
+        if not self.leader:
+            raise Redirect("127.0.0.1:2")
+        slot = slot or conn.new_slot(WRITE)
+        slot.respond = respond
+        slot.name = name
+        self.writes.append((slot, args))
+        return slot
+
+    def open_run(self, slot: Slot) -> list[list[bytes]] | None:
+        if not self.leader:
+            return None
+        self.runs.append(slot)
+        return self.batch
+
+    def requests(self) -> Requests:
+        return Requests(self.read_now, self.read, self.write, self.open_run, lambda: 0)
+
+    def commit(self) -> None:
+        """Apply and answer every write so far, as a committed batch would."""
+        m = _Applying()
+        plain = self.machine.writes()
+        for slot, args in self.writes:
+            write = plain.get(args[0].decode().lower())
+            result = write.apply(m, args) if write else self.machine.command(m, None, _cmd(args))
+            answer([slot], [result])
+        self.writes = []
+        results = [plain["set"].apply(m, args) for args in self.batch]
+        answer(self.runs, results)
+        self.batch, self.runs = [], []
+
+    def confirm(self) -> None:
+        """A ReadIndex round confirmed the waiting reads."""
+        reads, self.reads = self.reads, []
+        answer(reads)
+
+
+class _Applying(Applier):
+    """``m`` as a committed entry sees it."""
+
+    def apply(self, conn: Any, cmd: Any, mutate: Any, respond: Any) -> Any:
+        return None if mutate is None else mutate()
+
+    def now_ns(self) -> int:
+        return 1
+
+    def random(self) -> Any:
+        raise AssertionError("not used")
+
+
+def _cmd(args: list[bytes]) -> Command:
+    return Command(args)
+
+
+def session(password: str = "", **limits: Any) -> tuple[Session, FakeGroup]:
+    machine = Clone()
+    group = FakeGroup(machine)
+    opts = replace(Options(auth=password, log_level="warning"), **limits)
+    shared = Shared(
+        Registry({b"ping": lambda s, a: b"PONG"}, machine),
+        group.requests(),
+        machine,
+        opts,
+        Security.from_options(opts, "127.0.0.1"),
+    )
+    return Session(shared, "127.0.0.1:1"), group
+
+
+def req(*commands: list[str]) -> bytes:
+    return b"".join(encode_command(c) for c in commands)
+
+
+def test_a_read_behind_a_write_waits_for_it_and_sees_it() -> None:
+    s, group = session()
+    s.feed(req(["SET", "k", "1"], ["GET", "k"], ["PING"]))
+    assert s.take_output() == b""  # nothing may pass the unanswered write
+    group.commit()
+    assert s.take_output() == b"+OK\r\n$1\r\n1\r\n$4\r\nPONG\r\n"
+
+
+def test_a_write_behind_a_waiting_read_starts_only_once_the_read_is_served() -> None:
+    s, group = session()
+    group.lease = False  # reads wait for a ReadIndex round
+    s.feed(req(["GET", "k"], ["SET", "k", "2"]))
+    assert group.writes == [] and group.batch == []  # held: the read must not see it
+    group.confirm()
+    assert s.take_output() == b"$-1\r\n"
+    assert [args for _, args in group.writes] == [[b"SET", b"k", b"2"]]
+    group.commit()
+    assert s.take_output() == b"+OK\r\n"
+
+
+def test_pipelined_writes_share_one_slot_and_answer_in_order() -> None:
+    s, group = session()
+    s.feed(req(["SET", "a", "1"], ["SET", "b", "2"], ["SET", "c"], ["SET", "d", "4"]))
+    assert len(group.runs) == 2 and len(group.batch) == 3  # the bad SET broke the run
+    group.commit()
+    assert s.take_output() == (
+        b"+OK\r\n+OK\r\n-ERR wrong number of arguments for 'set' command\r\n+OK\r\n"
+    )
+
+
+def test_a_stranger_may_only_authenticate() -> None:
+    s, _ = session(password="secret")
+    s.feed(req(["GET", "k"], ["SET", "k", "v"], ["PING"]))
+    assert s.take_output() == b"-NOAUTH Authentication required.\r\n" * 2 + b"$4\r\nPONG\r\n"
+
+
+def test_a_protocol_error_answers_what_came_before_and_closes() -> None:
+    s, _ = session()
+    s.feed(req(["PING"]) + b"*1\r\n$x\r\n")
+    assert s.take_output() == b"$4\r\nPONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    assert s.ending is Ending.AFTER_REPLIES and not s.has_pending()
+
+
+def test_an_endless_request_is_cut_off_at_the_query_buffer_limit() -> None:
+    s, _ = session(max_query_buffer=1000)
+    s.feed(b"*2\r\n$3\r\nGET\r\n$100000\r\n" + b"x" * 2000)
+    assert s.ending is Ending.NOW
+    assert s.take_output().startswith(b"-ERR max query buffer length reached")
+
+
+def test_replies_past_the_output_limit_drop_the_connection() -> None:
+    s, group = session(max_output_buffer=100)
+    group.machine._data[b"big"] = b"x" * 60
+    s.feed(req(*[["GET", "big"]] * 5))
+    assert s.ending is Ending.ABORT
+
+
+def test_a_follower_redirects_every_request_of_a_pipeline_in_its_place() -> None:
+    s, group = session()
+    group.leader = group.lease = False
+    s.feed(req(["SET", "a", "1"], ["SET", "b", "2"], ["SET", "c"], ["GET", "a"], ["GET", "b"]))
+    wrong = b"-ERR wrong number of arguments for 'set' command\r\n"
+    assert s.take_output() == b"-TRY 127.0.0.1:2\r\n" * 2 + wrong + b"-TRY 127.0.0.1:2\r\n" * 2
+    assert not s.has_pending() and group.batch == []
