@@ -28,6 +28,7 @@ from redraft.resp import (
     format_float,
     split_inline,
 )
+from redraft.testing import free_ports
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -711,9 +712,7 @@ REDIS_SERVER = shutil.which("redis-server")
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    (port,) = free_ports(1)
     workdir = tmp_path_factory.mktemp("redis")
     argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     argv += ["--appendonly", "no", "--dir", str(workdir)]

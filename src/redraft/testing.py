@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -62,18 +63,50 @@ CLONE = "redraft.examples.clone"
 """The module of the example application (a Redis clone), the default of :func:`node_command`."""
 
 
-def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
-    """``n`` distinct TCP ports on ``host`` that were free a moment ago."""
-    socks: list[socket.socket] = []
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_FLOOR = 10000
+_handed_out: set[int] = set()
+
+
+def _listen_range() -> range:
+    """Ports below the kernel's ephemeral range (where outgoing connections take theirs)."""
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        first = int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return range(_LISTEN_FLOOR, max(first, _LISTEN_FLOOR + 1000))
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
+    """``n`` distinct TCP ports on ``host`` that were free a moment ago.
+
+    Chosen below the ephemeral range: a port the kernel hands out with
+    ``bind(0)`` is one it also gives to outgoing connections, so between
+    choosing it and a node listening on it, a client's connection can take
+    it.  A port is handed out once per process, so a node still shutting
+    down never shares its port with the next test's.
+    """
+    ports = _listen_range()
+    rng = random.Random()
+    picked: list[int] = []
+    for _ in range(20 * len(ports)):
+        if len(picked) == n:
+            return picked
+        port = rng.choice(ports)
+        if port in _handed_out or not _bindable(host, port):
+            continue
+        _handed_out.add(port)
+        picked.append(port)
+    raise OSError(f"no {n} free ports on {host} in {ports.start}-{ports.stop - 1}")
 
 
 def wait_for(
