@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+JS_STAMP := tests/js/node_modules/.installed
 
 .PHONY: setup cluster test lint typecheck sim bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(JS_STAMP)
 
 $(STAMP): pyproject.toml setup.py src/redraft/_cresp.c
 	scripts/install-system-deps
@@ -15,6 +16,10 @@ $(STAMP): pyproject.toml setup.py src/redraft/_cresp.c
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# ioredis for the cluster client tests (skipped where Node.js is missing).
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	scripts/install-js-deps
 
 cluster: setup
 	$(PY) scripts/cluster.py
@@ -33,4 +38,4 @@ sim: setup
 	$(PY) -m tests.sim --seeds 2000
 
 clean:
-	rm -rf $(VENV) .cluster
+	rm -rf $(VENV) .cluster tests/js/node_modules

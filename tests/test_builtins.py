@@ -35,6 +35,7 @@ class FakeCluster:
     joining: bool = False
     is_leader: bool = True
     leader: str = "127.0.0.1:1"
+    term: int = 3
     state_name: str = "Leader"
     membership: Membership = field(
         default_factory=lambda: Membership(frozenset({"127.0.0.1:1", "127.0.0.1:2"}))

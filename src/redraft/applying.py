@@ -5,6 +5,11 @@ Each is applied by the machine's plain :class:`~redraft.machine.Write` when it
 declared one for the name, else by calling its ``command`` again with an
 :class:`ApplyingApplier` (``conn`` None), whose ``apply`` runs ``mutate``.
 On the node that proposed the entry, the results then answer the clients.
+
+Two framework commands are applied here too, before the machine sees
+anything: ``RAFTSESSION`` opens and closes client sessions, and ``RAFTSEQ``
+runs the command it wraps at most once per session and sequence
+(:mod:`redraft.dedup`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ import logging
 import random
 from typing import Any
 
-from redraft.machine import Applier, Command, Conn, Machine, Mutate, Respond
+from redraft.dedup import (
+    DEFAULT_TTL_MS,
+    MAX_TTL_MS,
+    SEQ_COMMAND,
+    SESSION_COMMAND,
+    ClientSessions,
+    error_as_reply,
+    pack_reply,
+    unpack_reply,
+)
+from redraft.machine import OK, Applier, Command, Conn, Machine, Mutate, Respond
 from redraft.proposals import Proposal, Proposer, Stamps, decode_batch
 from redraft.raft.types import Entry, EntryKind, Membership
 from redraft.registry import WRITE, Registry
@@ -62,8 +77,11 @@ class Applying:
         stamps: Stamps,
         registry: Registry,
         applied: int,
+        sessions: ClientSessions,
     ) -> None:
         self.machine = machine
+        self.sessions = sessions
+        """Client sessions, applied here and kept in every snapshot."""
         self.proposer = proposer
         self.stamps = stamps
         self._registry = registry
@@ -113,9 +131,7 @@ class Applying:
             p.finish(results, None)
 
     def _run(self, stamp: int, index: int, cmds: list[list[bytes]]) -> list[Any]:
-        machine = self.machine
         routes = self._registry.routes
-        route_of = self._registry.route
         m = self._m
         m.stamp = stamp
         m.index = index
@@ -123,20 +139,60 @@ class Applying:
         for pos, args in enumerate(cmds):
             m.pos = pos
             m.rng = None
+            route = routes.get(args[0])
             try:
                 # A plain write is applied by its Write, anything else by the
                 # machine's command, on every node alike.
-                route = routes.get(args[0]) or route_of(args[0])
-                if route.kind is WRITE:
+                if route is not None and route.kind is WRITE:
                     result = route.fn.apply(m, args)
                 else:
-                    result = machine.command(m, None, Command(args))
+                    result = self._other(args)
             except Exception as exc:
                 log.debug("command %r failed at index %d: %s", args[:1], index, exc)
                 result = exc
             results.append(result)
         m.rng = None
         return results
+
+    def _other(self, args: list[bytes]) -> Any:
+        """Apply a command that is not a plain write of the machine's."""
+        route = self._registry.route(args[0])
+        if route.kind is WRITE:
+            return route.fn.apply(self._m, args)
+        if route.key == SEQ_COMMAND:
+            return self._sequenced(args)
+        if route.key == SESSION_COMMAND:
+            return self._session(args)
+        return self.machine.command(self._m, None, Command(args))
+
+    def _sequenced(self, args: list[bytes]) -> Any:
+        """``RAFTSEQ sid seq ack command...``: the command's reply, applying it only once."""
+        sid, seq, ack = int(args[1]), int(args[2]), int(args[3])
+        inner = args[4:]
+        sessions = self.sessions
+        stored = sessions.begin(self._m.stamp, sid, seq, ack)
+        if stored is not None:
+            return unpack_reply(stored)
+        route = self._registry.route(inner[0])
+        try:
+            if route.key in (SEQ_COMMAND, SESSION_COMMAND):
+                raise ValueError(f"ERR '{route.name}' cannot run inside RAFTSEQ")
+            result = self._other(inner)
+        except Exception as exc:
+            result = error_as_reply(exc, route.name)
+        if isinstance(result, BaseException):
+            result = error_as_reply(result, route.name)
+        sessions.record(sid, seq, pack_reply(result, route.name))
+        return result
+
+    def _session(self, args: list[bytes]) -> Any:
+        """``RAFTSESSION NEW [ttl-ms]`` (the new id) or ``RAFTSESSION END id``."""
+        sub = args[1].lower()
+        if sub == b"new":
+            ttl = int(args[2]) if len(args) > 2 else DEFAULT_TTL_MS
+            return self.sessions.open(self._m.stamp, min(max(ttl, 1), MAX_TTL_MS))
+        self.sessions.close(int(args[2]))
+        return OK
 
 
 def _log_membership(e: Entry) -> None:

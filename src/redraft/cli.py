@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from redraft.machine import Machine
 from redraft.node import open as open_node
-from redraft.options import LOG_LEVELS, Level, Options
+from redraft.options import LOG_LEVELS, REDIRECTS, Level, Options
 from redraft.security import ENV_AUTH, ENV_PEER_SECRET, SecurityError, read_secret
 from redraft.storage import BACKENDS
 from redraft.storage.base import StorageError
@@ -84,6 +84,11 @@ def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--consistency", "-consistency", default="medium", choices=("low", "medium", "high"), type=str.lower,
         help="read consistency (default medium)",
+    )  # fmt: skip
+    p.add_argument(
+        "--redirect", "-redirect", default="try", choices=REDIRECTS, type=str.lower,
+        help="how a node that may not serve a request names the leader: try (-TRY host:port, "
+        "the default) or moved (-MOVED slot host:port, as a one-shard Redis Cluster)",
     )  # fmt: skip
     p.add_argument(
         "--backend",
@@ -226,6 +231,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         durability=Level.parse(ns.durability),
         backend=ns.backend,
         log_level=ns.loglevel,
+        redirect=ns.redirect,
         advertise=ns.advertise,
         peer_routes=_routes(ns.peer_route),
         snapshot_entries=ns.snapshot_entries,

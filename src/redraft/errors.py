@@ -1,11 +1,16 @@
 """The errors redraft answers clients with, and how an exception becomes a reply line.
 
-A leaf module: everything that raises or answers an error imports it, and it
-imports nothing of redraft's but the core's error base.
+Near the bottom: everything that raises or answers an error imports it, and
+it imports nothing of redraft's but leaves (the core's error base, ``addr``,
+``keyslot``: a redirect in moved mode names the slot of the command's key).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from redraft.addr import split_hostport
+from redraft.keyslot import command_slot
 from redraft.raft.types import RaftError
 
 
@@ -25,12 +30,33 @@ class ErrDisabled(RedraftError):
     """Raise from ``snapshot`` to turn snapshots off."""
 
 
+CLUSTER_DOWN = "CLUSTERDOWN The cluster is down"
+"""Redis Cluster's answer when it cannot serve a slot; its clients retry it."""
+
+
 class Redirect(Exception):
-    """This node may not serve the request: answered ``-TRY host:port`` (or ``-ERR leader not known``)."""
+    """This node may not serve the request: answered ``-TRY host:port`` (or ``-ERR leader not known``).
+
+    Its text is the ``try`` redirect (``Options.redirect``); a node in
+    ``moved`` mode answers :meth:`moved_text` instead, which needs the
+    command's arguments.
+    """
 
     def __init__(self, leader: str) -> None:
         super().__init__(f"TRY {leader}" if leader else "ERR leader not known")
         self.leader = leader
+
+    def moved_text(self, args: Sequence[bytes] | None) -> str:
+        """Redis Cluster's redirect of the command ``args``: ``MOVED <slot> <host:port>``.
+
+        The slot is that of the command's key (:func:`redraft.keyslot.command_slot`);
+        the host goes without IPv6 brackets, as Redis writes it.  With no
+        leader known: ``CLUSTERDOWN``, which cluster clients retry.
+        """
+        if not self.leader:
+            return CLUSTER_DOWN
+        host, port = split_hostport(self.leader)
+        return f"MOVED {command_slot(args)} {host}:{port}"
 
 
 class Uncertain(Exception):

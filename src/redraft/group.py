@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from redraft.applying import Applying
+from redraft.dedup import ClientSessions
 from redraft.errors import Redirect
 from redraft.machine import Machine
 from redraft.options import Options
@@ -47,7 +48,7 @@ from redraft.reads import ReadGate
 from redraft.recovery import recover
 from redraft.registry import Registry
 from redraft.session import Requests
-from redraft.snapshotting import Snapshotter
+from redraft.snapshotting import Snapshotter, restore_payload
 from redraft.storage import open_store
 from redraft.storage.base import LogStore
 from redraft.storage.snapshots import SnapshotStore
@@ -108,7 +109,16 @@ class RaftGroup:
 
         ``join`` is the ``--join`` value: it only matters to an empty data dir.
         """
-        restored, join = recover(self.dir, self.store, self.snapshots, self.machine, self.id, join)
+        sessions = ClientSessions()
+        machine = self.machine
+        restored, join = recover(
+            self.dir,
+            self.store,
+            self.snapshots,
+            lambda rd: restore_payload(rd, machine, sessions),
+            self.id,
+            join,
+        )
         self.joining = bool(join)
         opts = self.options
         self.core = core = RaftCore(
@@ -129,7 +139,9 @@ class RaftGroup:
         self.stamps = Stamps()
         self.proposer = Proposer(core, opts, self.stamps, self.schedule)
         applied = restored.snapshot.index if restored.snapshot else 0
-        self.applying = Applying(self.machine, self.proposer, self.stamps, self._registry, applied)
+        self.applying = Applying(
+            machine, self.proposer, self.stamps, self._registry, applied, sessions
+        )
         self.reads = ReadGate(core, opts.consistency, self.ticker, self.schedule)
         self.snapshotter = Snapshotter(
             core, self.applying, self.snapshots, self.store, self.writer, opts

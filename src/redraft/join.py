@@ -75,7 +75,22 @@ async def _ask_to_join(self_id: str, first: str, security: Security) -> str | No
             log.info("joined the cluster via %s", target)
             return None
         text = str(reply)
-        if not text.startswith("TRY "):
+        leader = redirected_to(text)
+        if leader is None:
             return f"{target} refused: {text}"
-        target = text[4:].strip()
+        target = leader
     return "too many redirects"
+
+
+def redirected_to(text: str) -> str | None:
+    """The leader an error reply redirects to, or None if it is no redirect.
+
+    ``TRY host:port``, or ``MOVED <slot> host:port`` from a member started
+    with ``--redirect moved``.
+    """
+    if text.startswith("TRY "):
+        return text[4:].strip()
+    words = text.split()
+    if len(words) == 3 and words[0] == "MOVED":
+        return words[2]
+    return None

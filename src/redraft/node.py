@@ -279,6 +279,10 @@ class Node:
         return self.group.core.leader
 
     @property
+    def term(self) -> int:
+        return self.group.core.term
+
+    @property
     def state_name(self) -> str:
         return self._phase or self.group.core.role.title
 

@@ -31,6 +31,9 @@ class Level(enum.IntEnum):
 
 LOG_LEVELS = ("quiet", "warning", "notice", "verbose", "debug")
 
+REDIRECTS = ("try", "moved")
+"""How a node that may not serve a request sends the client on (``Options.redirect``)."""
+
 
 @dataclass
 class Options:
@@ -61,6 +64,18 @@ class Options:
     advertise: str = ""
     """The ``host:port`` peers and redirected clients dial; default: the bind
     address, or 127.0.0.1 when bound to every interface."""
+
+    redirect: str = "try"
+    """How a node that may not serve a request (a follower, for a write) says so:
+
+    * ``"try"``: ``-TRY host:port`` naming the leader (Finn's), or ``-ERR
+      leader not known``.
+    * ``"moved"``: as a Redis Cluster of one shard that holds every slot,
+      the leader its master: ``-MOVED <slot of the command's key>
+      host:port``, or ``-CLUSTERDOWN The cluster is down``; ``CLUSTER
+      SLOTS``/``SHARDS``/``NODES``/``INFO`` describe it, so that cluster
+      clients (``redis-cli -c``, redis-py's ``RedisCluster``, ioredis's
+      ``Cluster``) find the leader and follow it."""
 
     peer_routes: dict[str, str] = field(default_factory=dict)
     """Dial these ``host:port`` addresses instead of a peer's own address
@@ -147,6 +162,8 @@ class Options:
             raise ValueError(
                 f"invalid log level {self.log_level!r}: one of {', '.join(LOG_LEVELS)}"
             )
+        if self.redirect not in REDIRECTS:
+            raise ValueError(f"invalid redirect {self.redirect!r}: one of {', '.join(REDIRECTS)}")
         if self.tick_ms <= 0 or self.election_ticks <= self.heartbeat_ticks:
             raise ValueError("need tick_ms > 0 and election_ticks > heartbeat_ticks")
         # Four snapshot chunks may travel in one batch; a cap below that would

@@ -12,13 +12,16 @@ would acknowledge writes the real cluster never sees.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from redraft.machine import Machine
 from redraft.raft.core import RaftCore, Restored
 from redraft.storage.base import LogStore
 from redraft.storage.files import remove_quietly, write_file_atomic
-from redraft.storage.snapshots import SnapshotStore
+from redraft.storage.snapshots import SnapshotPayload, SnapshotStore
+
+Restore = Callable[[SnapshotPayload], None]
+"""Restores the node's state from a snapshot's payload."""
 
 log = logging.getLogger("redraft")
 
@@ -30,16 +33,16 @@ def recover(
     directory: Path,
     store: LogStore,
     snapshots: SnapshotStore,
-    machine: Machine,
+    restore: Restore,
     node_id: str,
     join: str,
 ) -> tuple[Restored, str]:
-    """The state a node restarts from (the machine restored), and the addresses to ask to join.
+    """The state a node restarts from (its state restored), and the addresses to ask to join.
 
     The addresses are ``join`` for an empty data dir, or those a previous
     run was still asking when it stopped; "" when the node does not join.
     """
-    restored = _stored(directory, store, snapshots, machine)
+    restored = _stored(directory, store, snapshots, restore)
     marker = directory / JOINING
     if restored is not None:
         if join:
@@ -72,14 +75,14 @@ def _pending_join(marker: Path) -> str:
 
 
 def _stored(
-    directory: Path, store: LogStore, snapshots: SnapshotStore, machine: Machine
+    directory: Path, store: LogStore, snapshots: SnapshotStore, restore: Restore
 ) -> Restored | None:
-    """The cluster state in the data dir (the machine restored), or None if it holds none."""
+    """The cluster state in the data dir (its snapshot restored), or None if it holds none."""
     loaded = store.load()
     snap = snapshots.latest()
     if snap is not None:
         with snapshots.open_payload(snap) as rd:
-            machine.restore(rd)
+            restore(rd)
         log.info("restored snapshot at index %d (term %d)", snap.index, snap.term)
         if loaded.prev_index > snap.index:
             raise RuntimeError(

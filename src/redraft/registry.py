@@ -111,6 +111,10 @@ class Registry:
             self.routes[name] = route
         return route
 
+    def plain(self) -> dict[bytes, bool]:
+        """The machine's plain commands by lower-case name: whether each is a write."""
+        return {key: kind is WRITE for key, (kind, _) in self._plain.items()}
+
     def write_of(self, name: bytes) -> Write | None:
         """The plain write that applies a logged command of this name, if the machine declared one."""
         route = self.routes.get(name) or self.route(name)

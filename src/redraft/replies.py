@@ -11,13 +11,13 @@ holds what the rest of the node hands back to it: slots, and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, Protocol, cast
 
-from redraft.errors import expected
+from redraft.errors import Redirect, expected
 from redraft.machine import Applier, Read, Respond
-from redraft.resp import encode_error
+from redraft.resp import ErrorReply, encode_error
 
 log = logging.getLogger("redraft.session")
 
@@ -53,6 +53,8 @@ class Line(Protocol):
 
     addr: str
     encode: Encode
+    moved: bool
+    """Whether redirects are answered as Redis Cluster's ``MOVED`` (``Options.redirect``)."""
 
     def settle(self, slot: Slot, data: bytes) -> bool:
         """Give ``slot`` its reply without writing anything out; False if it had one."""
@@ -89,7 +91,8 @@ class Slot:
         self.run: ReadRun | WriteRun | None = None
         """The run of plain commands this slot answers as a whole, if any."""
         self.args: list[bytes] | None = None
-        """A write not started yet: its arguments."""
+        """The command's arguments: a write not started yet needs them to start; a
+        redirect in moved mode names the slot of their key."""
 
     @property
     def commands(self) -> int:
@@ -100,9 +103,17 @@ class Slot:
     def error(self, exc: BaseException) -> bytes:
         """The reply of this slot when it fails as a whole: one error per command it answers."""
         run = self.run
+        moved = self.conn.moved
         if run is not None:
-            return run.errors(exc)
-        return encode_error(exc, self.name)
+            return run.errors(exc, moved)
+        return failure(exc, self.name, self.args, moved)
+
+    def failed(self, exc: Exception) -> bytes:
+        """Like :meth:`error`, for a command that raised ``exc`` when it started: a bug is logged."""
+        run = self.run
+        if run is not None:
+            return run.errors(exc, self.conn.moved)
+        return command_error(self.conn, exc, self.name, self.args)
 
 
 def reply_for(slot: Slot, result: Any, respond: Respond | None) -> bytes:
@@ -120,6 +131,26 @@ def error_reply(exc: Exception, name: str, addr: str) -> bytes:
     if not expected(exc):
         log.warning("command %r from %s failed: %r", name, addr, exc)
     return encode_error(exc, name)
+
+
+def failure(exc: BaseException, name: str, args: Sequence[bytes] | None, moved: bool) -> bytes:
+    """The error reply of the command ``args`` (named ``name``) that failed with ``exc``.
+
+    In moved mode a redirect is Redis Cluster's ``MOVED``, naming the slot
+    of the command's own key: a client points that slot at the leader and
+    retries there.  (Every other error, and any error in try mode, is
+    encoded as :func:`~redraft.resp.encode_error` does.)
+    """
+    if moved and isinstance(exc, Redirect):
+        return encode_error(ErrorReply(exc.moved_text(args)), name)
+    return encode_error(exc, name)
+
+
+def command_error(line: Line, exc: Exception, name: str, args: Sequence[bytes] | None) -> bytes:
+    """:func:`error_reply` of a command of ``line``'s, a redirect answered in the line's mode."""
+    if isinstance(exc, Redirect):
+        return failure(exc, name, args, line.moved)
+    return error_reply(exc, name, line.addr)
 
 
 def answer(slots: list[Slot], results: list[Any] | None = None) -> None:
@@ -202,9 +233,9 @@ class ReadRun:
                 out += error_reply(exc, name, self.addr)
         return bytes(out)
 
-    def errors(self, exc: BaseException) -> bytes:
+    def errors(self, exc: BaseException, moved: bool = False) -> bytes:
         """One error reply per read: the run failed as a whole (a redirect, say)."""
-        return b"".join(encode_error(exc, name) for _, _, name in self.reads)
+        return b"".join(failure(exc, name, args, moved) for _, args, name in self.reads)
 
 
 class WriteRun:
@@ -217,14 +248,26 @@ class WriteRun:
     each encoded in turn: an error reply for a write whose apply failed.
     """
 
-    __slots__ = ("addr", "count", "encode", "name")
+    __slots__ = ("addr", "batch", "count", "encode", "first", "name")
 
-    def __init__(self, name: str, encode: Encode, addr: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        encode: Encode,
+        addr: str,
+        batch: list[list[bytes]] | None = None,
+        first: int = 0,
+    ) -> None:
         self.name = name
         self.encode = encode
         self.addr = addr
         self.count = 0
         """How many commands of the batch it answers (consecutive ones)."""
+        self.batch = batch
+        self.first = first
+        """Its commands are ``batch[first : first + count]``: kept by reference (no
+        copy per write) for a redirect in moved mode, which names each one's slot.
+        A batch that fails is dropped whole, never changed."""
 
     def __call__(self, results: list[Any]) -> bytes:
         encode = self.encode
@@ -246,8 +289,14 @@ class WriteRun:
                 out += error_reply(exc, self.name, self.addr)
         return bytes(out)
 
-    def errors(self, exc: BaseException) -> bytes:
+    def errors(self, exc: BaseException, moved: bool = False) -> bytes:
         """One error reply per write: the run failed as a whole (leadership lost, say)."""
+        if moved and isinstance(exc, Redirect):
+            batch = self.batch
+            cmds = batch[self.first : self.first + self.count] if batch is not None else []
+            if len(cmds) != self.count:
+                cmds = [[]] * self.count  # not known (never expected): slot 0
+            return b"".join(failure(exc, self.name, args, moved) for args in cmds)
         return encode_error(exc, self.name) * self.count
 
 

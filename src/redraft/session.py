@@ -40,6 +40,7 @@ from redraft.replies import (
     SlotKind,
     WriteRun,
     as_is,
+    command_error,
     deferred,
     error_reply,
     reply_for,
@@ -150,11 +151,15 @@ class Session:
         """Replies ready to send, in order."""
         self.encode: Callable[..., bytes] = encode
         """The reply encoder of the protocol this client speaks (HELLO switches it)."""
+        self.moved = opts.redirect == "moved"
+        """Whether redirects are answered as Redis Cluster's ``MOVED`` (``Options.redirect``)."""
         self.ending = Ending.NO
         """Whether and how the connection is to end (the adapter acts on it)."""
         self.closed = False
         self.on_output: Callable[[], None] = _ignore
         """Called when replies become ready outside :meth:`feed` (a write committed)."""
+        self.tag: list[bytes] | None = None
+        """While a ``RAFTSEQ`` runs its command: the prefix its write is logged under."""
         self._slots: deque[Slot] = deque()
         self._unfilled_reads = 0
         self._unfilled_writes = 0
@@ -327,9 +332,10 @@ class Session:
                 batch = opened
                 run = None
                 count = 1
+                slot.args = args
             elif run is None:
                 # The second write of the run: its slot becomes the run's.
-                run = WriteRun(name, slot.encode, self.addr)
+                run = WriteRun(name, slot.encode, self.addr, batch, len(batch) - 1)
                 run.count = count = 2
                 slot.run = run
                 slot.respond = run
@@ -364,9 +370,11 @@ class Session:
             else:
                 value = fn(self, args)
         except Exception as exc:
-            self.reply_bytes(error_reply(exc, name, self.addr))
+            self.reply_bytes(command_error(self, exc, name, args))
             return
         if type(value) is Slot or value is NO_REPLY:
+            if type(value) is Slot and value.args is None:
+                value.args = args  # should it be redirected later: its key's slot
             return
         try:
             data = self.encode(value)
@@ -374,6 +382,19 @@ class Session:
             log.warning("command %r returned an unencodable value: %r", name, exc)
             data = encode_error(exc, name)
         self.reply_bytes(data)
+
+    def sequenced(self, tag: list[bytes], args: list[bytes]) -> None:
+        """Run ``args`` as a command of its own whose write, if any, is logged under ``tag``.
+
+        ``RAFTSEQ`` uses it: the write reaches the log wrapped, so that every
+        node applies it at most once (:mod:`redraft.dedup`).  Reads and
+        built-ins run as they would unwrapped.
+        """
+        self.tag = tag
+        try:
+            self._dispatch(args, self.shared.registry.route(args[0]))
+        finally:
+            self.tag = None
 
     def _read_run(self, run: list[tuple[Read, list[bytes], str]]) -> None:
         """Serve plain reads that cannot be answered at once as one (see :class:`ReadRun`)."""
@@ -386,7 +407,7 @@ class Session:
         try:
             value = self.read(reads, reads.name, reads)
         except Exception as exc:
-            self.reply_bytes(reads.errors(exc))
+            self.reply_bytes(reads.errors(exc, self.moved))
             return
         if type(value) is Slot:
             value.encode = as_is
@@ -410,6 +431,14 @@ class Session:
 
     def write(self, args: list[bytes], respond: Respond | None, name: str) -> Slot:
         """Log a write in its place in line; the slot its reply will fill."""
+        tag = self.tag
+        if tag is not None:
+            if not tag:
+                raise ValueError(
+                    f"ERR '{name}' logs more than one write: RAFTSEQ cannot make it exactly-once"
+                )
+            args = tag + args
+            self.tag = []
         if self._unfilled_reads:
             # ...and a write behind such a read must wait until it is served.
             slot = self._later(LATER_WRITE, respond, name)
@@ -520,8 +549,7 @@ class Session:
             value = self.shared.requests.read(self, head, head.respond, head.name)
         except Exception as exc:
             self._unfilled_reads -= 1
-            run = head.run
-            head.data = run.errors(exc) if run else error_reply(exc, head.name, self.addr)
+            head.data = head.failed(exc)
             return True
         if value is head:
             return False
@@ -541,12 +569,12 @@ class Session:
             if s.kind is LATER_WRITE:
                 s.kind = WRITE_SLOT
                 self._later_writes -= 1
-                args, s.args = s.args, None
+                args = s.args  # kept: a redirect in moved mode names its key's slot
                 assert args is not None
                 try:
                     requests.write(self, s, args, s.respond, s.name)
                 except Exception as exc:
-                    self.settle(s, encode_error(exc, s.name))
+                    self.settle(s, s.failed(exc))
         if self._slots and self._slots[0].data is not None:
             self.advance()
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from redraft.applying import Applying
+from redraft.dedup import ClientSessions
 from redraft.errors import ErrDisabled
 from redraft.machine import Machine
 from redraft.options import Options
@@ -24,7 +25,7 @@ from redraft.persist import LogWriter
 from redraft.raft.core import RaftCore
 from redraft.raft.types import Message, SnapshotMeta
 from redraft.storage.base import LogStore
-from redraft.storage.snapshots import SnapshotStore
+from redraft.storage.snapshots import SnapshotPayload, SnapshotStore
 
 log = logging.getLogger("redraft")
 
@@ -112,6 +113,7 @@ class Snapshotter:
         meta = self.core.snapshot_meta_at(index)
         start = time.monotonic()
         writer = self.snapshots.begin(meta)
+        self.applying.sessions.dump(writer)
         capture = self._capture(writer)
         captured = time.monotonic()
 
@@ -164,7 +166,7 @@ class Snapshotter:
     def install(self, meta: SnapshotMeta) -> None:
         """Restore the machine from the snapshot the leader sent (its file is durable)."""
         with self.snapshots.open_payload(meta) as rd:
-            self.machine.restore(rd)
+            restore_payload(rd, self.machine, self.applying.sessions)
         self.index = meta.index
         self.applying.applied = meta.index
         self.applying.bytes_since_snapshot = 0
@@ -194,6 +196,15 @@ class Snapshotter:
             if idx not in in_use:
                 self._pinned.discard(idx)
                 self.snapshots.unpin_index(idx)
+
+
+def restore_payload(rd: SnapshotPayload, machine: Machine, sessions: ClientSessions) -> None:
+    """Restore the client sessions and the machine from a snapshot's payload."""
+    if rd.format >= 2:
+        sessions.load(rd)
+    else:
+        sessions.reset()  # written before sessions existed: it had none
+    machine.restore(rd)
 
 
 def digest_of(machine: Machine, wr: IO[bytes]) -> None:

@@ -60,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra flag passed to every node (repeatable, e.g. --flag=--backend=lmdb)",
     )
+    p.add_argument(
+        "--exact-clients",
+        type=int,
+        default=2,
+        help="threads incrementing counters through redraft.client (checked exactly)",
+    )
+    p.add_argument(
+        "--no-sessions",
+        action="store_true",
+        help="those clients retry without client sessions (shows the double applies)",
+    )
     ns = p.parse_args(argv)
     names = list(NEMESES) if ns.nemesis == "all" else ns.nemesis.split(",")
     for name in names:
@@ -90,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                     membership_wipe=not ns.keep_dir,
                     membership_variants=tuple(ns.membership_variant),
                     extra_flags=ns.flag,
+                    exact_clients=ns.exact_clients,
+                    exactly_once=not ns.no_sessions,
                 )
             )
             print(result.report, flush=True)

@@ -29,7 +29,9 @@ from typing import Any
 
 import redis
 
+from redraft.dedup import ClientSessions
 from redraft.examples.clone import Clone
+from redraft.snapshotting import restore_payload
 from redraft.storage.snapshots import SnapshotStore
 from redraft.testing import NodeProcess, free_ports, node_command, wait_for
 from tests.cluster import NO_RETRY
@@ -579,7 +581,7 @@ def _read_latest_snapshot(node: JNode) -> MachineState:
             raise RuntimeError(f"{node} has no valid snapshot in {src}")
         machine = Clone()
         with store.open_payload(meta) as rd:
-            machine.restore(rd)
+            restore_payload(rd, machine, ClientSessions())
         return MachineState(
             node=node.name,
             index=meta.index,

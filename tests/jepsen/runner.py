@@ -47,6 +47,7 @@ from pathlib import Path
 
 import redis
 
+from .exact import ExactCounters
 from .harness import Client, JCluster, MachineState, Workload, call
 from .history import History, Kind, Op, Outcome
 from .linearizability import (
@@ -97,6 +98,10 @@ class RunConfig:
     fault_time: tuple[float, float] = (1.0, 4.0)
     quiet_time: tuple[float, float] = (0.5, 2.0)
     extra_flags: list[str] = field(default_factory=list)
+    exact_clients: int = 2
+    """Threads incrementing counters through redraft.client (see :mod:`tests.jepsen.exact`)."""
+    exactly_once: bool = True
+    """Whether those clients use sessions; off, the suite shows what retries without them do."""
 
 
 @dataclass
@@ -161,6 +166,7 @@ class _Session:
         self.cluster: JCluster | None = None
         self.schedule: Schedule | None = None
         self.clients: list[Client] = []
+        self.exact: ExactCounters | None = None
         self.t0 = time.monotonic()
         self.wall0 = time.time()
         self.healed_at = math.inf
@@ -208,6 +214,14 @@ class _Session:
         self.wall0 = time.time()
         for client in self.clients:
             client.start()
+        self.exact = ExactCounters(
+            [f"127.0.0.1:{n.port}" for n in cluster.nodes],
+            c.exact_clients,
+            stop,
+            exactly_once=c.exactly_once,
+            timeout=c.timeout,
+        )
+        self.exact.start()
         self.schedule = Schedule(nemesis, ctx, c.fault_time, c.quiet_time)
         self.schedule.start()
         time.sleep(c.time)
@@ -224,6 +238,7 @@ class _Session:
         stop.set()
         for client in self.clients:
             client.join(timeout=10)
+        self.exact.join(timeout=15)
         self.schedule.watch()
         self._settle_and_check(cluster)
 
@@ -246,6 +261,7 @@ class _Session:
         self._final_reads(cluster)
         self._check_history()
         self._check_replicas(cluster)
+        self._check_exact(cluster)
 
     def _final_reads(self, cluster: JCluster) -> None:
         for key in self.workload.all_keys():
@@ -359,6 +375,28 @@ class _Session:
             + ("" if problems else " (identical)")
         )
 
+    def _check_exact(self, cluster: JCluster) -> None:
+        if self.exact is None:
+            return
+        final: dict[str, int | None] = {}
+        leader = cluster.leader()
+        port = leader.port if leader is not None else cluster.nodes[0].port
+        for t in self.exact.tallies:
+            try:
+                raw = call(port, "GET", t.key, timeout=2.0)
+            except (redis.RedisError, OSError) as exc:
+                self.failures.append(f"could not read exact counter {t.key}: {exc!r}")
+                return
+            final[t.key] = None if raw is None else int(raw)
+        failures, notes = self.exact.check(final)
+        self.failures.extend(failures)
+        self.notes.append(
+            "exact counters"
+            + ("" if self.config.exactly_once else " (sessions OFF)")
+            + ": "
+            + "; ".join(notes)
+        )
+
     # -------------------------------------------------------------- report
 
     def shutdown(self) -> None:
@@ -435,7 +473,7 @@ class _Session:
             f"{c.keys} keys + counter",
             f"reproduce: python -m tests.jepsen --nemesis {c.nemesis} --time {c.time:g} "
             f"--nodes {c.nodes} --seed {self.seed} --consistency {c.consistency} "
-            f"--durability {c.durability}",
+            f"--durability {c.durability}" + ("" if c.exactly_once else " --no-sessions"),
             f"ops: {len(ops)} ({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}; "
             f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
             f"{after_heal} ok after the final heal",

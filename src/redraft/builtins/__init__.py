@@ -2,7 +2,8 @@
 
 Raft administration (``RAFT*``), peer traffic (``RAFTPEER``, ``RAFTMSG``,
 never reachable by a machine), ``AUTH`` and the housekeeping commands Redis
-clients expect (``PING``, ``INFO``, ``HELLO``, ``CLIENT``, ``COMMAND``, ...).
+clients expect (``PING``, ``INFO``, ``HELLO``, ``CLIENT``, ``COMMAND``, ...,
+and ``CLUSTER`` for Redis Cluster clients).
 Each is a function ``handler(cluster, session, args)``; :func:`builtins`
 binds them to one node's :class:`~redraft.builtins.context.Cluster`.
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from redraft.builtins import connection, info, peer, raftadmin
+from redraft.builtins import cluster, connection, info, peer, raftadmin, sessions
 from redraft.builtins.context import Cluster
 from redraft.registry import Builtin
 from redraft.security import NOPERM_ADMIN
@@ -32,6 +33,10 @@ HANDLERS: dict[bytes, Handler] = {
     b"command": connection.command,
     b"config": connection.config,
     b"info": info.info,
+    b"cluster": cluster.cluster,
+    b"readonly": cluster.connection_mode,
+    b"readwrite": cluster.connection_mode,
+    b"asking": cluster.connection_mode,
     b"raftleader": raftadmin.raftleader,
     b"raftstate": raftadmin.raftstate,
     b"raftstats": raftadmin.raftstats,
@@ -42,6 +47,8 @@ HANDLERS: dict[bytes, Handler] = {
     b"raftremovepeer": raftadmin.raftremovepeer,
     b"raftsnapshot": raftadmin.raftsnapshot,
     b"rafttransferleader": raftadmin.rafttransferleader,
+    b"raftsession": sessions.raftsession,
+    b"raftseq": sessions.raftseq,
     b"raftpeer": peer.raftpeer,
     b"raftmsg": peer.raftmsg,
 }

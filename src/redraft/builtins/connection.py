@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from redraft.builtins import keyspecs
 from redraft.builtins.context import Cluster, arity, text
 from redraft.machine import OK, Status
 from redraft.replies import Slot
@@ -127,7 +128,8 @@ def hello(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
         b"version": REDIS_COMPAT_VERSION.encode(),
         b"proto": 3 if conn.encode is not encode else 2,
         b"id": conn.id,
-        b"mode": b"cluster",
+        # Cluster clients check the mode: "cluster" only where they can follow the redirects.
+        b"mode": b"cluster" if ctx.options.redirect == "moved" else b"standalone",
         b"role": b"master" if ctx.is_leader else b"replica",
         b"modules": [],
     }
@@ -162,9 +164,19 @@ def client(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
 
 
 def command(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
-    if len(args) >= 2 and args[1].lower() == b"count":
-        return 0
-    return []
+    sub = args[1].lower() if len(args) >= 2 else b""
+    if ctx.options.redirect != "moved":
+        return 0 if sub == b"count" else []
+    # Cluster clients find the keys of commands here (see keyspecs).
+    registry = conn.shared.registry
+    table = keyspecs.table(registry.builtins, registry.plain())
+    if sub == b"count":
+        return len(table)
+    if sub == b"info":
+        return (
+            [table.get(name.lower()) for name in args[2:]] if len(args) > 2 else [*table.values()]
+        )
+    return [*table.values()] if not sub else []
 
 
 def config(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:

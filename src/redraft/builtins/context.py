@@ -58,6 +58,11 @@ class Cluster(Protocol):
         ...
 
     @property
+    def term(self) -> int:
+        """The current Raft term (what CLUSTER shows as the config epoch)."""
+        ...
+
+    @property
     def state_name(self) -> str:
         """Leader, Follower, Candidate, Shutdown... (Finn's RAFTSTATE)."""
         ...

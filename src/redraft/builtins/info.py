@@ -30,10 +30,13 @@ def render(ctx: Cluster, sections: set[str]) -> str:
 
 def _sections(ctx: Cluster) -> list[tuple[str, list[tuple[str, Any]]]]:
     opts = ctx.options
+    # A Redis Cluster node says so (redis_mode, cluster_enabled); redraft does
+    # only where it answers as one (moved redirects, the CLUSTER command).
+    cluster = 1 if opts.redirect == "moved" else 0
     server = [
         ("redis_version", REDIS_COMPAT_VERSION),
         ("redraft_version", VERSION),
-        ("redis_mode", "cluster"),
+        ("redis_mode", "cluster" if cluster else "standalone"),
         ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
         ("python_version", platform.python_version()),
         ("process_id", os.getpid()),
@@ -56,6 +59,7 @@ def _sections(ctx: Cluster) -> list[tuple[str, list[tuple[str, Any]]]]:
         ("Server", server),
         ("Clients", [("connected_clients", len(ctx.sessions()))]),
         ("Replication", replication),
+        ("Cluster", [("cluster_enabled", cluster)]),
         ("Raft", raft),
         ("Security", ctx.security.describe()),
     ]

@@ -44,7 +44,8 @@ from redraft.storage.files import (
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: the payload is the machine's alone; 2: the node's own block comes first (see :attr:`SnapshotPayload.format`)."""
 _MAGIC = b"RDSNAP\r\n"
 _END = b"RDSNEND\n"
 _HEAD = struct.Struct("<8sHI")
@@ -91,8 +92,8 @@ def _encode_head(meta: SnapshotMeta) -> bytes:
 
 def _parse_head(
     read: Callable[[int, int], bytes], size: int, where: str
-) -> tuple[SnapshotMeta, int]:
-    """The meta (with ``size``) and the payload offset, from a file's first bytes."""
+) -> tuple[SnapshotMeta, int, int]:
+    """The meta (with ``size``), the payload offset and the format, from a file's first bytes."""
     if size < _HEAD.size + TRAILER_SIZE:
         raise CorruptSnapshotError(where, f"only {size} bytes long")
     magic, version, meta_len = _HEAD.unpack(read(0, _HEAD.size))
@@ -110,7 +111,7 @@ def _parse_head(
         meta = SnapshotMeta(index, term, Membership.decode(membership), size)
     except Exception as exc:
         raise CorruptSnapshotError(where, f"undecodable meta: {exc}") from exc
-    return meta, start
+    return meta, start, version
 
 
 def _check_seal(
@@ -148,7 +149,7 @@ def verify_file(path: Path) -> SnapshotMeta:
         def read(off: int, n: int) -> bytes:
             return _pread_all(fd, n, off)
 
-        meta, start = _parse_head(read, size, where)
+        meta, start, _ = _parse_head(read, size, where)
         crc = 0
         pos = 0
         sealed_at = size - _SEAL.size
@@ -330,7 +331,7 @@ class IncomingSnapshot:
             def read(off: int, n: int) -> bytes:
                 return _pread_all(self._fd, n, off)
 
-            meta, start = _parse_head(read, size, where)
+            meta, start, _ = _parse_head(read, size, where)
             sealed_at = size - _SEAL.size
             _check_seal(where, size, start, self._crc, read(sealed_at - 8, 8), self._held)
             if expected is not None and (
@@ -407,10 +408,12 @@ class _PayloadRaw(io.RawIOBase):
 class SnapshotPayload(io.BufferedReader):
     """The payload of a snapshot as a binary file; ``length`` is its size in bytes."""
 
-    def __init__(self, raw: _PayloadRaw, length: int, meta: SnapshotMeta) -> None:
+    def __init__(self, raw: _PayloadRaw, length: int, meta: SnapshotMeta, fmt: int) -> None:
         super().__init__(raw, buffer_size=_BUFFER)
         self.length = length
         self.meta = meta
+        self.format = fmt
+        """The file's format: from 2 on, the payload begins with the node's own state."""
 
 
 class SnapshotStore:
@@ -536,12 +539,12 @@ class SnapshotStore:
             def read(off: int, n: int) -> bytes:
                 return _pread_all(fd, n, off)
 
-            found, start = _parse_head(read, size, str(path))
+            found, start, version = _parse_head(read, size, str(path))
         except BaseException:
             os.close(fd)
             raise
         length = size - start - TRAILER_SIZE
-        return SnapshotPayload(_PayloadRaw(fd, start, length), length, found)
+        return SnapshotPayload(_PayloadRaw(fd, start, length), length, found, version)
 
     def read_chunk(self, meta: SnapshotMeta, offset: int, length: int) -> bytes:
         """``length`` bytes of the snapshot file at ``offset`` (fewer at its end)."""

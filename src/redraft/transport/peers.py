@@ -2,9 +2,10 @@
 
 Each link dials the peer's client port, introduces itself with ``RAFTPEER``
 (proving, when a peer secret is set, that both ends know it: see
-:mod:`redraft.security`) and from then on only writes ``RAFTMSG`` commands;
-the peer never answers them (its own replies to us travel on its own link
-to us).  A link that
+:mod:`redraft.security`) and from then on writes ``RAFTMSG`` commands,
+which the peer never answers (its own replies to us travel on its own link
+to us), and, in proxy mode, client requests forwarded to the leader, which
+it does answer (:mod:`redraft.transport.forward`).  A link that
 drops reconnects with exponential backoff.  Messages written while a link is
 down are dropped: Raft tolerates loss and the core re-sends what matters.
 """
@@ -21,6 +22,7 @@ from typing import cast
 from redraft.addr import split_hostport
 from redraft.resp import encode_command
 from redraft.security import DialerHandshake, HandshakeError
+from redraft.transport.forward import Forwarded, Relay
 
 log = logging.getLogger("redraft.transport")
 
@@ -47,6 +49,7 @@ class _LinkProtocol(asyncio.Protocol):
         self._greeted = False
         self._buf = b""
         self._handshake = DialerHandshake(link.self_id, link.secret, link.peer)
+        self.forwarded = Forwarded(link.forward_limit)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -54,8 +57,14 @@ class _LinkProtocol(asyncio.Protocol):
         transport.write(self._handshake.first() if self.link.secret else self.link.hello)
 
     def data_received(self, data: bytes) -> None:
-        # The only replies on a peer link are the handshake's.
         if self._greeted:
+            # After the handshake, only forwarded requests are answered.
+            try:
+                self.forwarded.feed(data)
+            except ValueError as exc:
+                log.warning("link to peer %s out of step, dropping it: %s", self.link.peer, exc)
+                assert self.transport is not None
+                self.transport.close()
             return
         if len(self._buf) + len(data) > 4096:
             self._refused("oversized handshake reply")
@@ -71,10 +80,26 @@ class _LinkProtocol(asyncio.Protocol):
             if request is None:
                 self._greeted = True
                 self._buf = b""
+                self._authenticate()
                 self.link._on_ready(self)
             else:
                 assert self.transport is not None
                 self.transport.write(request)
+
+    def _authenticate(self) -> None:
+        """Prove the client password, which forwarded requests need at a leader that asks for it."""
+        password = self.link.password
+        if password is None:
+            return
+        assert self.transport is not None
+        peer = self.link.peer
+
+        def checked(reply: bytes | None) -> None:
+            if reply is not None and reply.startswith(b"-"):
+                log.warning("peer %s refused this node's AUTH: %r", peer, reply.strip())
+
+        self.forwarded.expect(checked)
+        self.transport.write(encode_command([b"AUTH", password]))
 
     def _refused(self, why: str) -> None:
         self._greeted = True
@@ -85,6 +110,7 @@ class _LinkProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link._on_lost(self)
+        self.forwarded.lost()
 
 
 class PeerLink:
@@ -100,9 +126,15 @@ class PeerLink:
         ssl: SSLContext | None = None,
         dial: str = "",
         secret: bytes | None = None,
+        password: bytes | None = None,
+        forward_limit: int = 10_000,
     ) -> None:
         self.peer = peer
         self.secret = secret
+        self.password = password
+        """The client password, sent once the link is up when requests may be forwarded on it."""
+        self.forward_limit = forward_limit
+        """Forwarded requests that may wait for their replies at once."""
         """The peer secret both ends prove they know (None: no peer authentication)."""
         self.dial = dial or peer
         self.self_id = self_id
@@ -136,6 +168,21 @@ class PeerLink:
             t.write(parts[0])
         else:
             t.writelines(parts)  # one writev: a batch of large values is not copied to join it
+        return True
+
+    def forward(self, command: bytes, relay: Relay) -> bool:
+        """Send a client's request (RESP bytes) to the peer; ``relay`` gets its reply.
+
+        False when the link is down, or too many forwarded requests wait
+        already: the request was not sent, so it did not run.
+        """
+        proto = self._proto
+        if proto is None or proto.transport is None:
+            return False
+        t = proto.transport
+        if t.get_write_buffer_size() > self._max_buffer or not proto.forwarded.expect(relay):
+            return False
+        t.write(command)
         return True
 
     async def close(self) -> None:
