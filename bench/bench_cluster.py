@@ -14,6 +14,7 @@ SET on the leader and the followers.
     .venv/bin/python bench/bench_cluster.py --consistency high
     .venv/bin/python bench/bench_cluster.py --value-size 16,1024,16384
     .venv/bin/python bench/bench_cluster.py --pysyncobj     # add a 3-node PySyncObj column
+    .venv/bin/python bench/bench_cluster.py --proxy         # --redirect proxy: add a column at a follower
     .venv/bin/python bench/bench_cluster.py --matrix        # durability x backend, SET only
     .venv/bin/python bench/bench_cluster.py --quick         # smoke run, well under a minute
 
@@ -203,6 +204,17 @@ class System:
         return all(p.running for p in self.procs)
 
 
+@dataclass
+class AtFollower(System):
+    """The same redraft cluster, reached at a follower (``--redirect proxy`` forwards)."""
+
+    def leader_port(self) -> int | None:
+        leader = super().leader_port()
+        if leader is None:
+            return None
+        return next(p for p in self.ports if p != leader)
+
+
 def start_redis(procs: Processes, base: Path, name: str, fsync: str) -> System:
     (port,) = free_ports(1)
     data = base / name
@@ -220,11 +232,17 @@ def start_redis(procs: Processes, base: Path, name: str, fsync: str) -> System:
 
 
 def start_redraft(
-    procs: Processes, base: Path, nodes: int, durability: str, consistency: str, backend: str
+    procs: Processes,
+    base: Path,
+    nodes: int,
+    durability: str,
+    consistency: str,
+    backend: str,
+    extra: Sequence[str] = (),
 ) -> System:
     tag = f"redraft-{durability}-{consistency}-{backend}"
     flags = ["--loglevel", "warning", "--durability", durability, "--consistency", consistency]
-    flags += ["--backend", backend]
+    flags += ["--backend", backend, *extra]
     cluster = LocalCluster(base / tag, nodes, flags, cwd=ROOT, new_session=True)
     for node in cluster.nodes:
         procs.track(node)
@@ -455,6 +473,8 @@ def main_table(
         header += ["redis always ops/s", "p50 ms", "p99 ms", "redraft/always"]
     if "pysyncobj" in keys:
         header += ["PySyncObj ops/s", "p50 ms", "p99 ms", "PySyncObj/redis"]
+    if "follower" in keys:
+        header += ["at a follower ops/s", "p50 ms", "p99 ms", "follower/leader"]
     lines: list[list[str]] = []
     records: list[dict[str, Any]] = []
     flagged = False
@@ -484,6 +504,10 @@ def main_table(
             py = cells.get("pysyncobj", Cell())
             line += [fmt_ops(py.median("ops")), fmt_ms(py.median("p50")), fmt_ms(py.median("p99"))]
             line.append(fmt_ratio(ratio(py, ref)))
+        if "follower" in keys:
+            fo = cells.get("follower", Cell())
+            line += [fmt_ops(fo.median("ops")), fmt_ms(fo.median("p50")), fmt_ms(fo.median("p99"))]
+            line.append(fmt_ratio(ratio(fo, ours)))
         for key, cell in cells.items():
             record[key] = {
                 "ops": cell.median("ops"),
@@ -534,10 +558,14 @@ def machine_info() -> dict[str, Any]:
 def standard_run(
     ns: argparse.Namespace, procs: Processes, base: Path, budget: Budget
 ) -> list[dict[str, Any]]:
-    systems = [
-        start_redraft(procs, base, ns.nodes, ns.durability, ns.consistency, ns.backend),
-        start_redis(procs, base, "redis", "everysec"),
-    ]
+    extra = ["--redirect", "proxy"] if ns.proxy else []
+    redraft = start_redraft(procs, base, ns.nodes, ns.durability, ns.consistency, ns.backend, extra)
+    systems = [redraft, start_redis(procs, base, "redis", "everysec")]
+    if ns.proxy:
+        systems.append(
+            AtFollower("follower", redraft.title + " at a follower", redraft.ports, redraft.procs,
+                       raft_stats=True)
+        )  # fmt: skip
     if ns.durability == "high" or ns.redis_always:
         systems.append(start_redis(procs, base, "redis-always", "always"))
     if ns.pysyncobj:
@@ -653,6 +681,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--redis-always",
         action="store_true",
         help="add the appendfsync-always reference (on by default at --durability high)",
+    )
+    ap.add_argument(
+        "--proxy",
+        action="store_true",
+        help="start redraft with --redirect proxy and add a column at a follower",
     )
     ap.add_argument("--max-minutes", type=float, default=30, help="bound on the whole run")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")

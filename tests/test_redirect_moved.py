@@ -188,13 +188,14 @@ def test_a_joining_node_follows_moved_as_it_follows_try() -> None:
 
 def test_the_redirect_mode_is_an_option_and_a_flag() -> None:
     assert Options().redirect == "try"
-    with pytest.raises(ValueError, match="invalid redirect 'proxy'"):
-        Options(redirect="proxy")
+    with pytest.raises(ValueError, match="invalid redirect 'forward'"):
+        Options(redirect="forward")
     parser = build_parser()
     assert options_from_args(parser.parse_args(["--redirect", "MOVED"])).redirect == "moved"
+    assert options_from_args(parser.parse_args(["--redirect", "proxy"])).redirect == "proxy"
     assert options_from_args(parser.parse_args([])).redirect == "try"
     with pytest.raises(SystemExit):
-        parser.parse_args(["--redirect", "proxy"])
+        parser.parse_args(["--redirect", "forward"])
 
 
 # --- CLUSTER and friends, with a fake node ----------------------------------------------

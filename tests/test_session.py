@@ -8,6 +8,7 @@ leave in request order), with authentication and the connection's limits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +38,8 @@ class FakeGroup:
         self.reads: list[Slot] = []
         self.batch: list[list[bytes]] = []
         self.runs: list[Slot] = []
+        self.link_up = True
+        self.forwarded: list[tuple[str, bytes, Callable[[bytes | None], None], int]] = []
 
     def read_now(self) -> bool:
         return self.lease
@@ -72,8 +75,26 @@ class FakeGroup:
         self.runs.append(slot)
         return self.batch
 
+    def forward(
+        self, leader: str, commands: bytes, relay: Callable[[bytes | None], None], count: int
+    ) -> bool:
+        if self.link_up:
+            self.forwarded.append((leader, commands, relay, count))
+        return self.link_up
+
+    def leader_address(self) -> str:
+        return "" if self.leader else "127.0.0.1:2"
+
     def requests(self) -> Requests:
-        return Requests(self.read_now, self.read, self.write, self.open_run, lambda: 0)
+        return Requests(
+            self.read_now,
+            self.read,
+            self.write,
+            self.open_run,
+            lambda: 0,
+            self.forward,
+            self.leader_address,
+        )
 
     def commit(self) -> None:
         """Apply and answer every write so far, as a committed batch would."""

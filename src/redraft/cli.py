@@ -87,8 +87,9 @@ def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--redirect", "-redirect", default="try", choices=REDIRECTS, type=str.lower,
-        help="how a node that may not serve a request names the leader: try (-TRY host:port, "
-        "the default) or moved (-MOVED slot host:port, as a one-shard Redis Cluster)",
+        help="what a node that may not serve a request does: try (answer -TRY host:port, "
+        "the default), moved (-MOVED slot host:port, as a one-shard Redis Cluster) or proxy "
+        "(forward it to the leader and relay the reply)",
     )  # fmt: skip
     p.add_argument(
         "--backend",

@@ -274,6 +274,8 @@ class RaftGroup:
             write=self.proposer.write,
             open_run=self.proposer.open_run,
             last_stamp=lambda: stamps.last,
+            forward=self.outbox.forward,
+            leader=lambda: self.core.leader,
         )
 
     # --- peers

@@ -138,6 +138,8 @@ class Node:
             dial=self.options.peer_routes.get(peer, ""),
             ssl=self.security.peer_ssl,
             secret=self.security.peer_secret,
+            # Forwarded requests run as a client's at the leader: they need the password.
+            password=self.security.password if self.options.redirect == "proxy" else None,
         )
 
     def _after_pass(self) -> None:

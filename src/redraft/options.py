@@ -31,7 +31,7 @@ class Level(enum.IntEnum):
 
 LOG_LEVELS = ("quiet", "warning", "notice", "verbose", "debug")
 
-REDIRECTS = ("try", "moved")
+REDIRECTS = ("try", "moved", "proxy")
 """How a node that may not serve a request sends the client on (``Options.redirect``)."""
 
 
@@ -75,7 +75,11 @@ class Options:
       host:port``, or ``-CLUSTERDOWN The cluster is down``; ``CLUSTER
       SLOTS``/``SHARDS``/``NODES``/``INFO`` describe it, so that cluster
       clients (``redis-cli -c``, redis-py's ``RedisCluster``, ioredis's
-      ``Cluster``) find the leader and follow it."""
+      ``Cluster``) find the leader and follow it.
+    * ``"proxy"``: a follower forwards the request to the leader over its peer
+      link and relays the reply, in order: any client works at any node.  A
+      reply lost with the link (the leader died mid-request) is an error
+      that says the outcome is unknown; nothing is retried."""
 
     peer_routes: dict[str, str] = field(default_factory=dict)
     """Dial these ``host:port`` addresses instead of a peer's own address

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, Protocol, cast
 
-from redraft.errors import Redirect, expected
+from redraft.errors import NOT_APPLIED, Redirect, expected
 from redraft.machine import Applier, Read, Respond
 from redraft.resp import ErrorReply, encode_error
 
@@ -53,8 +53,8 @@ class Line(Protocol):
 
     addr: str
     encode: Encode
-    moved: bool
-    """Whether redirects are answered as Redis Cluster's ``MOVED`` (``Options.redirect``)."""
+    redirect: str
+    """How a redirect is answered: ``Options.redirect`` ("try", "moved" or "proxy")."""
 
     def settle(self, slot: Slot, data: bytes) -> bool:
         """Give ``slot`` its reply without writing anything out; False if it had one."""
@@ -103,16 +103,16 @@ class Slot:
     def error(self, exc: BaseException) -> bytes:
         """The reply of this slot when it fails as a whole: one error per command it answers."""
         run = self.run
-        moved = self.conn.moved
+        mode = self.conn.redirect
         if run is not None:
-            return run.errors(exc, moved)
-        return failure(exc, self.name, self.args, moved)
+            return run.errors(exc, mode)
+        return failure(exc, self.name, self.args, mode)
 
     def failed(self, exc: Exception) -> bytes:
         """Like :meth:`error`, for a command that raised ``exc`` when it started: a bug is logged."""
         run = self.run
         if run is not None:
-            return run.errors(exc, self.conn.moved)
+            return run.errors(exc, self.conn.redirect)
         return command_error(self.conn, exc, self.name, self.args)
 
 
@@ -133,23 +133,30 @@ def error_reply(exc: Exception, name: str, addr: str) -> bytes:
     return encode_error(exc, name)
 
 
-def failure(exc: BaseException, name: str, args: Sequence[bytes] | None, moved: bool) -> bytes:
+def failure(exc: BaseException, name: str, args: Sequence[bytes] | None, mode: str) -> bytes:
     """The error reply of the command ``args`` (named ``name``) that failed with ``exc``.
 
-    In moved mode a redirect is Redis Cluster's ``MOVED``, naming the slot
-    of the command's own key: a client points that slot at the leader and
-    retries there.  (Every other error, and any error in try mode, is
-    encoded as :func:`~redraft.resp.encode_error` does.)
+    ``mode`` is the node's ``--redirect``.  In moved mode a redirect is
+    Redis Cluster's ``MOVED``, naming the slot of the command's own key: a
+    client points that slot at the leader and retries there.  In proxy mode
+    a request the node could forward was forwarded; a redirect that reaches
+    a reply came after the command was taken (leadership moved before it
+    was logged), and says so to a client that knows nothing of redirects.
+    Every other error, and any error in try mode, is encoded as
+    :func:`~redraft.resp.encode_error` does.
     """
-    if moved and isinstance(exc, Redirect):
-        return encode_error(ErrorReply(exc.moved_text(args)), name)
+    if isinstance(exc, Redirect) and mode != "try":
+        if mode == "moved":
+            return encode_error(ErrorReply(exc.moved_text(args)), name)
+        if exc.leader:
+            return encode_error(ErrorReply(NOT_APPLIED), name)
     return encode_error(exc, name)
 
 
 def command_error(line: Line, exc: Exception, name: str, args: Sequence[bytes] | None) -> bytes:
     """:func:`error_reply` of a command of ``line``'s, a redirect answered in the line's mode."""
     if isinstance(exc, Redirect):
-        return failure(exc, name, args, line.moved)
+        return failure(exc, name, args, line.redirect)
     return error_reply(exc, name, line.addr)
 
 
@@ -233,9 +240,9 @@ class ReadRun:
                 out += error_reply(exc, name, self.addr)
         return bytes(out)
 
-    def errors(self, exc: BaseException, moved: bool = False) -> bytes:
+    def errors(self, exc: BaseException, mode: str = "try") -> bytes:
         """One error reply per read: the run failed as a whole (a redirect, say)."""
-        return b"".join(failure(exc, name, args, moved) for _, args, name in self.reads)
+        return b"".join(failure(exc, name, args, mode) for _, args, name in self.reads)
 
 
 class WriteRun:
@@ -289,15 +296,15 @@ class WriteRun:
                 out += error_reply(exc, self.name, self.addr)
         return bytes(out)
 
-    def errors(self, exc: BaseException, moved: bool = False) -> bytes:
+    def errors(self, exc: BaseException, mode: str = "try") -> bytes:
         """One error reply per write: the run failed as a whole (leadership lost, say)."""
-        if moved and isinstance(exc, Redirect):
+        if mode == "moved" and isinstance(exc, Redirect):
             batch = self.batch
             cmds = batch[self.first : self.first + self.count] if batch is not None else []
             if len(cmds) != self.count:
                 cmds = [[]] * self.count  # not known (never expected): slot 0
-            return b"".join(failure(exc, self.name, args, moved) for args in cmds)
-        return encode_error(exc, self.name) * self.count
+            return b"".join(failure(exc, self.name, args, mode) for args in cmds)
+        return failure(exc, self.name, None, mode) * self.count
 
 
 def as_is(replies: Any, cmd_name: str = "") -> bytes:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from redraft.errors import NOT_APPLIED, Redirect
 from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond
 from redraft.options import Options
 from redraft.registry import MACHINE, READ, WRITE, Registry, Route
@@ -51,7 +52,15 @@ from redraft.replies import (
 from redraft.replies import (
     WRITE as WRITE_SLOT,
 )
-from redraft.resp import ProtocolError, RequestParser, encode, encode3, encode_error
+from redraft.resp import (
+    ErrorReply,
+    ProtocolError,
+    RequestParser,
+    encode,
+    encode3,
+    encode_command,
+    encode_error,
+)
 from redraft.security import (
     NOAUTH_REPLY,
     PRE_AUTH_COMMANDS,
@@ -86,6 +95,12 @@ class Requests:
     """
     last_stamp: Callable[[], int]
     """The newest time stamp applied (what ``m.now_ns()`` never goes below)."""
+    forward: Callable[[str, bytes, Callable[[bytes | None], None], int], bool]
+    """Send ``count`` requests (their RESP bytes) to the leader at the address given;
+    the callable gets each reply in turn, or None for each lost with the link.
+    False if nothing was sent."""
+    leader: Callable[[], str]
+    """The leader as this node knows it ("" if none)."""
 
 
 class Ending(IntEnum):
@@ -124,295 +139,27 @@ class Shared:
         self.applier = ClientApplier(self)
 
 
-class Session:
-    """One client (or incoming peer) connection; implements :class:`redraft.Conn`."""
+class ReplyLine:
+    """A connection's replies in request order: the slots still to be answered, and what is ready.
 
-    def __init__(self, shared: Shared, addr: str = "") -> None:
-        self.shared = shared
-        self.id = next(_ids)
-        self.addr = addr
-        self.name = ""
-        self.context: Any = None
-        self.peer_id = ""
-        """Set once the connection proved to be a peer's link (RAFTPEER)."""
-        opts = shared.options
-        self.authenticated = shared.security.password is None
-        self.guard: ConnGuard = shared.security.new_guard()
-        self.query_limit = opts.max_query_buffer
-        """Unparsed bytes this client may hold (less until it authenticates)."""
-        if not self.authenticated:
-            self.query_limit = min(opts.max_query_buffer, UNAUTHENTICATED_QUERY_BUFFER)
-        self._parser = RequestParser(
-            max_bulk_len=opts.max_bulk_len,
-            max_multibulk_len=opts.max_multibulk_len,
-            max_inline_len=opts.max_inline_len,
-        )
-        self.out = bytearray()
-        """Replies ready to send, in order."""
-        self.encode: Callable[..., bytes] = encode
-        """The reply encoder of the protocol this client speaks (HELLO switches it)."""
-        self.moved = opts.redirect == "moved"
-        """Whether redirects are answered as Redis Cluster's ``MOVED`` (``Options.redirect``)."""
-        self.ending = Ending.NO
-        """Whether and how the connection is to end (the adapter acts on it)."""
-        self.closed = False
-        self.on_output: Callable[[], None] = _ignore
-        """Called when replies become ready outside :meth:`feed` (a write committed)."""
-        self.tag: list[bytes] | None = None
-        """While a ``RAFTSEQ`` runs its command: the prefix its write is logged under."""
-        self._slots: deque[Slot] = deque()
-        self._unfilled_reads = 0
-        self._unfilled_writes = 0
-        self._later_writes = 0
+    The half of :class:`Session` that keeps the ordering rules: a read waits
+    for every reply before it, a write for every read before it, and replies
+    leave in request order.  Its attributes are set by :class:`Session`.
+    """
 
-    # --- bytes in
-
-    def feed(self, data: bytes) -> None:
-        """Run the requests completed by ``data``; replies go to :attr:`out`."""
-        try:
-            cmds = self._parser.parse(data)
-        except ProtocolError as exc:
-            self._broken(exc)
-            return
-        if cmds:
-            self._serve(cmds)
-        if self._parser.buffered > self.query_limit:
-            self._overflow()
-
-    def _broken(self, error: ProtocolError) -> None:
-        """Redis answers a bad request and hangs up; the requests before it in the same read run."""
-        if error.commands:
-            self._serve(error.commands)
-        if self.ending is Ending.ABORT:
-            return
-        log.info("protocol error from %s: %s", self.addr, error)
-        self.reply_bytes(b"-ERR " + str(error).encode() + b"\r\n")
-        self.end(Ending.AFTER_REPLIES)
-
-    def _overflow(self) -> None:
-        """A request that never ends must not hold memory without bound."""
-        log.warning(
-            "closing %s: %d bytes of unfinished request, over the query buffer limit",
-            self.addr,
-            self._parser.buffered,
-        )
-        self.out += b"-ERR max query buffer length reached: closing the connection\r\n"
-        self.end(Ending.NOW)
-
-    def _serve(self, cmds: list[list[bytes]]) -> None:
-        """Run parsed requests in order."""
-        shared = self.shared
-        registry = shared.registry
-        routes = registry.routes
-        out = self.out
-        out_limit = shared.options.max_output_buffer
-        read_now: bool | None = None
-        i = 0
-        n = len(cmds)
-        while i < n:
-            args = cmds[i]
-            route = routes.get(args[0]) or registry.route(args[0])
-            kind = route.kind if self.authenticated else MACHINE
-            if kind is READ and not self._slots:
-                if read_now is None:
-                    read_now = shared.requests.read_now()
-                if read_now:
-                    i = self._reads_in_place(cmds, i, n, route)
-                else:
-                    i = self._waiting_reads(cmds, i, n, route)
-            elif kind is WRITE and not self._unfilled_reads:
-                i = self._plain_writes(cmds, i, n, route)
-                continue  # a write run answers later: nothing to measure yet
-            else:
-                self._dispatch(args, route)
-                read_now = None
-                i += 1
-                if self.ending is not _NO_END:
-                    break  # QUIT, or the machine closed the connection
-            if len(out) > out_limit:
-                # Checked per command (and per read in place): one read of
-                # small requests (GET of a big value, many times) must not
-                # build an unbounded reply.
-                log.warning("closing %s: replies over the output buffer limit", self.addr)
-                self.end(Ending.ABORT)
-                return
-
-    def _reads_in_place(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
-        """Answer the plain reads from ``cmds[i]`` on in place; the index after them.
-
-        The hot path: reads with nothing ahead of them on the connection,
-        which the consistency level lets this node answer now.  Asking that
-        once for the run is as good as per read: nothing is applied until
-        the loop turn ends, so every read sees the state the lease vouched
-        for.  Stops early past the output limit (the caller closes).
-        """
-        shared = self.shared
-        registry = shared.registry
-        routes = registry.routes
-        out = self.out
-        out_limit = shared.options.max_output_buffer
-        encode = self.encode
-        m = shared.applier
-        while True:
-            args = cmds[i]
-            try:
-                out += encode(route.fn(m, args))
-            except Exception:
-                # The general path answers it again, with the error reply
-                # and the log line (a plain read changes nothing).
-                self._dispatch(args, route)
-            i += 1
-            if i == n or len(out) > out_limit:
-                return i
-            a0 = cmds[i][0]
-            route = routes.get(a0) or registry.route(a0)
-            if route.kind is not READ:
-                return i
-
-    def _waiting_reads(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
-        """Plain reads from ``cmds[i]`` on that must wait (ReadIndex, redirect): they wait as one.
-
-        Returns the index after the run; one reply slot serves it.
-        """
-        registry = self.shared.registry
-        routes = registry.routes
-        run: list[tuple[Read, list[bytes], str]] = []
-        while True:
-            run.append((route.fn, cmds[i], route.name))
-            i += 1
-            if i == n:
-                break
-            a0 = cmds[i][0]
-            route = routes.get(a0) or registry.route(a0)
-            if route.kind is not READ:
-                break
-        self._read_run(run)
-        return i
-
-    def _plain_writes(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
-        """Queue the run of plain writes of ``route`` starting at ``cmds[i]``; the index after it.
-
-        What :meth:`_dispatch` does for a plain write, inline, with one
-        reply slot for a run of them (see :class:`~redraft.replies.WriteRun`).
-        A run goes on only while writes of its route come, so nothing
-        checked when it began can have changed since.
-        """
-        shared = self.shared
-        routes = shared.registry.routes
-        check = route.fn.check
-        name = route.name
-        run_max = shared.options.max_batch_commands
-        slot: Slot | None = None
-        run: WriteRun | None = None
-        batch: list[list[bytes]] = []
-        count = 0
-        start = i
-        while i < n:
-            args = cmds[i]
-            if i != start and routes.get(args[0]) is not route:
-                break
-            i += 1
-            if check is not None:
-                try:
-                    check(args)
-                except Exception as exc:
-                    self.reply_bytes(error_reply(exc, name, self.addr))
-                    slot = None
-                    continue
-            if slot is None:
-                slot = self.new_slot(WRITE_SLOT)
-                slot.name = name
-                opened = shared.requests.open_run(slot)
-                if opened is None:
-                    # Not the leader: the general path answers with the redirect.
-                    self.drop_slot(slot)
-                    slot = None
-                    self._dispatch(args, route)
-                    continue
-                batch = opened
-                run = None
-                count = 1
-                slot.args = args
-            elif run is None:
-                # The second write of the run: its slot becomes the run's.
-                run = WriteRun(name, slot.encode, self.addr, batch, len(batch) - 1)
-                run.count = count = 2
-                slot.run = run
-                slot.respond = run
-                slot.encode = as_is
-            else:
-                run.count = count = count + 1
-            if count >= run_max:
-                slot = None  # a run never spans two log entries
-            batch.append(args)
-        return i
-
-    def _dispatch(self, args: list[bytes], route: Route) -> None:
-        """The general path of one command."""
-        kind = route.kind
-        fn = route.fn
-        name = route.name
-        if not self.authenticated and route.key not in PRE_AUTH_COMMANDS:
-            self.reply_bytes(NOAUTH_REPLY)
-            return
-        shared = self.shared
-        try:
-            if kind is READ:
-                # What _plain_reads could not answer in place: served as the
-                # machine's own m.apply of a read would be.
-                value = self.read(deferred(fn, shared.applier, args), name)
-            elif kind is WRITE:
-                if fn.check is not None:
-                    fn.check(args)
-                value = self.write(args, None, name)
-            elif kind is MACHINE:
-                value = shared.machine.command(shared.applier, self, Command(args, name))
-            else:
-                value = fn(self, args)
-        except Exception as exc:
-            self.reply_bytes(command_error(self, exc, name, args))
-            return
-        if type(value) is Slot or value is NO_REPLY:
-            if type(value) is Slot and value.args is None:
-                value.args = args  # should it be redirected later: its key's slot
-            return
-        try:
-            data = self.encode(value)
-        except Exception as exc:
-            log.warning("command %r returned an unencodable value: %r", name, exc)
-            data = encode_error(exc, name)
-        self.reply_bytes(data)
-
-    def sequenced(self, tag: list[bytes], args: list[bytes]) -> None:
-        """Run ``args`` as a command of its own whose write, if any, is logged under ``tag``.
-
-        ``RAFTSEQ`` uses it: the write reaches the log wrapped, so that every
-        node applies it at most once (:mod:`redraft.dedup`).  Reads and
-        built-ins run as they would unwrapped.
-        """
-        self.tag = tag
-        try:
-            self._dispatch(args, self.shared.registry.route(args[0]))
-        finally:
-            self.tag = None
-
-    def _read_run(self, run: list[tuple[Read, list[bytes], str]]) -> None:
-        """Serve plain reads that cannot be answered at once as one (see :class:`ReadRun`)."""
-        if len(run) == 1:
-            _, args, _ = run[0]
-            route = self.shared.registry.route(args[0])
-            self._dispatch(args, route)
-            return
-        reads = ReadRun(self.shared.applier, run, self.encode, self.addr)
-        try:
-            value = self.read(reads, reads.name, reads)
-        except Exception as exc:
-            self.reply_bytes(reads.errors(exc, self.moved))
-            return
-        if type(value) is Slot:
-            value.encode = as_is
-        else:
-            self.reply_bytes(value)  # answered at once: the replies, encoded
+    shared: Shared
+    addr: str
+    out: bytearray
+    encode: Callable[..., bytes]
+    ending: Ending
+    on_output: Callable[[], None]
+    peer_id: str
+    redirect: str
+    tag: list[bytes] | None
+    _slots: deque[Slot]
+    _unfilled_reads: int
+    _unfilled_writes: int
+    _later_writes: int
 
     # --- reads and writes in request order
 
@@ -584,6 +331,336 @@ class Session:
         self.out.clear()
         return data
 
+    def forward(self, cmds: list[list[bytes]], name: str, leader: str) -> None:
+        """Have the leader run requests this node may not serve; their replies, in one
+        slot, take their place in line.
+
+        Proxy mode (:mod:`redraft.transport.forward`): a pipelined run goes in
+        one write.  A request that came forwarded is not sent on again: two
+        nodes that each believe the other leads must not pass it back and forth.
+        """
+        if self.peer_id:
+            self.reply_bytes(encode_error(ErrorReply(NOT_APPLIED), name) * len(cmds))
+            return
+        slot = self.new_slot(WAIT)
+        slot.name = name
+        data = b"".join(map(encode_command, cmds))
+        if not self.shared.requests.forward(leader, data, _Gather(slot, len(cmds)), len(cmds)):
+            self.drop_slot(slot)
+            failed = encode_error(
+                ErrorReply(f"{FORWARD_FAILED} {leader}; it was not applied"), name
+            )
+            self.reply_bytes(failed * len(cmds))
+
+
+class Session(ReplyLine):
+    """One client (or incoming peer) connection; implements :class:`redraft.Conn`."""
+
+    def __init__(self, shared: Shared, addr: str = "") -> None:
+        self.shared = shared
+        self.id = next(_ids)
+        self.addr = addr
+        self.name = ""
+        self.context: Any = None
+        self.peer_id = ""
+        """Set once the connection proved to be a peer's link (RAFTPEER)."""
+        opts = shared.options
+        self.authenticated = shared.security.password is None
+        self.guard: ConnGuard = shared.security.new_guard()
+        self.query_limit = opts.max_query_buffer
+        """Unparsed bytes this client may hold (less until it authenticates)."""
+        if not self.authenticated:
+            self.query_limit = min(opts.max_query_buffer, UNAUTHENTICATED_QUERY_BUFFER)
+        self._parser = RequestParser(
+            max_bulk_len=opts.max_bulk_len,
+            max_multibulk_len=opts.max_multibulk_len,
+            max_inline_len=opts.max_inline_len,
+        )
+        self.out = bytearray()
+        """Replies ready to send, in order."""
+        self.encode: Callable[..., bytes] = encode
+        """The reply encoder of the protocol this client speaks (HELLO switches it)."""
+        self.redirect = opts.redirect
+        """How a redirect is answered (``Options.redirect``): proxy mode forwards the request."""
+        self.ending = Ending.NO
+        """Whether and how the connection is to end (the adapter acts on it)."""
+        self.closed = False
+        self.on_output: Callable[[], None] = _ignore
+        """Called when replies become ready outside :meth:`feed` (a write committed)."""
+        self.tag: list[bytes] | None = None
+        """While a ``RAFTSEQ`` runs its command: the prefix its write is logged under."""
+        self._slots: deque[Slot] = deque()
+        self._unfilled_reads = 0
+        self._unfilled_writes = 0
+        self._later_writes = 0
+
+    # --- bytes in
+
+    def feed(self, data: bytes) -> None:
+        """Run the requests completed by ``data``; replies go to :attr:`out`."""
+        try:
+            cmds = self._parser.parse(data)
+        except ProtocolError as exc:
+            self._broken(exc)
+            return
+        if cmds:
+            self._serve(cmds)
+        if self._parser.buffered > self.query_limit:
+            self._overflow()
+
+    def _broken(self, error: ProtocolError) -> None:
+        """Redis answers a bad request and hangs up; the requests before it in the same read run."""
+        if error.commands:
+            self._serve(error.commands)
+        if self.ending is Ending.ABORT:
+            return
+        log.info("protocol error from %s: %s", self.addr, error)
+        self.reply_bytes(b"-ERR " + str(error).encode() + b"\r\n")
+        self.end(Ending.AFTER_REPLIES)
+
+    def _overflow(self) -> None:
+        """A request that never ends must not hold memory without bound."""
+        log.warning(
+            "closing %s: %d bytes of unfinished request, over the query buffer limit",
+            self.addr,
+            self._parser.buffered,
+        )
+        self.out += b"-ERR max query buffer length reached: closing the connection\r\n"
+        self.end(Ending.NOW)
+
+    def _serve(self, cmds: list[list[bytes]]) -> None:
+        """Run parsed requests in order."""
+        shared = self.shared
+        registry = shared.registry
+        routes = registry.routes
+        out = self.out
+        out_limit = shared.options.max_output_buffer
+        read_now: bool | None = None
+        i = 0
+        n = len(cmds)
+        while i < n:
+            args = cmds[i]
+            route = routes.get(args[0]) or registry.route(args[0])
+            kind = route.kind if self.authenticated else MACHINE
+            if kind is READ and (not self._slots or self.redirect == "proxy"):
+                if read_now is None:
+                    read_now = shared.requests.read_now()
+                if not read_now:
+                    # Waits as a run (or goes to the leader as one, in proxy mode).
+                    i = self._waiting_reads(cmds, i, n, route)
+                elif not self._slots:
+                    i = self._reads_in_place(cmds, i, n, route)
+                else:
+                    self._dispatch(args, route)
+                    i += 1
+            elif kind is WRITE and not self._unfilled_reads:
+                i = self._plain_writes(cmds, i, n, route)
+                continue  # a write run answers later: nothing to measure yet
+            else:
+                self._dispatch(args, route)
+                read_now = None
+                i += 1
+                if self.ending is not _NO_END:
+                    break  # QUIT, or the machine closed the connection
+            if len(out) > out_limit:
+                # Checked per command (and per read in place): one read of
+                # small requests (GET of a big value, many times) must not
+                # build an unbounded reply.
+                log.warning("closing %s: replies over the output buffer limit", self.addr)
+                self.end(Ending.ABORT)
+                return
+
+    def _reads_in_place(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
+        """Answer the plain reads from ``cmds[i]`` on in place; the index after them.
+
+        The hot path: reads with nothing ahead of them on the connection,
+        which the consistency level lets this node answer now.  Asking that
+        once for the run is as good as per read: nothing is applied until
+        the loop turn ends, so every read sees the state the lease vouched
+        for.  Stops early past the output limit (the caller closes).
+        """
+        shared = self.shared
+        registry = shared.registry
+        routes = registry.routes
+        out = self.out
+        out_limit = shared.options.max_output_buffer
+        encode = self.encode
+        m = shared.applier
+        while True:
+            args = cmds[i]
+            try:
+                out += encode(route.fn(m, args))
+            except Exception:
+                # The general path answers it again, with the error reply
+                # and the log line (a plain read changes nothing).
+                self._dispatch(args, route)
+            i += 1
+            if i == n or len(out) > out_limit:
+                return i
+            a0 = cmds[i][0]
+            route = routes.get(a0) or registry.route(a0)
+            if route.kind is not READ:
+                return i
+
+    def _waiting_reads(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
+        """Plain reads from ``cmds[i]`` on that must wait (ReadIndex, redirect): they wait as one.
+
+        Returns the index after the run; one reply slot serves it.
+        """
+        registry = self.shared.registry
+        routes = registry.routes
+        run: list[tuple[Read, list[bytes], str]] = []
+        while True:
+            run.append((route.fn, cmds[i], route.name))
+            i += 1
+            if i == n:
+                break
+            a0 = cmds[i][0]
+            route = routes.get(a0) or registry.route(a0)
+            if route.kind is not READ:
+                break
+        self._read_run(run)
+        return i
+
+    def _plain_writes(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
+        """Queue the run of plain writes of ``route`` starting at ``cmds[i]``; the index after it.
+
+        What :meth:`_dispatch` does for a plain write, inline, with one
+        reply slot for a run of them (see :class:`~redraft.replies.WriteRun`).
+        A run goes on only while writes of its route come, so nothing
+        checked when it began can have changed since.
+        """
+        shared = self.shared
+        routes = shared.registry.routes
+        check = route.fn.check
+        name = route.name
+        run_max = shared.options.max_batch_commands
+        slot: Slot | None = None
+        run: WriteRun | None = None
+        batch: list[list[bytes]] = []
+        count = 0
+        start = i
+        while i < n:
+            args = cmds[i]
+            if i != start and routes.get(args[0]) is not route:
+                break
+            i += 1
+            if check is not None:
+                try:
+                    check(args)
+                except Exception as exc:
+                    self.reply_bytes(error_reply(exc, name, self.addr))
+                    slot = None
+                    continue
+            if slot is None:
+                slot = self.new_slot(WRITE_SLOT)
+                slot.name = name
+                opened = shared.requests.open_run(slot)
+                if opened is None:
+                    self.drop_slot(slot)
+                    slot = None
+                    if self.redirect == "proxy" and (leader := shared.requests.leader()):
+                        # The rest of the run goes to the leader in one piece.
+                        end = i
+                        while end < n and routes.get(cmds[end][0]) is route:
+                            end += 1
+                        self.forward(cmds[i - 1 : end], name, leader)
+                        i = end
+                        break
+                    # Not the leader: the general path answers with the redirect.
+                    self._dispatch(args, route)
+                    continue
+                batch = opened
+                run = None
+                count = 1
+                slot.args = args
+            elif run is None:
+                # The second write of the run: its slot becomes the run's.
+                run = WriteRun(name, slot.encode, self.addr, batch, len(batch) - 1)
+                run.count = count = 2
+                slot.run = run
+                slot.respond = run
+                slot.encode = as_is
+            else:
+                run.count = count = count + 1
+            if count >= run_max:
+                slot = None  # a run never spans two log entries
+            batch.append(args)
+        return i
+
+    def _dispatch(self, args: list[bytes], route: Route) -> None:
+        """The general path of one command."""
+        kind = route.kind
+        fn = route.fn
+        name = route.name
+        if not self.authenticated and route.key not in PRE_AUTH_COMMANDS:
+            self.reply_bytes(NOAUTH_REPLY)
+            return
+        shared = self.shared
+        try:
+            if kind is READ:
+                # What _plain_reads could not answer in place: served as the
+                # machine's own m.apply of a read would be.
+                value = self.read(deferred(fn, shared.applier, args), name)
+            elif kind is WRITE:
+                if fn.check is not None:
+                    fn.check(args)
+                value = self.write(args, None, name)
+            elif kind is MACHINE:
+                value = shared.machine.command(shared.applier, self, Command(args, name))
+            else:
+                value = fn(self, args)
+        except Exception as exc:
+            if type(exc) is Redirect and self.redirect == "proxy" and exc.leader:
+                self.forward([args], name, exc.leader)
+            else:
+                self.reply_bytes(command_error(self, exc, name, args))
+            return
+        if type(value) is Slot or value is NO_REPLY:
+            if type(value) is Slot and value.args is None:
+                value.args = args  # should it be redirected later: its key's slot
+            return
+        try:
+            data = self.encode(value)
+        except Exception as exc:
+            log.warning("command %r returned an unencodable value: %r", name, exc)
+            data = encode_error(exc, name)
+        self.reply_bytes(data)
+
+    def sequenced(self, tag: list[bytes], args: list[bytes]) -> None:
+        """Run ``args`` as a command of its own whose write, if any, is logged under ``tag``.
+
+        ``RAFTSEQ`` uses it: the write reaches the log wrapped, so that every
+        node applies it at most once (:mod:`redraft.dedup`).  Reads and
+        built-ins run as they would unwrapped.
+        """
+        self.tag = tag
+        try:
+            self._dispatch(args, self.shared.registry.route(args[0]))
+        finally:
+            self.tag = None
+
+    def _read_run(self, run: list[tuple[Read, list[bytes], str]]) -> None:
+        """Serve plain reads that cannot be answered at once as one (see :class:`ReadRun`)."""
+        if len(run) == 1:
+            _, args, _ = run[0]
+            route = self.shared.registry.route(args[0])
+            self._dispatch(args, route)
+            return
+        reads = ReadRun(self.shared.applier, run, self.encode, self.addr)
+        try:
+            value = self.read(reads, reads.name, reads)
+        except Exception as exc:
+            if type(exc) is Redirect and self.redirect == "proxy" and exc.leader:
+                self.forward([args for _, args, _ in run], reads.name, exc.leader)
+            else:
+                self.reply_bytes(reads.errors(exc, self.redirect))
+            return
+        if type(value) is Slot:
+            value.encode = as_is
+        else:
+            self.reply_bytes(value)  # answered at once: the replies, encoded
+
     # --- redraft.Conn
 
     def use_resp3(self, on: bool) -> None:
@@ -622,6 +699,33 @@ class Session:
 
 def _ignore() -> None:
     pass
+
+
+FORWARD_FAILED = "ERR proxy: the request could not be sent to the leader"
+RELAY_LOST = (
+    b"-TIMEOUT proxy: the link to the leader was lost before the reply came; "
+    b"the command may have been applied\r\n"
+)
+
+
+class _Gather:
+    """Collects the leader's replies to a run of forwarded requests into their slot."""
+
+    __slots__ = ("left", "parts", "slot")
+
+    def __init__(self, slot: Slot, count: int) -> None:
+        self.slot = slot
+        self.left = count
+        self.parts: list[bytes] = []
+
+    def __call__(self, data: bytes | None) -> None:
+        """One reply (None: lost with the link); the last one answers the slot."""
+        self.parts.append(RELAY_LOST if data is None else data)
+        self.left -= 1
+        if self.left == 0:
+            conn = self.slot.conn
+            if conn.settle(self.slot, b"".join(self.parts)):
+                conn.advance()
 
 
 class ClientApplier(Applier):

@@ -45,7 +45,12 @@ def raftseq(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     key = args[4].lower()
     if key in (SEQ_COMMAND, SESSION_COMMAND):
         raise ValueError(f"ERR '{key.decode()}' cannot run inside RAFTSEQ")
-    conn.sequenced(args[:4], args[4:])
+    leader = ctx.leader
+    if conn.redirect == "proxy" and leader and leader != ctx.id:
+        # Forwarded whole: the leader must log it under its session and sequence.
+        conn.forward([args], "raftseq", leader)
+    else:
+        conn.sequenced(args[:4], args[4:])
     return NO_REPLY
 
 

@@ -34,11 +34,15 @@ class Forwarded:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def expect(self, relay: Relay) -> bool:
-        """Wait for the next reply with ``relay``; False if too many wait already."""
-        if len(self._waiting) >= self.limit:
+    def expect(self, relay: Relay, count: int = 1) -> bool:
+        """Wait for the next ``count`` replies, each handed to ``relay``; False if that
+        would make too many waiting."""
+        if len(self._waiting) + count > self.limit:
             return False
-        self._waiting.append(relay)
+        if count == 1:
+            self._waiting.append(relay)
+        else:
+            self._waiting.extend([relay] * count)
         return True
 
     def feed(self, data: bytes) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from redraft.raft.types import Message
 from redraft.transport.codec import SharedEntries, encode_message_parts
+from redraft.transport.forward import Relay
 from redraft.transport.peers import PeerLink, raftmsg_parts
 
 
@@ -51,6 +52,17 @@ class Outbox:
                 link = self.links[peer] = self._dial(peer, self._on_unreachable)
                 link.start()
             link.send(raftmsg_parts(encode_message_parts(batch, shared)))
+
+    def forward(self, peer: str, commands: bytes, relay: Relay, count: int = 1) -> bool:
+        """Send client requests to ``peer`` on this node's link to it (see :class:`PeerLink`).
+
+        False when it could not be sent (no link up yet, or too many waiting).
+        """
+        link = self.links.get(peer)
+        if link is None:
+            link = self.links[peer] = self._dial(peer, self._on_unreachable)
+            link.start()
+        return link.forward(commands, relay, count)
 
     async def close(self) -> None:
         for link in self.links.values():

@@ -170,19 +170,22 @@ class PeerLink:
             t.writelines(parts)  # one writev: a batch of large values is not copied to join it
         return True
 
-    def forward(self, command: bytes, relay: Relay) -> bool:
-        """Send a client's request (RESP bytes) to the peer; ``relay`` gets its reply.
+    def forward(self, commands: bytes, relay: Relay, count: int = 1) -> bool:
+        """Send ``count`` client requests (their RESP bytes, one after the other) to the
+        peer in one write; ``relay`` gets each reply in turn.
 
         False when the link is down, or too many forwarded requests wait
-        already: the request was not sent, so it did not run.
+        already: nothing was sent, so nothing ran.
         """
         proto = self._proto
         if proto is None or proto.transport is None:
             return False
         t = proto.transport
-        if t.get_write_buffer_size() > self._max_buffer or not proto.forwarded.expect(relay):
+        if t.get_write_buffer_size() > self._max_buffer:
             return False
-        t.write(command)
+        if not proto.forwarded.expect(relay, count):
+            return False
+        t.write(commands)
         return True
 
     async def close(self) -> None:
