@@ -285,7 +285,40 @@ def _refuse(what: str) -> NoReturn:
     )
 
 
-class Client(redis.Redis):
+class _Following:
+    """What :class:`Client` and :class:`AsyncClient` share: the router and the replies."""
+
+    _router: _Router
+    response_callbacks: Any
+
+    def _follow(
+        self, addresses: tuple[str, ...], retry_timeout: float, session_ttl: float, once: bool
+    ) -> dict[str, Any]:
+        """Set up the router; the first node to talk to, as redis-py's host and port."""
+        self._router = _Router(addresses, retry_timeout, session_ttl, once)
+        host, port = split_hostport(self._router.address)
+        return {"host": host, "port": port}
+
+    @property
+    def leader(self) -> str:
+        """The node requests go to: the leader, as far as this client knows."""
+        return self._router.address
+
+    def _parsed(self, name: Any, reply: Any, options: dict[str, Any]) -> Any:
+        """The reply as redis-py's command method for ``name`` returns it."""
+        callback = self.response_callbacks.get(name)
+        return callback(reply, **options) if callback is not None else reply
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        """Refused: a pipeline's commands would bypass the client session."""
+        _refuse("pipelines")
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        """Refused: a pub/sub connection's commands would bypass the client session."""
+        _refuse("pub/sub")
+
+
+class Client(_Following, redis.Redis):
     """A blocking redis-py client for a redraft cluster; see the module's documentation.
 
     ``addresses`` are ``"host:port"`` strings (``":port"`` means 127.0.0.1).
@@ -303,22 +336,14 @@ class Client(redis.Redis):
         exactly_once: bool = True,
         **kwargs: Any,
     ) -> None:
-        router = _Router(addresses, retry_timeout, session_ttl, exactly_once)
-        host, port = split_hostport(router.address)
-        super().__init__(host=host, port=port, **kwargs)
-        self._router = router
+        first = self._follow(addresses, retry_timeout, session_ttl, exactly_once)
+        super().__init__(**first, **kwargs)
         self._node_settings = _node_kwargs(kwargs, Retry(NoBackoff(), 0))
         self._nodes: dict[str, redis.Redis] = {}
         self._nodes_lock = threading.Lock()
 
-    @property
-    def leader(self) -> str:
-        """The node requests go to: the leader, as far as this client knows."""
-        return self._router.address
-
     def execute_command(self, *args: Any, **options: Any) -> Any:
         """Send one command to the leader (retrying across failures); its parsed reply."""
-        name = args[0]
         wire_opts, empty = _split(options)
         plan = self._router.plan(args)
         try:
@@ -328,22 +353,19 @@ class Client(redis.Redis):
                     time.sleep(what)
                     step, what = next(plan)
                     continue
+                node = self._node(what[0])
                 try:
-                    reply = self._node(what[0]).execute_command(*what[1], **wire_opts)  # type: ignore[no-untyped-call]
+                    reply = node.execute_command(*what[1], **wire_opts)  # type: ignore[no-untyped-call]
                 except Exception as exc:
                     step, what = plan.throw(exc)
                 else:
                     step, what = plan.send(reply)
         except StopIteration as done:
-            return self._parsed(name, done.value, options)
+            return self._parsed(args[0], done.value, options)
         except ResponseError:
-            if empty is not _NONE:
-                return empty
-            raise
-
-    def _parsed(self, name: Any, reply: Any, options: dict[str, Any]) -> Any:
-        callback = self.response_callbacks.get(name)  # type: ignore[no-untyped-call]
-        return callback(reply, **options) if callback is not None else reply
+            if empty is _NONE:
+                raise
+            return empty
 
     def _node(self, address: str) -> redis.Redis:
         with self._nodes_lock:
@@ -363,14 +385,8 @@ class Client(redis.Redis):
             node.close()
         super().close()
 
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        _refuse("pipelines")
 
-    def pubsub(self, **kwargs: Any) -> Any:
-        _refuse("pub/sub")
-
-
-class AsyncClient(redis.asyncio.Redis):
+class AsyncClient(_Following, redis.asyncio.Redis):  # type: ignore[misc]  # redis-py's own bases disagree
     """The asyncio twin of :class:`Client`: the same arguments, every method awaitable."""
 
     def __init__(
@@ -381,21 +397,13 @@ class AsyncClient(redis.asyncio.Redis):
         exactly_once: bool = True,
         **kwargs: Any,
     ) -> None:
-        router = _Router(addresses, retry_timeout, session_ttl, exactly_once)
-        host, port = split_hostport(router.address)
-        super().__init__(host=host, port=port, **kwargs)
-        self._router = router
+        first = self._follow(addresses, retry_timeout, session_ttl, exactly_once)
+        super().__init__(**first, **kwargs)
         self._node_settings = _node_kwargs(kwargs, AsyncRetry(NoBackoff(), 0))
         self._nodes: dict[str, redis.asyncio.Redis] = {}
 
-    @property
-    def leader(self) -> str:
-        """The node requests go to: the leader, as far as this client knows."""
-        return self._router.address
-
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         """Send one command to the leader (retrying across failures); its parsed reply."""
-        name = args[0]
         wire_opts, empty = _split(options)
         plan = self._router.plan(args)
         try:
@@ -405,22 +413,19 @@ class AsyncClient(redis.asyncio.Redis):
                     await asyncio.sleep(what)
                     step, what = next(plan)
                     continue
+                node = self._node(what[0])
                 try:
-                    reply = await self._node(what[0]).execute_command(*what[1], **wire_opts)  # type: ignore[no-untyped-call]
+                    reply = await node.execute_command(*what[1], **wire_opts)  # type: ignore[no-untyped-call]
                 except Exception as exc:
                     step, what = plan.throw(exc)
                 else:
                     step, what = plan.send(reply)
         except StopIteration as done:
-            return self._parsed(name, done.value, options)
+            return self._parsed(args[0], done.value, options)
         except ResponseError:
-            if empty is not _NONE:
-                return empty
-            raise
-
-    def _parsed(self, name: Any, reply: Any, options: dict[str, Any]) -> Any:
-        callback = self.response_callbacks.get(name)
-        return callback(reply, **options) if callback is not None else reply
+            if empty is _NONE:
+                raise
+            return empty
 
     def _node(self, address: str) -> redis.asyncio.Redis:
         node = self._nodes.get(address)
@@ -437,12 +442,6 @@ class AsyncClient(redis.asyncio.Redis):
         for node in nodes:
             await node.aclose()
         await super().aclose(close_connection_pool)
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        _refuse("pipelines")
-
-    def pubsub(self, **kwargs: Any) -> Any:
-        _refuse("pub/sub")
 
 
 __all__ = ["UNSEQUENCED", "AsyncClient", "Client", "OutcomeUnknown"]
