@@ -45,6 +45,8 @@ class FakeCluster:
     proposed: list[tuple[ChangeType, str]] = field(default_factory=list)
     later: list[Callable[[], None]] = field(default_factory=list)
     open_sessions: list[Session] = field(default_factory=list)
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    """What the machine's ``info`` gives."""
 
     def peers(self) -> list[PeerView]:
         return [
@@ -75,6 +77,9 @@ class FakeCluster:
 
     def digest(self) -> tuple[int, bytes]:
         raise ErrDisabled()
+
+    def machine_info(self) -> dict[str, dict[str, str]]:
+        return self.sections
 
     def on_peer_messages(self, payload: bytes, peer: str) -> None:
         pass

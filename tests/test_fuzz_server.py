@@ -201,7 +201,7 @@ NAMES = [
     # built-ins
     "auth", "ping", "echo", "quit", "select", "hello", "client", "command", "info", "config",
     "raftleader", "raftstate", "raftstats", "raftpeers", "raftaddpeer", "raftremovepeer",
-    "raftjoin", "raftsnapshot", "rafttransferleader", "raftpeer", "raftmsg",
+    "raftjoin", "raftsnapshot", "rafttransferleader", "raftpeer", "raftmsg", "rafttick",
     # the clone
     "get", "set", "del", "keys", "exists", "mget", "mset", "incr", "incrby", "decr", "decrby",
     "append", "strlen", "getset", "setnx", "expire", "pexpire", "expireat", "pexpireat", "ttl",

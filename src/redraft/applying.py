@@ -6,10 +6,11 @@ declared one for the name, else by calling its ``command`` again with an
 :class:`ApplyingApplier` (``conn`` None), whose ``apply`` runs ``mutate``.
 On the node that proposed the entry, the results then answer the clients.
 
-Two framework commands are applied here too, before the machine sees
-anything: ``RAFTSESSION`` opens and closes client sessions, and ``RAFTSEQ``
+Three framework commands are applied here too, before the machine sees
+anything: ``RAFTSESSION`` opens and closes client sessions, ``RAFTSEQ``
 runs the command it wraps at most once per session and sequence
-(:mod:`redraft.dedup`).
+(:mod:`redraft.dedup`), and ``RAFTTICK``, which only a leader logs, runs the
+machine's :meth:`~redraft.machine.Machine.tick`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from redraft.dedup import (
     unpack_reply,
 )
 from redraft.machine import OK, Applier, Command, Conn, Machine, Mutate, Respond
-from redraft.proposals import Proposal, Proposer, Stamps, decode_batch
+from redraft.proposals import TICK_COMMAND, Proposal, Proposer, Stamps, decode_batch
 from redraft.raft.types import Entry, EntryKind, Membership
 from redraft.registry import WRITE, Registry
 
@@ -92,6 +93,9 @@ class Applying:
         """Log bytes applied since the last snapshot (a trigger for the next one)."""
         self.entries = 0
         self.commands = 0
+        self.ticks = 0
+        """Ticks applied (for RAFTSTATS)."""
+        self._tick_failures = 0
 
     def apply(self, entries: list[Entry]) -> None:
         """Apply committed ``entries`` in order."""
@@ -163,7 +167,21 @@ class Applying:
             return self._sequenced(args)
         if route.key == SESSION_COMMAND:
             return self._session(args)
+        if route.key == TICK_COMMAND:
+            return self._tick()
         return self.machine.command(self._m, None, Command(args))
+
+    def _tick(self) -> None:
+        """``RAFTTICK``: the machine's time-driven work, at this entry's time."""
+        self.ticks += 1
+        try:
+            self.machine.tick(self._m)
+        except Exception:
+            # No one is answered: say it, but not ten times a second.
+            self._tick_failures += 1
+            n = self._tick_failures
+            if n & (n - 1) == 0:
+                log.exception("the machine's tick failed (%d times so far)", n)
 
     def _sequenced(self, args: list[bytes]) -> Any:
         """``RAFTSEQ sid seq ack command...``: the command's reply, applying it only once."""
@@ -175,7 +193,7 @@ class Applying:
             return unpack_reply(stored)
         route = self._registry.route(inner[0])
         try:
-            if route.key in (SEQ_COMMAND, SESSION_COMMAND):
+            if route.key in (SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND):
                 raise ValueError(f"ERR '{route.name}' cannot run inside RAFTSEQ")
             result = self._other(inner)
         except Exception as exc:

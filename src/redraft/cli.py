@@ -138,6 +138,15 @@ def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
         help="...but no more than this much log data (default 64mb)",
     )
     p.add_argument(
+        "--tick-interval",
+        "-tick-interval",
+        type=int,
+        default=Options.tick_interval_ms,
+        metavar="MS",
+        help="the leader logs a tick every MS milliseconds for a machine that defines tick() "
+        f"(default {Options.tick_interval_ms}; 0: never)",
+    )
+    p.add_argument(
         "--snapshot-chunk-bytes",
         "-snapshot-chunk-bytes",
         type=int,
@@ -240,6 +249,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         snapshot_chunk_bytes=ns.snapshot_chunk_bytes,
         compaction_tail=ns.compaction_tail,
         compaction_tail_bytes=ns.compaction_tail_bytes,
+        tick_interval_ms=ns.tick_interval,
         auth=read_secret(ns.auth, ns.auth_file, ENV_AUTH),
         peer_secret=read_secret(ns.peer_secret, ns.peer_secret_file, ENV_PEER_SECRET),
         tls_cert=ns.tls_cert,

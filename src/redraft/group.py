@@ -12,6 +12,9 @@ Each pass (:meth:`RaftGroup.process`) carries out the core's Readies in
 Raft's order through the shared :class:`~redraft.raft.driver.ReadyDriver`
 (the same driver the simulator checks): messages out, log persisted,
 acknowledgements once durable, committed entries applied, reads served.
+After it, the group tells the machine what changed: leadership
+(``on_leader``, ``on_follower``) and, once, that it caught up (``on_ready``).
+While it leads, it logs the machine's ticks (``Machine.tick``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from redraft.applying import Applying
 from redraft.dedup import ClientSessions
 from redraft.errors import Redirect
-from redraft.machine import Machine
+from redraft.machine import Machine, defines_tick
 from redraft.options import Options
 from redraft.persist import LogWriter
 from redraft.proposals import Proposer, Stamps
@@ -103,6 +106,13 @@ class RaftGroup:
         self.ticker = Ticker(options.tick_ms, self._on_tick)
         self._registry = registry
         self._on_fatal = on_fatal
+        self._ticks = defines_tick(machine) and options.tick_interval_ms > 0
+        """Whether this group logs the machine's ticks (while it leads)."""
+        self._tick_timer: asyncio.TimerHandle | None = None
+        self.ready = False
+        """The machine was told it caught up (``on_ready``)."""
+        self._ready_at = 0
+        """The index to apply before ``on_ready``: the commit index first heard of."""
 
     def open(self, join: str) -> str:
         """Restore the state on disk and build the parts; the addresses to ask to join ("" if none).
@@ -171,6 +181,9 @@ class RaftGroup:
     async def close(self) -> None:
         self.closed = True
         self.ticker.stop()
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
         try:
             await self.writer.close()
         finally:
@@ -190,7 +203,7 @@ class RaftGroup:
         # peer and per client.
         self._scheduled = False
         proposer = self.proposer
-        if proposer.batch and proposer.may_propose():
+        if (proposer.batch or proposer.tick) and proposer.may_propose():
             proposer.flush()
         self.process()
 
@@ -207,8 +220,9 @@ class RaftGroup:
             return
         self.reads.invalidate()
         self.core.tick()
-        if self.proposer.batch and self.core.role == _LEADER:
-            self.proposer.flush()  # a batch held back by a leadership transfer
+        proposer = self.proposer
+        if (proposer.batch or proposer.tick) and self.core.role == _LEADER:
+            proposer.flush()  # a batch held back by a leadership transfer
         now = time.monotonic()
         if now >= self._housekeeping_at:
             self._housekeeping_at = now + 1.0
@@ -252,7 +266,7 @@ class RaftGroup:
     def apply(self, entries: list[Entry]) -> None:
         applying = self.applying
         applying.apply(entries)
-        if self.proposer.batch:
+        if self.proposer.batch or self.proposer.tick:
             self.schedule()  # writes held while the last batch was in flight
         self.reads.caught_up(applying.applied)
         self.snapshotter.maybe()
@@ -349,23 +363,81 @@ class RaftGroup:
             self._was_member = member
         if core.role != self._last_role or core.leader != self._last_leader:
             self._role_changed()
+        if not self.ready:
+            self._check_ready()
 
     def _role_changed(self) -> None:
         core = self.core
-        if core.role == _LEADER and self._last_role != _LEADER:
+        leads = core.role == _LEADER
+        led = self._last_role == _LEADER
+        follows_new = not leads and bool(core.leader) and core.leader != self._last_leader
+        if leads and not led:
             log.info("became leader at term %d", core.term)
-        elif core.leader and core.leader != self._last_leader and core.role != _LEADER:
+        elif follows_new:
             log.info("following leader %s at term %d", core.leader, core.term)
-        elif self._last_role == _LEADER and core.role != _LEADER:
+        elif led and not leads:
             log.info("stepped down at term %d", core.term)
         self._last_role = core.role
         self._last_leader = core.leader
-        if self._transfers and core.role != _LEADER and core.leader:
+        if self._transfers and not leads and core.leader:
             done, self._transfers = self._transfers, []
             for cb in done:
                 cb(None)
-        if core.role != _LEADER and self.proposer.batch:
-            self.proposer.fail_batch(Redirect(core.leader))
+        proposer = self.proposer
+        if not leads and (proposer.batch or proposer.tick):
+            proposer.fail_batch(Redirect(core.leader))
+        machine = self.machine
+        if leads and not led:
+            self._start_ticks()
+            self._notify("on_leader", machine.on_leader)
+        elif follows_new or (led and not leads):
+            self._notify("on_follower", machine.on_follower, core.leader)
+
+    def _check_ready(self) -> None:
+        """Tell the machine, once, that it caught up: see :meth:`Machine.on_ready`."""
+        core = self.core
+        if not self._ready_at:
+            if core.role == _LEADER:
+                if not core.committed_in_term():
+                    return
+                self._ready_at = core.commit_index
+            elif core.leader:
+                self._ready_at = core.leader_commit  # 0 until the leader said it
+            if not self._ready_at:
+                return
+        if self.applying.applied >= self._ready_at:
+            self.ready = True
+            log.info("caught up at index %d", self.applying.applied)
+            self._notify("on_ready", self.machine.on_ready)
+
+    def _notify(self, what: str, fn: Callable[..., None], *args: Any) -> None:
+        """Call one of the machine's callbacks: its exception is logged, not raised."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("the machine's %s failed", what)
+
+    # --- the machine's ticks
+
+    def _start_ticks(self) -> None:
+        """Log the machine's ticks while this node leads (see :meth:`Machine.tick`)."""
+        if self._ticks and self._tick_timer is None and not self.closed:
+            delay = self.options.tick_interval_ms / 1000.0
+            self._tick_timer = self.loop.call_later(delay, self._machine_tick)
+
+    def _machine_tick(self) -> None:
+        self._tick_timer = None
+        if self.closed or self.core.role != _LEADER:
+            return  # started again when this node next leads
+        self._start_ticks()
+        now = time.time_ns()
+        try:
+            wanted = self.machine.wants_tick(max(now, self.stamps.last))
+        except Exception:
+            log.exception("the machine's wants_tick failed; ticking anyway")
+            wanted = True
+        if wanted:
+            self.proposer.add_tick()
 
     # --- reporting
 
@@ -393,6 +465,7 @@ class RaftGroup:
             "persist_groups": self.writer.groups,
             "proposals": self.proposer.proposals,
             "commands_applied": self.applying.commands,
+            "ticks_applied": self.applying.ticks,
         }
 
     def _last_contact(self) -> str:

@@ -14,6 +14,11 @@ redraft calls itself without a trip through ``command`` and ``apply``: reads
 (:meth:`Machine.reads`), served at the configured consistency, and writes
 (:meth:`Machine.writes`), applied from the log on every node.  They are the
 fast way for hot commands; anything else goes through ``command``.
+
+Optional hooks: ``tick`` (time-driven work, logged by the leader and run on
+every node at the same place in the log) with its hint ``wants_tick``;
+``on_leader``, ``on_follower`` and ``on_ready`` (leadership and catching up,
+called on the event loop); ``info`` (sections of ``INFO``).
 """
 
 from __future__ import annotations
@@ -253,6 +258,82 @@ class Machine(ABC):
     def restore(self, rd: IO[bytes]) -> None:
         """Replace the whole state with the one in ``rd`` (written by ``snapshot``)."""
 
+    # --- optional hooks: time-driven work, leadership, readiness, INFO
+
+    def tick(self, m: Applier) -> None:
+        """Optional: time-driven work, run on every node at the same place in the log.
+
+        Define it and the leader logs a tick every ``Options.tick_interval_ms``
+        (``--tick-interval``; 0 turns ticks off) while :meth:`wants_tick`
+        says so; every node runs ``tick`` when it applies that entry, under
+        the rules of a write's ``mutate``: the time only from ``m.now_ns()``
+        (the leader's stamp on the entry), randomness only from
+        ``m.random()``, deterministic.  A tick shares its log entry with the
+        client writes of its loop turn and is applied after them.  Nothing
+        answers it: an exception is logged and the state keeps what the tick
+        did before raising.  A machine that does not define it logs no ticks
+        and pays nothing (this default does nothing).
+        """
+        return  # optional: nothing by default
+
+    def wants_tick(self, now_ns: int) -> bool:
+        """Optional: whether a tick would do anything now (read on the leader, before logging one).
+
+        ``now_ns`` is about the time the tick would be stamped with.  Answer
+        False while there is no time-driven work, so that an idle cluster's
+        log does not grow by a tick per interval for ever.  It runs on the
+        leader only and changes nothing; it may err either way (a tick that
+        finds nothing to do is harmless, a skipped one is asked for again
+        next interval).  Default: True.
+        """
+        return True
+
+    def on_leader(self) -> None:
+        """Optional: this node became the leader.
+
+        Called on the event loop, never while an entry is applied; an
+        exception is logged.  Nothing replicated may change here: only
+        node-local things (start a timer, tell a monitor).
+        """
+        return  # optional: nothing by default
+
+    def on_follower(self, leader: str) -> None:
+        """Optional: this node stopped leading, or learned of a new leader it follows.
+
+        ``leader`` is that leader's address, or "" when this node stepped
+        down and no leader is known yet (a later call names it).  Called as
+        :meth:`on_leader` is.
+        """
+        return  # optional: nothing by default
+
+    def on_ready(self) -> None:
+        """Optional: called once, when this node has caught up after it started.
+
+        That is: it knows a leader, and it has applied every entry that was
+        committed when it first heard from that leader (a leader: once it
+        committed an entry of its own term, and applied everything up to
+        it).  A node restored from its data dir, or a new member filled by
+        a snapshot, is ready only once it has caught up with the cluster.
+        Called as :meth:`on_leader` is.
+        """
+        return  # optional: nothing by default
+
+    def info(self) -> Mapping[str, Mapping[str, str]]:
+        """Optional: sections of ``INFO`` the machine adds, ``{"Keyspace": {"db0": "keys=1,..."}}``.
+
+        Each section is printed as ``# Name`` and its ``field:value`` lines,
+        after the node's own sections, and ``INFO name`` (any case) selects
+        it.  A section named like one of the node's adds its lines to that
+        one.  Called on the event loop for every INFO; reads this node's
+        state as it is.  An exception is logged and leaves the sections out.
+        """
+        return {}
+
+
+def defines_tick(machine: Machine) -> bool:
+    """Whether ``machine`` defines :meth:`Machine.tick` (only then are ticks logged)."""
+    return getattr(type(machine), "tick", None) is not Machine.tick
+
 
 __all__ = [
     "OK",
@@ -268,5 +349,6 @@ __all__ = [
     "SnapshotCapture",
     "Status",
     "Write",
+    "defines_tick",
     "error_text",
 ]

@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +341,13 @@ class Node:
         buf = io.BytesIO()
         digest_of(self.machine, buf)
         return self.group.applying.applied, hashlib.sha256(buf.getvalue()).hexdigest().encode()
+
+    def machine_info(self) -> Mapping[str, Mapping[str, str]]:
+        try:
+            return self.machine.info()
+        except Exception:
+            log.exception("the machine's info failed")
+            return {}
 
     def on_peer_messages(self, payload: bytes, peer: str) -> None:
         self.group.on_peer_messages(payload, peer)

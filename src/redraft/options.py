@@ -96,6 +96,9 @@ class Options:
     of 50 ms: 1-2 s, as etcd and hashicorp/raft), long enough that a node
     busy on a loaded machine is not mistaken for a dead one."""
     heartbeat_ticks: int = 1
+    tick_interval_ms: int = 100
+    """How often the leader logs a tick for a machine that defines
+    ``Machine.tick`` (and wants one: ``Machine.wants_tick``); 0: never."""
 
     snapshot_entries: int = 20_000
     """Take a snapshot after this many log entries since the last one..."""
@@ -170,6 +173,8 @@ class Options:
             raise ValueError(f"invalid redirect {self.redirect!r}: one of {', '.join(REDIRECTS)}")
         if self.tick_ms <= 0 or self.election_ticks <= self.heartbeat_ticks:
             raise ValueError("need tick_ms > 0 and election_ticks > heartbeat_ticks")
+        if self.tick_interval_ms < 0:
+            raise ValueError("tick_interval_ms must be 0 (no ticks) or more")
         # Four snapshot chunks may travel in one batch; a cap below that would
         # drop every batch of a snapshot transfer and stall it for ever.
         if self.max_peer_message < 4 * self.snapshot_chunk_bytes + (64 << 10):

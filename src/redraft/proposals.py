@@ -10,6 +10,10 @@ one round trip and go out together.
 A proposal remembers the reply slots of its commands until the entry is
 applied (:meth:`Proposer.take`) or times out, or the leadership it was
 proposed under is lost.
+
+A machine's tick (:meth:`redraft.machine.Machine.tick`) is logged the same
+way: a ``RAFTTICK`` command appended after the turn's client writes, in the
+same entry (or alone when there are none), stamped like them.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ class Stamps:
             self.last = stamp
 
 
+TICK_COMMAND = b"rafttick"
+"""The command a leader logs as a machine's tick, ``[b"RAFTTICK"]``: a built-in's name, so
+no machine may declare it and a client that sends it is refused (only the leader logs it)."""
+
+
 def encode_batch(stamp_ns: int, cmds: list[list[bytes]]) -> bytes:
     """A NORMAL entry's data: ``[stamp_ns, [args, args, ...]]`` in msgpack."""
     data: bytes = _pack((stamp_ns, cmds))
@@ -86,6 +95,8 @@ class Proposal:
     cmds: list[list[bytes]] | None = None
     """The batch's commands as decoding the entry would give them, when known."""
     stamp: int = 0
+    tick: bool = False
+    """The entry ends with a tick, which no one waits for."""
 
     def finish(self, results: list[Any] | None, exc: BaseException | None) -> None:
         """Answer whoever waits: the results, one per command, or the error ``exc``."""
@@ -93,6 +104,8 @@ class Proposal:
             self.on_done(exc)
         if self.waiters is None:
             return
+        if self.tick and results:
+            results = results[:-1]
         if exc is None:
             answer(self.waiters, results)
         else:
@@ -115,6 +128,8 @@ class Proposer:
         # Whether every command of the batch is a list of bytes (what the
         # parser makes), so that the leader may apply it without decoding.
         self._exact = True
+        self.tick = False
+        """A tick is to be logged with this turn's batch (see :meth:`add_tick`)."""
         self.pending: dict[int, Proposal] = {}
         self.last_proposed = 0
         self.proposals = 0
@@ -152,21 +167,30 @@ class Proposer:
         self._wake()
         return self.batch
 
+    def add_tick(self) -> None:
+        """Log a tick with this turn's batch (at most one per batch); nothing if this node does not lead."""
+        if self.core.role is _LEADER and not self.tick:
+            self.tick = True
+            self._wake()
+
     def may_propose(self) -> bool:
         """Adaptive batching: hold new writes while earlier batches are uncommitted."""
         return self.core.commit_index + self.options.max_inflight_batches > self.last_proposed
 
     def flush(self) -> None:
-        """Propose this turn's writes as one entry (or a few, when many)."""
+        """Propose this turn's writes (and tick) as one entry (or a few, when many)."""
         cmds = self.batch
-        if not cmds:
+        tick = self.tick
+        if not cmds and not tick:
             return
         core = self.core
         if core.role != _LEADER:
             self.fail_batch(Redirect(core.leader))
             return
         stamp = self.stamps.next()
-        parts = self._parts(cmds, self.waiters)
+        parts = self._parts(cmds, self.waiters) if cmds else []
+        if tick:
+            self._add_tick(parts)
         payloads = [encode_batch(stamp, part) for part, _ in parts]
         try:
             first = core.propose(payloads)
@@ -179,13 +203,15 @@ class Proposer:
         self.batch = []
         self.waiters = []
         self._exact = True
+        self.tick = False
         deadline = time.monotonic() + self.options.write_timeout
         term = core.term
+        last = len(parts) - 1
         for k, (part, group) in enumerate(parts):
             # The leader applies its own proposal from these lists rather
             # than decoding the entry, when they are what decoding gives.
             self.pending[first + k] = Proposal(
-                term, deadline, group, None, part if exact else None, stamp
+                term, deadline, group, None, part if exact else None, stamp, tick and k == last
             )
         self.last_proposed = first + len(payloads) - 1
         self.proposals += len(payloads)
@@ -215,12 +241,22 @@ class Proposer:
         parts.append((cmds[lo : lo + size], group))
         return parts
 
+    def _add_tick(self, parts: list[tuple[list[list[bytes]], list[Slot]]]) -> None:
+        """Append the tick to the last entry of ``parts``, or as an entry of its own when full."""
+        # Last, so that the slots' commands keep their places (a write run
+        # knows its commands by their position in the batch).
+        if parts and len(parts[-1][0]) < self.options.max_batch_commands:
+            parts[-1][0].append([b"RAFTTICK"])  # a slice of the batch: ours to extend
+        else:
+            parts.append(([[b"RAFTTICK"]], []))
+
     def fail_batch(self, exc: BaseException) -> None:
         """Answer every write of this turn's batch with ``exc`` (it will not be proposed)."""
         waiters = self.waiters
         self.batch = []
         self.waiters = []
         self._exact = True
+        self.tick = False
         fail(waiters, exc)
 
     # --- membership changes

@@ -30,7 +30,7 @@ from typing import Any
 from redraft.errors import NOT_APPLIED, Redirect
 from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond
 from redraft.options import Options
-from redraft.registry import MACHINE, READ, WRITE, Registry, Route
+from redraft.registry import BUILTIN, MACHINE, READ, WRITE, Registry, Route
 from redraft.replies import (
     LATER_READ,
     LATER_WRITE,
@@ -743,6 +743,9 @@ class ClientApplier(Applier):
             raise TypeError("apply needs the client connection passed to command()")
         if mutate is None:
             return conn.read(respond, cmd.name)
+        if self._shared.registry.route(cmd.args[0]).kind is BUILTIN:
+            # Applied as the framework's own (a session, a sequenced write, a tick).
+            raise TypeError(f"'{cmd.name}' is a built-in command: command() must not log it")
         if self._shared.registry.write_of(cmd.args[0]) is not None:
             # Every node would apply it with the Write, never running mutate.
             raise TypeError(

@@ -47,6 +47,7 @@ HANDLERS: dict[bytes, Handler] = {
     b"raftremovepeer": raftadmin.raftremovepeer,
     b"raftsnapshot": raftadmin.raftsnapshot,
     b"rafttransferleader": raftadmin.rafttransferleader,
+    b"rafttick": raftadmin.rafttick,
     b"raftsession": sessions.raftsession,
     b"raftseq": sessions.raftseq,
     b"raftpeer": peer.raftpeer,

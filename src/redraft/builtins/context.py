@@ -7,7 +7,7 @@ command and the command's arguments.  A test can hand them a fake.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,6 +100,10 @@ class Cluster(Protocol):
 
     def digest(self) -> tuple[int, bytes]:
         """(applied index, SHA-256 hex of the machine's snapshot bytes); raises ErrDisabled."""
+        ...
+
+    def machine_info(self) -> Mapping[str, Mapping[str, str]]:
+        """The machine's INFO sections (``Machine.info``); empty if it raised."""
         ...
 
     def on_peer_messages(self, payload: bytes, peer: str) -> None:

@@ -1,4 +1,8 @@
-"""INFO: the sections redis-cli and monitoring tools read, plus redraft's own."""
+"""INFO: the sections redis-cli and monitoring tools read, redraft's own, and the machine's.
+
+The machine's sections (``Machine.info``: the clone's ``Keyspace``, say)
+come after the node's; one named like a node's section adds its lines to it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from redraft.builtins.context import Cluster, text
 from redraft.session import Session
 from redraft.version import REDIS_COMPAT_VERSION, VERSION
 
+Section = tuple[str, list[tuple[str, Any]]]
+"""One INFO section: its name and its fields in order."""
+
 
 def info(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     sections = {text(a).lower() for a in args[1:]}
@@ -22,13 +29,13 @@ def render(ctx: Cluster, sections: set[str]) -> str:
     """The INFO text of ``sections`` (all of them when empty, ``all`` or ``everything``)."""
     everything = not sections or "all" in sections or "everything" in sections
     parts: list[str] = []
-    for name, fields in _sections(ctx):
+    for name, fields in _with_machine(_sections(ctx), ctx):
         if everything or name.lower() in sections or "default" in sections:
             parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
     return "".join(parts)
 
 
-def _sections(ctx: Cluster) -> list[tuple[str, list[tuple[str, Any]]]]:
+def _sections(ctx: Cluster) -> list[Section]:
     opts = ctx.options
     # A Redis Cluster node says so (redis_mode, cluster_enabled); redraft does
     # only where it answers as one (moved redirects, the CLUSTER command).
@@ -63,3 +70,16 @@ def _sections(ctx: Cluster) -> list[tuple[str, list[tuple[str, Any]]]]:
         ("Raft", raft),
         ("Security", ctx.security.describe()),
     ]
+
+
+def _with_machine(sections: list[Section], ctx: Cluster) -> list[Section]:
+    """The node's sections, then the machine's (merged into a node's of the same name)."""
+    out = [(name, list(fields)) for name, fields in sections]
+    by_name = {name.lower(): fields for name, fields in out}
+    for name, fields in ctx.machine_info().items():
+        mine = by_name.get(name.lower())
+        if mine is None:
+            mine = by_name[name.lower()] = []
+            out.append((name, mine))
+        mine.extend(fields.items())
+    return out

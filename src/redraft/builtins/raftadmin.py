@@ -209,3 +209,14 @@ def raftsnapshot(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
 
     ctx.snapshot_now(done)
     return slot
+
+
+def rafttick(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """``RAFTTICK`` is what a leader logs for the machine's tick: never a client's to send.
+
+    Its name is a built-in's so that no machine can declare it and no client
+    can log it; the entry is applied by :mod:`redraft.applying`.
+    """
+    raise ValueError(
+        "ERR RAFTTICK is logged by the leader for the machine's tick; clients cannot send it"
+    )

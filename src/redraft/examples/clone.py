@@ -5,7 +5,7 @@ keyspace commands with Redis's replies and error texts: GET, SET (EX, PX,
 EXAT, PXAT, NX, XX, GET, KEEPTTL), DEL, EXISTS, MGET, MSET, INCR, INCRBY,
 DECR, DECRBY, APPEND, STRLEN, GETSET, SETNX, EXPIRE, PEXPIRE, EXPIREAT,
 PEXPIREAT (each with NX, XX, GT, LT), TTL, PTTL, PERSIST, TYPE, KEYS, SCAN,
-DBSIZE and FLUSHDB.
+DBSIZE, FLUSHDB and FLUSHALL, and the ``Keyspace`` section of INFO.
 
 How a redraft machine is written, as this one shows:
 
@@ -25,12 +25,24 @@ How a redraft machine is written, as this one shows:
 Expiry.  A key carries an absolute expiry in nanoseconds since the epoch,
 computed in ``mutate`` from the entry's time stamp, so every node agrees on
 it.  A key whose expiry is at or before "now" is gone for every command;
-reads skip it, writes that touch it delete it first.  To keep expired keys
-from piling up, every write also deletes up to :data:`PURGE_BATCH` expired
-keys, the earliest expiries first: every node does the same at the same log
-position, so their states stay identical.  Expiry times are int64
-nanoseconds (up to the year 2262); a later one is refused as an invalid
-expire time, as Redis refuses times past its int64 milliseconds.
+reads skip it, writes that touch it delete it first.  Expired keys leave
+memory without waiting for a client: the machine defines redraft's
+replicated tick (:meth:`Clone.tick`), which deletes up to
+:data:`ACTIVE_EXPIRE_KEYS` expired keys per tick, the earliest expiries
+first, at the tick entry's time, and asks for the next tick
+(:meth:`Clone.wants_tick`) only while some key is due, so an idle cluster
+logs nothing.  It is Redis's active expiry without the sampling: the
+expiry heap finds the due keys directly, and a backlog larger than one
+tick's bound is worked off tick after tick.  Every write also deletes up to
+:data:`PURGE_BATCH` expired keys the same way.  Every node does the same at
+the same log position, so their states stay identical.  Expiry times are
+int64 nanoseconds (up to the year 2262); a later one is refused as an
+invalid expire time, as Redis refuses times past its int64 milliseconds.
+
+INFO.  :meth:`Clone.info` gives the ``Keyspace`` section as Redis prints it:
+``db0:keys=N,expires=M,avg_ttl=0`` counting the keys stored (expired ones
+not deleted yet included, as Redis counts them), and no line when there are
+none.
 
 Listing.  KEYS and SCAN list keys in insertion order; DBSIZE, KEYS and SCAN
 leave out expired keys the purge has not reached yet (finding them walks only
@@ -77,10 +89,14 @@ from redraft.machine import (
     Write,
 )
 
-__all__ = ["MAX_OPEN_SCANS", "PURGE_BATCH", "SNAPSHOT_MAGIC", "Clone"]
+__all__ = ["ACTIVE_EXPIRE_KEYS", "MAX_OPEN_SCANS", "PURGE_BATCH", "SNAPSHOT_MAGIC", "Clone"]
 
 PURGE_BATCH = 16
 """The most expired keys one write deletes besides the keys it touches."""
+
+ACTIVE_EXPIRE_KEYS = 1000
+"""The most expired keys one tick deletes (at the default 100 ms interval,
+10,000 a second; a larger backlog takes the next ticks)."""
 
 MAX_OPEN_SCANS = 16
 """How many SCAN cursors a node keeps alive at once."""
@@ -145,6 +161,7 @@ class Clone(Machine):
             b"keys": self._keys,
             b"scan": self._scan,
             b"flushdb": self._flushdb,
+            b"flushall": self._flushdb,
         }
         # Upper-case twins spare a .lower() on the requests most clients send.
         self._handlers = handlers | {name.upper(): h for name, h in handlers.items()}
@@ -191,6 +208,23 @@ class Clone(Machine):
         heapq.heapify(self._heap)
         self._scans.clear()
 
+    def tick(self, m: Applier) -> None:
+        """Active expiry, on every node at the tick's place in the log: delete due keys."""
+        self._purge(m.now_ns(), ACTIVE_EXPIRE_KEYS)
+
+    def wants_tick(self, now_ns: int) -> bool:
+        """A tick only while some expiry is due (the earliest may be a stale pair, cleared then)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= now_ns
+
+    def info(self) -> dict[str, dict[str, str]]:
+        """INFO's Keyspace section, as Redis prints it (no line for an empty database)."""
+        data = self._data
+        if not data:
+            return {"Keyspace": {}}
+        line = f"keys={len(data)},expires={len(self._expires)},avg_ttl=0"
+        return {"Keyspace": {"db0": line}}
+
     # -- state helpers ---------------------------------------------------------
 
     def _live(self, key: bytes, now: int) -> bytes | None:
@@ -234,8 +268,8 @@ class Clone(Machine):
     def _clear_expiry(self, key: bytes) -> bool:
         return self._expires.pop(key, None) is not None
 
-    def _purge(self, now: int) -> None:
-        """Delete up to PURGE_BATCH expired keys, earliest (expiry, key) first.
+    def _purge(self, now: int, limit: int = PURGE_BATCH) -> None:
+        """Delete up to ``limit`` expired keys, earliest (expiry, key) first.
 
         Stale heap pairs are skipped without counting, so the keys removed
         depend only on the keyspace, not on the heap's history: a node
@@ -246,30 +280,12 @@ class Clone(Machine):
             return
         expires, data = self._expires, self._data
         removed = 0
-        while heap and heap[0][0] <= now and removed < PURGE_BATCH:
+        while heap and heap[0][0] <= now and removed < limit:
             at, key = heapq.heappop(heap)
             if expires.get(key) == at:
                 del expires[key]
                 del data[key]
                 removed += 1
-
-    def _expired_keys(self, now: int) -> set[bytes]:
-        """Keys still stored although expired at ``now`` (those not purged yet).
-
-        Walks only the part of the heap at or before ``now``, so it costs
-        about the number of such keys, not the size of the keyspace.
-        """
-        heap, expires = self._heap, self._expires
-        found: set[bytes] = set()
-        stack = [0]
-        while stack:
-            i = stack.pop()
-            if i < len(heap) and heap[i][0] <= now:
-                at, key = heap[i]
-                if expires.get(key) == at:
-                    found.add(key)
-                stack += (2 * i + 1, 2 * i + 2)
-        return found
 
     def _write(self, m: Applier, conn: Conn | None, cmd: Command, op: Callable[[int], Any]) -> Any:
         """Log a write whose effect is ``op(now)``; its result is the reply."""
@@ -551,7 +567,7 @@ class Clone(Machine):
 
         def respond(_: Any) -> list[bytes]:
             keys: Iterable[bytes] = self._data if match is None else filter(match, self._data)
-            expired = self._expired_keys(m.now_ns()) if self._heap else None
+            expired = _expired_keys(self._heap, self._expires, m.now_ns()) if self._heap else None
             if expired:
                 return [key for key in keys if key not in expired]
             return list(keys)
@@ -592,9 +608,10 @@ class Clone(Machine):
             raise ErrWrongNumberOfArguments()
         if not self._heap:
             return len(self._data)
-        return len(self._data) - len(self._expired_keys(m.now_ns()))
+        return len(self._data) - len(_expired_keys(self._heap, self._expires, m.now_ns()))
 
     def _flushdb(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """FLUSHDB and FLUSHALL [ASYNC | SYNC]: one database, so the same (and never lazy)."""
         args = cmd.args
         if len(args) > 2 or (len(args) == 2 and args[1].lower() not in (b"sync", b"async")):
             raise ValueError(SYNTAX_ERROR)
@@ -606,6 +623,27 @@ class Clone(Machine):
             return OK
 
         return self._write(m, conn, cmd, op)
+
+
+# -- expiry ----------------------------------------------------------------------
+
+
+def _expired_keys(heap: list[tuple[int, bytes]], expires: dict[bytes, int], now: int) -> set[bytes]:
+    """Keys still stored although expired at ``now`` (those not purged yet).
+
+    Walks only the part of the expiry heap at or before ``now``, so it costs
+    about the number of such keys, not the size of the keyspace.
+    """
+    found: set[bytes] = set()
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        if i < len(heap) and heap[i][0] <= now:
+            at, key = heap[i]
+            if expires.get(key) == at:
+                found.add(key)
+            stack += (2 * i + 1, 2 * i + 2)
+    return found
 
 
 # -- argument parsing ------------------------------------------------------------

@@ -132,6 +132,10 @@ class RaftCore:
 
         self.role = Role.FOLLOWER
         self.leader: NodeId = ""
+        self.leader_commit = 0
+        """The highest commit index another node, leading, has announced to this
+        one since it started: how far a follower that catches up has to go.
+        Only informative: the log's commit index moves by Raft's rules alone."""
         self.ticks = 0
         self.election_elapsed = 0
         self._randomized_timeout = 0
@@ -410,10 +414,17 @@ class RaftCore:
         if t == _APP:
             self.election_elapsed = 0
             self.leader = m.frm
+            if m.commit > self.leader_commit:
+                self.leader_commit = m.commit
             self._follower.on_append(m)
         elif t == _HEARTBEAT:
             self.election_elapsed = 0
             self.leader = m.frm
+            # ``commit`` is capped at what the leader knows we hold; ``index``
+            # is its own (0 from a leader that predates it).
+            announced = m.index if m.index > m.commit else m.commit
+            if announced > self.leader_commit:
+                self.leader_commit = announced
             self._follower.on_heartbeat(m)
         elif t == _SNAP:
             self.election_elapsed = 0

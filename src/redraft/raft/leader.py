@@ -337,7 +337,7 @@ class Leader:
         for n, pr in self.tracker.progress.items():
             if n != me:
                 c = pr.match if pr.match < commit else commit
-                msgs.append(Message(_HEARTBEAT, n, me, term, commit=c, round=rnd))
+                msgs.append(Message(_HEARTBEAT, n, me, term, index=commit, commit=c, round=rnd))
 
     def _send_timeout_now(self, to: NodeId) -> None:
         # The target will campaign past its peers' loyalty to us, so from

@@ -163,8 +163,11 @@ class Message:
     * VOTE/PRE_VOTE: ``index``/``log_term`` describe the candidate's last
       entry; ``transfer`` is set when the campaign comes from a leadership
       transfer (which overrides a follower's loyalty to its current leader).
-    * HEARTBEAT: ``commit`` as in APP; ``round`` is the leader's heartbeat
-      (read-index) round, which HEARTBEAT_RESP echoes.
+    * HEARTBEAT: ``commit`` as in APP, but capped at the follower's match
+      index (the most it may commit from it); ``index`` is the leader's own
+      commit index, which a follower only notes (how far it has to catch
+      up); ``round`` is the leader's heartbeat (read-index) round, which
+      HEARTBEAT_RESP echoes.
     * SNAP: ``snap`` is one chunk.  SNAP_RESP: ``index`` is the snapshot
       index; ``snap_offset`` the next byte offset the follower expects;
       ``reject`` is set when the chunk was out of order; ``installed`` on the
