@@ -219,8 +219,7 @@ class Leader:
         pr = self.tracker.progress.get(m.frm)
         if pr is None:
             return
-        pr.recent_active = True
-        pr.last_contact = self.now
+        pr.heard(self.now)
         if m.reject:
             if pr.rejected(m.index, m.hint_index, m.hint_term, self.log):
                 if pr.state == _REPLICATE:
@@ -269,8 +268,7 @@ class Leader:
         pr = self.tracker.progress.get(m.frm)
         if pr is None:
             return
-        pr.recent_active = True
-        pr.last_contact = self.now
+        pr.heard(self.now)
         if m.installed:
             # Installed (or the follower already had everything up to m.index).
             if pr.state == _SNAPSHOT:

@@ -179,10 +179,14 @@ class Progress:
         self.probe_sent = False
         return True
 
-    def heartbeat_acked(self, now: int, rnd: int, election_tick: int) -> None:
-        """The follower answered the heartbeat of round ``rnd`` at tick ``now``."""
+    def heard(self, now: int) -> None:
+        """The follower answered something at tick ``now``: it is alive."""
         self.recent_active = True
         self.last_contact = now
+
+    def heartbeat_acked(self, now: int, rnd: int, election_tick: int) -> None:
+        """The follower answered the heartbeat of round ``rnd`` at tick ``now``."""
+        self.heard(now)
         if rnd > self.acked_round:
             self.acked_round = rnd
         self.probe_sent = False
