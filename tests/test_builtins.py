@@ -13,6 +13,7 @@ from redraft.builtins.context import Done, PeerView
 from redraft.errors import ErrDisabled
 from redraft.examples.clone import Clone
 from redraft.options import Options
+from redraft.pubsub import PubSub
 from redraft.raft.types import ChangeInProgress, ChangeType, Membership
 from redraft.registry import Registry
 from redraft.resp import encode_command
@@ -46,6 +47,7 @@ class FakeCluster:
     later: list[Callable[[], None]] = field(default_factory=list)
     open_sessions: list[Session] = field(default_factory=list)
     sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    pubsub: PubSub = field(default_factory=PubSub)
     """What the machine's ``info`` gives."""
 
     def peers(self) -> list[PeerView]:

@@ -25,8 +25,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redraft.examples import clone as clone_module
 from redraft.examples.clone import MAX_OPEN_SCANS, PURGE_BATCH, SNAPSHOT_MAGIC, Clone
+from redraft.examples.clone import strings as clone_strings
 from redraft.examples.globmatch import compile_glob, glob_match
 from redraft.machine import (
     OK,
@@ -140,14 +140,27 @@ class Node:
         return buf.getvalue()
 
 
-def records(snapshot: bytes) -> dict[bytes, tuple[bytes, int | None]]:
-    """Decode a snapshot by its documented format: magic, count, chunks of triples."""
+def decode(snapshot: bytes) -> tuple[dict[bytes, tuple[Any, int | None]], list[Any], list[Any]]:
+    """Decode a snapshot by its documented format: magic, header, chunks of triples, WATCH log.
+
+    Returns the records, the header and the WATCH log entries.
+    """
     assert snapshot.startswith(SNAPSHOT_MAGIC)
     unpacker = msgpack.Unpacker(io.BytesIO(snapshot[len(SNAPSHOT_MAGIC) :]))
-    count = unpacker.unpack()
-    flat = [item for chunk in unpacker for item in chunk]
+    header = unpacker.unpack()
+    count, _base, _exact, watched = header
+    flat: list[Any] = []
+    while len(flat) < 3 * count:
+        flat += unpacker.unpack()
     assert len(flat) == 3 * count
-    return {flat[i]: (flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)}
+    log = [entry for chunk in unpacker for entry in chunk]
+    assert len(log) == watched
+    return {flat[i]: (flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)}, header, log
+
+
+def records(snapshot: bytes) -> dict[bytes, tuple[Any, int | None]]:
+    """The ``key: (value, expiry)`` records of a snapshot (a list's value is ``[1, *elements]``)."""
+    return decode(snapshot)[0]
 
 
 @pytest.fixture
@@ -352,7 +365,7 @@ def test_append_and_strlen(node: Node) -> None:
 def test_append_past_the_size_limit_changes_nothing(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(clone_module, "MAX_STRING_LEN", 8)
+    monkeypatch.setattr(clone_strings, "MAX_STRING_LEN", 8)
     node("SET", "k", "12345")
     error = node.failed_write("APPEND", "k", "6789")
     assert error == "ERR string exceeds maximum allowed size (proto-max-bulk-len)"

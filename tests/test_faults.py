@@ -4,8 +4,9 @@ Every run starts a fresh cluster of clone processes (consistency and
 durability high), runs 15 clients for ``JEPSEN_TIME`` seconds (default 18)
 while the nemesis injects faults, heals everything, and then checks that the
 history is linearizable, that no acknowledged write was lost, that the
-counter is within its bounds, that every replica holds the same state and
-that no node crashed (see :mod:`tests.jepsen.runner`).  A failure prints the
+counter is within its bounds, that bank transfers (MULTI/EXEC) conserved
+the total in every snapshot read and at the end, that every replica holds
+the same state and that no node crashed (see :mod:`tests.jepsen.runner`).  A failure prints the
 seed, the nemesis schedule, the smallest failing key history, the node log
 tails and the directory holding the full history and logs.  Set
 ``JEPSEN_SEED`` to replay a seed's schedule; run ``python -m tests.jepsen``

@@ -6,8 +6,10 @@ replicated by Raft over as many nodes as you start.
 """
 
 from redraft.machine import (
+    NULL_ARRAY,
     OK,
     Applier,
+    Block,
     Command,
     Conn,
     ErrDisabled,
@@ -27,8 +29,10 @@ from redraft.version import VERSION
 __version__ = VERSION
 
 __all__ = [
+    "NULL_ARRAY",
     "OK",
     "Applier",
+    "Block",
     "Command",
     "Conn",
     "ErrDisabled",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from redraft.dedup import (
@@ -29,10 +30,13 @@ from redraft.dedup import (
     pack_reply,
     unpack_reply,
 )
-from redraft.machine import OK, Applier, Command, Conn, Machine, Mutate, Respond
+from redraft.machine import OK, Applier, Block, Command, Conn, Machine, Mutate, Respond
 from redraft.proposals import TICK_COMMAND, Proposal, Proposer, Stamps, decode_batch
 from redraft.raft.types import Entry, EntryKind, Membership
-from redraft.registry import WRITE, Registry
+from redraft.registry import READ, WRITE, Registry
+from redraft.replies import Parked
+from redraft.transaction import EXEC_COMMAND, run_exec
+from redraft.waiting import Waiters
 
 log = logging.getLogger("redraft")
 
@@ -42,20 +46,49 @@ _NORMAL = EntryKind.NORMAL
 class ApplyingApplier(Applier):
     """``m`` while a committed entry is applied: runs ``mutate`` deterministically."""
 
-    __slots__ = ("index", "pos", "rng", "stamp")
+    __slots__ = ("in_tx", "index", "pos", "rng", "stamp", "sub", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, waiters: Waiters | None = None) -> None:
         self.stamp = 0
         self.index = 0
         self.pos = 0
+        self.sub = 0
+        """The command's place inside a transaction (0 outside one)."""
         self.rng: random.Random | None = None
+        self.in_tx = False
+        """Applying a transaction's commands: a blocking one answers at once."""
+        self.waiters = waiters
+        """The requests this node parked (None: nothing ever parks, as in tests)."""
 
     def apply(
         self, conn: Conn | None, cmd: Command, mutate: Mutate | None, respond: Respond | None
     ) -> Any:
+        if self.in_tx:
+            # No slot waits for this command's reply: EXEC's array does.
+            value = mutate() if mutate is not None else None
+            return respond(value) if respond is not None else value
         if mutate is None:
             return None
         return mutate()
+
+    def blocking(
+        self, conn: Conn | None, cmd: Command, mutate: Mutate, respond: Respond | None
+    ) -> Any:
+        try:
+            value = mutate()
+        except Block as block:
+            waiters = self.waiters
+            if self.in_tx:
+                return block.multi_reply  # inside MULTI nothing waits, as in Redis
+            if waiters is None:
+                return block.reply
+            return waiters.parked(block)
+        return respond(value) if self.in_tx and respond is not None else value
+
+    def key_ready(self, key: bytes) -> None:
+        waiters = self.waiters
+        if waiters is not None:
+            waiters.ready(key)
 
     def now_ns(self) -> int:
         return self.stamp
@@ -64,7 +97,7 @@ class ApplyingApplier(Applier):
         rng = self.rng
         if rng is None:
             # Seeded by the command's place in the log: the same on every node.
-            rng = self.rng = random.Random((self.index << 24) | self.pos)
+            rng = self.rng = random.Random(((self.index << 24) | self.pos) + (self.sub << 48))
         return rng
 
 
@@ -79,6 +112,7 @@ class Applying:
         registry: Registry,
         applied: int,
         sessions: ClientSessions,
+        waiters: Waiters | None = None,
     ) -> None:
         self.machine = machine
         self.sessions = sessions
@@ -86,7 +120,7 @@ class Applying:
         self.proposer = proposer
         self.stamps = stamps
         self._registry = registry
-        self._m = ApplyingApplier()
+        self._m = ApplyingApplier(waiters)
         self.applied = applied
         """The index of the last entry applied (or restored from a snapshot)."""
         self.bytes_since_snapshot = 0
@@ -96,6 +130,13 @@ class Applying:
         self.ticks = 0
         """Ticks applied (for RAFTSTATS)."""
         self._tick_failures = 0
+        self.framework: dict[bytes, Callable[[list[bytes]], Any]] = {
+            SEQ_COMMAND: self._sequenced,
+            SESSION_COMMAND: self._session,
+            TICK_COMMAND: self._tick,
+            EXEC_COMMAND: self._exec,
+        }
+        """The framework's own logged commands (built-in names), applied here, by name."""
 
     def apply(self, entries: list[Entry]) -> None:
         """Apply committed ``entries`` in order."""
@@ -151,6 +192,8 @@ class Applying:
                     result = route.fn.apply(m, args)
                 else:
                     result = self._other(args)
+                    if type(result) is Parked:
+                        result.args = args  # logged again, as it is, when woken
             except Exception as exc:
                 log.debug("command %r failed at index %d: %s", args[:1], index, exc)
                 result = exc
@@ -163,15 +206,12 @@ class Applying:
         route = self._registry.route(args[0])
         if route.kind is WRITE:
             return route.fn.apply(self._m, args)
-        if route.key == SEQ_COMMAND:
-            return self._sequenced(args)
-        if route.key == SESSION_COMMAND:
-            return self._session(args)
-        if route.key == TICK_COMMAND:
-            return self._tick()
+        framework = self.framework.get(route.key)
+        if framework is not None:
+            return framework(args)
         return self.machine.command(self._m, None, Command(args))
 
-    def _tick(self) -> None:
+    def _tick(self, args: list[bytes]) -> None:
         """``RAFTTICK``: the machine's time-driven work, at this entry's time."""
         self.ticks += 1
         try:
@@ -182,6 +222,29 @@ class Applying:
             n = self._tick_failures
             if n & (n - 1) == 0:
                 log.exception("the machine's tick failed (%d times so far)", n)
+
+    def _exec(self, args: list[bytes]) -> Any:
+        """A transaction (MULTI/EXEC): every command applied in turn, with nothing between."""
+        m = self._m
+        m.in_tx = True
+        try:
+            return run_exec(args, self.machine, self._in_tx)
+        finally:
+            m.in_tx = False
+            m.sub = 0
+            m.rng = None
+
+    def _in_tx(self, cmd: list[bytes]) -> Any:
+        """One command of a transaction: a plain read as well as anything logged."""
+        m = self._m
+        m.sub += 1
+        m.rng = None
+        route = self._registry.route(cmd[0])
+        if route.kind is READ:
+            return route.fn(m, cmd)
+        if route.key in _NOT_IN_TX:
+            raise ValueError(f"ERR '{route.name}' cannot run inside a transaction")
+        return self._other(cmd)
 
     def _sequenced(self, args: list[bytes]) -> Any:
         """``RAFTSEQ sid seq ack command...``: the command's reply, applying it only once."""
@@ -198,6 +261,8 @@ class Applying:
             result = self._other(inner)
         except Exception as exc:
             result = error_as_reply(exc, route.name)
+        if type(result) is Parked:
+            return result  # not answered yet: it runs again, under the same sequence
         if isinstance(result, BaseException):
             result = error_as_reply(result, route.name)
         sessions.record(sid, seq, pack_reply(result, route.name))
@@ -211,6 +276,9 @@ class Applying:
             return self.sessions.open(self._m.stamp, min(max(ttl, 1), MAX_TTL_MS))
         self.sessions.close(int(args[2]))
         return OK
+
+
+_NOT_IN_TX = frozenset((SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND))
 
 
 def _log_membership(e: Entry) -> None:

@@ -27,7 +27,7 @@ from typing import IO, Any
 import msgpack
 
 from redraft.errors import error_text
-from redraft.machine import Status
+from redraft.machine import NULL_ARRAY, Status
 from redraft.resp import ErrorReply
 
 SEQ_COMMAND = b"raftseq"
@@ -48,6 +48,7 @@ _BLOCK = struct.Struct("<8sQ")
 _MAGIC = b"RDSESS1\n"
 _EXT_STATUS = 1
 _EXT_ERROR = 2
+_EXT_NULL_ARRAY = 3
 
 
 class SessionError(ValueError):
@@ -221,6 +222,8 @@ def _to_ext(value: Any) -> Any:
         return msgpack.ExtType(_EXT_ERROR, value.text.encode())
     if isinstance(value, BaseException):
         return msgpack.ExtType(_EXT_ERROR, error_text(value, "").encode())
+    if value is NULL_ARRAY:
+        return msgpack.ExtType(_EXT_NULL_ARRAY, b"")
     if isinstance(value, set | frozenset):
         return list(value)
     if isinstance(value, bytearray | memoryview):
@@ -233,6 +236,8 @@ def _from_ext(code: int, data: bytes) -> Any:
         return Status(data.decode())
     if code == _EXT_ERROR:
         return ErrorReply(data.decode())
+    if code == _EXT_NULL_ARRAY:
+        return NULL_ARRAY
     return msgpack.ExtType(code, data)
 
 

@@ -86,6 +86,18 @@ def error_text(exc: BaseException, cmd_name: str) -> str:
     return "ERR " + msg
 
 
+def unknown_command_text(args: Sequence[bytes]) -> str:
+    """Redis's error for an unknown command: its name and the start of its arguments."""
+    shown = ""
+    for arg in args[1:]:
+        if len(shown) >= 128:
+            break
+        shown += "'" + arg[: 128 - len(shown)].decode("utf-8", "replace") + "' "
+    name = args[0][:128].decode("utf-8", "replace") if args else ""
+    text = f"ERR unknown command '{name}', with args beginning with: {shown}"
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 def expected(exc: BaseException) -> bool:
     """Errors that are ordinary answers, not faults worth a warning in the log."""
     return isinstance(exc, (RedraftError, Redirect, RaftError, ValueError))

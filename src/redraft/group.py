@@ -58,6 +58,7 @@ from redraft.storage.snapshots import SnapshotStore
 from redraft.ticker import Ticker
 from redraft.transport.codec import CodecError, decode_messages
 from redraft.transport.outbox import Outbox
+from redraft.waiting import Waiters
 
 log = logging.getLogger("redraft")
 
@@ -109,6 +110,7 @@ class RaftGroup:
         self._ticks = defines_tick(machine) and options.tick_interval_ms > 0
         """Whether this group logs the machine's ticks (while it leads)."""
         self._tick_timer: asyncio.TimerHandle | None = None
+        self._unpark_timer: asyncio.TimerHandle | None = None
         self.ready = False
         """The machine was told it caught up (``on_ready``)."""
         self._ready_at = 0
@@ -149,8 +151,11 @@ class RaftGroup:
         self.stamps = Stamps()
         self.proposer = Proposer(core, opts, self.stamps, self.schedule)
         applied = restored.snapshot.index if restored.snapshot else 0
+        self.waiters = Waiters(
+            lambda: core.role == _LEADER, lambda: core.leader, self.proposer.write
+        )
         self.applying = Applying(
-            machine, self.proposer, self.stamps, self._registry, applied, sessions
+            machine, self.proposer, self.stamps, self._registry, applied, sessions, self.waiters
         )
         self.reads = ReadGate(core, opts.consistency, self.ticker, self.schedule)
         self.snapshotter = Snapshotter(
@@ -266,6 +271,7 @@ class RaftGroup:
     def apply(self, entries: list[Entry]) -> None:
         applying = self.applying
         applying.apply(entries)
+        self.waiters.applied()  # what the entries woke is logged again in the next batch
         if self.proposer.batch or self.proposer.tick:
             self.schedule()  # writes held while the last batch was in flight
         self.reads.caught_up(applying.applied)
@@ -386,12 +392,32 @@ class RaftGroup:
         proposer = self.proposer
         if not leads and (proposer.batch or proposer.tick):
             proposer.fail_batch(Redirect(core.leader))
+        if not leads and len(self.waiters):
+            self._unpark()
         machine = self.machine
         if leads and not led:
             self._start_ticks()
             self._notify("on_leader", machine.on_leader)
         elif follows_new or (led and not leads):
             self._notify("on_follower", machine.on_follower, core.leader)
+
+    def _unpark(self) -> None:
+        """Answer the requests parked while this node led with a redirect to the new leader.
+
+        Right after stepping down the new leader is rarely known yet: wait
+        for it, for an election timeout at most.
+        """
+        if self.core.leader:
+            self.waiters.stepped_down()
+        elif self._unpark_timer is None:
+
+            def later() -> None:
+                self._unpark_timer = None
+                if self.core.role != _LEADER:
+                    self.waiters.stepped_down()
+
+            timeout = self.options.election_ticks * self.options.tick_ms / 1000.0
+            self._unpark_timer = self.loop.call_later(timeout, later)
 
     def _check_ready(self) -> None:
         """Tell the machine, once, that it caught up: see :meth:`Machine.on_ready`."""

@@ -15,6 +15,13 @@ redraft calls itself without a trip through ``command`` and ``apply``: reads
 (:meth:`Machine.writes`), applied from the log on every node.  They are the
 fast way for hot commands; anything else goes through ``command``.
 
+Blocking commands (BLPOP and the like) go through :meth:`Applier.blocking`:
+their ``mutate`` raises :class:`Block` while it cannot be answered, and the
+request waits, holding its connection's place in line, until a later write
+calls :meth:`Applier.key_ready` for one of its keys (or its timeout).
+Transactions (MULTI/EXEC) need nothing of a machine; WATCH needs
+:meth:`Machine.watch` and :meth:`Machine.watch_changed`.
+
 Optional hooks: ``tick`` (time-driven work, logged by the leader and run on
 every node at the same place in the log) with its hint ``wants_tick``;
 ``on_leader``, ``on_follower`` and ``on_ready`` (leadership and catching up,
@@ -38,6 +45,9 @@ from redraft.errors import (
 
 Mutate = Callable[[], Any]
 Respond = Callable[[Any], Any]
+
+
+_AS_REPLY: Any = object()
 
 
 class Command(Sequence[bytes]):
@@ -86,6 +96,32 @@ class Command(Sequence[bytes]):
         return hash(tuple(self.args))
 
 
+class Block(Exception):
+    """Raised by the ``mutate`` of a blocking command (:meth:`Applier.blocking`): not answerable yet.
+
+    Raise it before changing anything.  The request waits, on the leader,
+    until a write applied later calls :meth:`Applier.key_ready` for one of
+    ``keys`` (then it is logged and applied again), or until ``timeout_ms``
+    passes on the leader's clock (0: no timeout), when ``reply`` answers it.
+    Inside a transaction a command never waits: ``multi_reply`` (by default
+    ``reply``) answers it at once, as in Redis.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[bytes],
+        timeout_ms: int = 0,
+        reply: Any = None,
+        *,
+        multi_reply: Any = _AS_REPLY,
+    ) -> None:
+        super().__init__("blocked")
+        self.keys = list(keys)
+        self.timeout_ms = timeout_ms
+        self.reply = reply
+        self.multi_reply = reply if multi_reply is _AS_REPLY else multi_reply
+
+
 class Status:
     """A RESP simple-string reply: ``Status("OK")`` is sent as ``+OK``."""
 
@@ -107,6 +143,19 @@ class Status:
 
 
 OK = Status("OK")
+
+
+class NullArray:
+    """The null array: ``*-1`` in RESP2, ``_`` in RESP3 (BLPOP's timeout, an aborted EXEC)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NULL_ARRAY"
+
+
+NULL_ARRAY = NullArray()
+"""The one :class:`NullArray`; return it where Redis answers a null array."""
 
 
 @runtime_checkable
@@ -131,6 +180,20 @@ class Conn(Protocol):
 
     def close(self) -> None:
         """Close the connection once pending replies are written."""
+        ...
+
+    def push(self, items: list[Any]) -> None:
+        """Send ``items`` to this client out of band, now: a server push.
+
+        A RESP3 push frame (``>N``) to a client that sent ``HELLO 3``, a
+        plain array otherwise (RESP2 clients take pub/sub messages so; a
+        RESP2 push waits behind the replies the connection is owed, a RESP3
+        one goes out as it happens).  Items are encoded as replies are.
+        A client whose unsent output exceeds the output-buffer limit
+        (``--client-output-buffer-limit``) is disconnected.  Call it from
+        ``command``, a hook, or the loop; ``mutate`` runs on every node and
+        has no connection (pub/sub delivers from the applied log instead).
+        """
         ...
 
 
@@ -159,6 +222,31 @@ class Applier(ABC):
         earlier than any time stamped before it).  Outside ``mutate`` it is this
         node's clock, never earlier than the last applied stamp.
         """
+
+    def blocking(
+        self,
+        conn: Conn | None,
+        cmd: Command,
+        mutate: Mutate,
+        respond: Respond | None,
+    ) -> Any:
+        """Run a write that may have to wait: like :meth:`apply`, but ``mutate`` may raise :class:`Block`.
+
+        A request that blocks holds its connection's place in line: what the
+        client pipelined behind it waits, as in Redis.  Waiting requests are
+        kept by the leader; if it loses leadership they are answered with a
+        redirect (``-TRY``/``-MOVED``), and the client retries at the new
+        leader, where the request starts waiting afresh.
+        """
+        return self.apply(conn, cmd, mutate, respond)
+
+    def key_ready(self, key: bytes) -> None:
+        """From ``mutate``: ``key`` changed in a way that may answer a blocked request.
+
+        Cheap, and a no-op where nothing waits; the leader retries the
+        requests blocked on ``key``, the longest-waiting first.
+        """
+        return
 
     def now(self) -> float:
         """:meth:`now_ns` in seconds."""
@@ -258,7 +346,28 @@ class Machine(ABC):
     def restore(self, rd: IO[bytes]) -> None:
         """Replace the whole state with the one in ``rd`` (written by ``snapshot``)."""
 
-    # --- optional hooks: time-driven work, leadership, readiness, INFO
+    # --- optional hooks: WATCH, time-driven work, leadership, readiness, INFO
+
+    def watch(self, key: bytes) -> Any:
+        """Optional (WATCH): a token of ``key``'s state now, to check against at EXEC.
+
+        Called on the node the client is connected to, when it serves the
+        WATCH (a read, at the configured consistency).  The token travels in
+        the transaction's log entry, so it must be msgpack-able (an int,
+        bytes, a list of them).  Raise :class:`ErrDisabled` (the default) if
+        the machine does not support WATCH.
+        """
+        raise ErrDisabled("ERR WATCH is not supported by this machine")
+
+    def watch_changed(self, key: bytes, token: Any) -> bool:
+        """Optional (WATCH): whether ``key`` changed since :meth:`watch` gave ``token``.
+
+        Called on every node when a transaction's entry is applied, before
+        any of its commands: if any watched key changed, none of them runs
+        and EXEC answers nil.  It must be deterministic (the same answer on
+        every node) and may err only towards True.
+        """
+        return True
 
     def tick(self, m: Applier) -> None:
         """Optional: time-driven work, run on every node at the same place in the log.
@@ -336,14 +445,17 @@ def defines_tick(machine: Machine) -> bool:
 
 
 __all__ = [
+    "NULL_ARRAY",
     "OK",
     "Applier",
+    "Block",
     "Command",
     "Conn",
     "ErrDisabled",
     "ErrUnknownCommand",
     "ErrWrongNumberOfArguments",
     "Machine",
+    "NullArray",
     "Read",
     "RedraftError",
     "SnapshotCapture",

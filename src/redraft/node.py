@@ -33,11 +33,13 @@ from typing import Any
 from redraft.addr import join_addresses, listen_address
 from redraft.builtins import builtins
 from redraft.builtins.context import Done, PeerView
+from redraft.builtins.transaction import forget as transaction_forget
 from redraft.group import RaftGroup
 from redraft.join import JoinFailed, join_cluster
 from redraft.logs import setup_logging
 from redraft.machine import Machine
 from redraft.options import Options
+from redraft.pubsub import PUBLISH, SPUBLISH, PubSub
 from redraft.raft.core import RaftCore
 from redraft.raft.types import ChangeType, Membership, Role
 from redraft.registry import Registry
@@ -69,6 +71,8 @@ class Node:
         self.join_addr = join
         self.join_addrs = join_addresses(join)
         self.started = time.time()
+        self.pubsub = PubSub()
+        """This node's subscriptions; messages reach them as PUBLISH entries are applied."""
         self.registry = Registry(builtins(self), machine)
         """The commands this node answers (refuses a machine whose commands clash)."""
         self._phase = "Shutdown"
@@ -104,7 +108,13 @@ class Node:
         )
         join = self.group.open(self.join_addr if self.join_addrs else "")
         self.join_addrs = join_addresses(join)
+        framework = self.group.applying.framework
+        framework[PUBLISH] = self.pubsub.publish  # every node delivers what it applies
+        framework[SPUBLISH] = self.pubsub.spublish
         shared = Shared(self.registry, self.group.requests(), self.machine, opts, self.security)
+        shared.forget.append(self.pubsub.forget)
+        shared.forget.append(self.group.waiters.forget)
+        shared.forget.append(transaction_forget)
         self.server = Server(shared, opts, self.security)
         await self.server.start(self.bind_host, self.port)
         self._phase = ""

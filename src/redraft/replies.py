@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, Protocol, cast
 
-from redraft.errors import NOT_APPLIED, Redirect, expected
-from redraft.machine import Applier, Read, Respond
+from redraft.errors import NOT_APPLIED, ErrUnknownCommand, Redirect, expected, unknown_command_text
+from redraft.machine import Applier, Block, Read, Respond
 from redraft.resp import ErrorReply, encode_error
 
 log = logging.getLogger("redraft.session")
@@ -157,7 +157,25 @@ def command_error(line: Line, exc: Exception, name: str, args: Sequence[bytes] |
     """:func:`error_reply` of a command of ``line``'s, a redirect answered in the line's mode."""
     if isinstance(exc, Redirect):
         return failure(exc, name, args, line.redirect)
+    if isinstance(exc, ErrUnknownCommand) and args:
+        return encode_error(ErrorReply(unknown_command_text(args)), name)
     return error_reply(exc, name, line.addr)
+
+
+class Parked:
+    """The result of a blocking command that could not be answered yet.
+
+    :func:`answer` hands its slot to ``park`` (:class:`redraft.waiting.Waiters`)
+    instead of answering it.
+    """
+
+    __slots__ = ("args", "block", "park")
+
+    def __init__(self, block: Block, park: Callable[[Slot, Parked], None]) -> None:
+        self.block = block
+        self.park = park
+        self.args: list[bytes] = []
+        """The logged command, to log again when woken (set by whoever applied it)."""
 
 
 def answer(slots: list[Slot], results: list[Any] | None = None) -> None:
@@ -175,6 +193,9 @@ def answer(slots: list[Slot], results: list[Any] | None = None) -> None:
         if slot.data is None:
             conn = slot.conn
             result = None if results is None else results[pos]
+            if type(result) is Parked:
+                result.park(slot, result)
+                continue
             conn.settle(slot, reply_for(slot, result, slot.respond))
             touched[conn] = None
     for conn in touched:

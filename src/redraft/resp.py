@@ -46,7 +46,7 @@ from typing import Any, Final, cast
 import hiredis
 
 from redraft.errors import error_text
-from redraft.machine import OK, Status
+from redraft.machine import NULL_ARRAY, OK, Status
 
 _cresp: Any = None
 if not os.environ.get("REDRAFT_PURE_PYTHON"):
@@ -70,6 +70,7 @@ __all__ = [
     "encode_error",
     "encode_into",
     "encode_many",
+    "encode_push",
     "format_float",
     "split_inline",
 ]
@@ -940,6 +941,8 @@ def _encode_other(buf: bytearray, value: Any, cmd_name: str) -> None:
         buf += _error_bytes(value.text)
     elif isinstance(value, BaseException):
         buf += _error_bytes(error_text(value, cmd_name))
+    elif value is NULL_ARRAY:
+        buf += b"*-1\r\n"
     else:
         raise TypeError(f"cannot encode {type(value).__name__} as a RESP reply")
 
@@ -974,7 +977,7 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
     t = type(value)
     if t is bytes or t is int or t is Status or t is ErrorReply or t is str:
         encode_into(buf, value, cmd_name)
-    elif value is None:
+    elif value is None or value is NULL_ARRAY:
         buf += NULL3
     elif t is list or t is tuple:
         buf += _header(b"*", _ARRAY_HEADERS, len(value))
@@ -999,6 +1002,17 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
             encode3_into(buf, item, cmd_name)
     else:
         encode_into(buf, value, cmd_name)
+
+
+def encode_push(items: Sequence[Any]) -> bytes:
+    """A RESP3 push frame (``>N``) of ``items``, each encoded as :func:`encode3_into` does."""
+    buf = bytearray(_header(b">", _PUSH_HEADERS, len(items)))
+    for item in items:
+        encode3_into(buf, item)
+    return bytes(buf)
+
+
+_PUSH_HEADERS: Final = [b">%d\r\n" % i for i in range(_SMALL)]
 
 
 def _encode3_py(value: Any, cmd_name: str = "") -> bytes:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("redraft.security")
 
-PRE_AUTH_COMMANDS = frozenset({b"auth", b"hello", b"ping", b"quit", b"raftpeer"})
+PRE_AUTH_COMMANDS = frozenset({b"auth", b"hello", b"ping", b"quit", b"raftpeer", b"reset"})
 """Commands a connection may send before it has authenticated."""
 
 NOAUTH_REPLY = b"-NOAUTH Authentication required.\r\n"

@@ -53,6 +53,7 @@ class ClientProtocol(asyncio.Protocol):
             return
         session = self.session = Session(server.shared, addr)
         session.on_output = partial(server.mark_dirty, self)
+        session.unsent = transport.get_write_buffer_size
         server.protocols[session] = self
         hook = server.options.on_accept
         if hook is not None:

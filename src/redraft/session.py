@@ -23,7 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -60,6 +60,7 @@ from redraft.resp import (
     encode3,
     encode_command,
     encode_error,
+    encode_push,
 )
 from redraft.security import (
     NOAUTH_REPLY,
@@ -134,6 +135,9 @@ class Shared:
     machine: Machine
     options: Options
     security: Security
+    forget: list[Callable[[Session], None]] = field(default_factory=list)
+    """Called with a connection whose state is to be forgotten: it closed, or sent RESET
+    (pub/sub drops its subscriptions)."""
 
     def __post_init__(self) -> None:
         self.applier = ClientApplier(self)
@@ -160,6 +164,7 @@ class ReplyLine:
     _unfilled_reads: int
     _unfilled_writes: int
     _later_writes: int
+    _held: list[list[bytes]] | None
 
     # --- reads and writes in request order
 
@@ -284,8 +289,14 @@ class ReplyLine:
             slots.popleft()
         if self._later_writes:
             self._start_writes()
+        if self._held is not None and not slots:
+            self._resume()
         if out or self.ending is not _NO_END:
             self.on_output()
+
+    def _resume(self) -> None:
+        """Run the requests held until the line was answered (:meth:`Session.wait_turn`)."""
+        raise NotImplementedError
 
     def _start_read(self, head: Slot) -> bool:
         """Start a read that reached the head of the line; whether it is answered already."""
@@ -389,10 +400,20 @@ class Session(ReplyLine):
         """Called when replies become ready outside :meth:`feed` (a write committed)."""
         self.tag: list[bytes] | None = None
         """While a ``RAFTSEQ`` runs its command: the prefix its write is logged under."""
+        self.hold: Callable[[list[bytes], Route], bool] | None = None
+        """A mode holding the connection (MULTI queueing, RESP2 subscriber mode): it sees
+        every request first and returns True for one it took (it is then not run)."""
+        self.transaction: Any = None
+        """MULTI/EXEC/WATCH state (:class:`redraft.transaction.Transaction`), made on first use."""
+        self.unsent: Callable[[], int] = _nothing
+        """Bytes handed to the socket but not sent yet (the server sets it)."""
         self._slots: deque[Slot] = deque()
         self._unfilled_reads = 0
         self._unfilled_writes = 0
         self._later_writes = 0
+        self._held: list[list[bytes]] | None = None
+        self._held_size = 0
+        self._held_over: Callable[[list[bytes], Route], bool] | None = None
 
     # --- bytes in
 
@@ -430,6 +451,30 @@ class Session(ReplyLine):
 
     def _serve(self, cmds: list[list[bytes]]) -> None:
         """Run parsed requests in order."""
+        if self.hold is not None:
+            self._serve_held(cmds)
+        else:
+            self._serve_free(cmds)
+
+    def _serve_held(self, cmds: list[list[bytes]]) -> None:
+        """Run requests while a mode holds the connection (MULTI, subscribed): it sees each first."""
+        registry = self.shared.registry
+        for k, args in enumerate(cmds):
+            hold = self.hold
+            if hold is None:
+                self._serve_free(cmds[k:])
+                return
+            if not hold(args, registry.route(args[0])):
+                self._serve_free([args])
+            if self.ending is not _NO_END:
+                return
+            if len(self.out) > self.shared.options.max_output_buffer:
+                log.warning("closing %s: replies over the output buffer limit", self.addr)
+                self.end(Ending.ABORT)
+                return
+
+    def _serve_free(self, cmds: list[list[bytes]]) -> None:
+        """Run requests in order, as no mode holds the connection."""
         shared = self.shared
         registry = shared.registry
         routes = registry.routes
@@ -462,6 +507,9 @@ class Session(ReplyLine):
                 i += 1
                 if self.ending is not _NO_END:
                     break  # QUIT, or the machine closed the connection
+                if self.hold is not None:
+                    self._serve_held(cmds[i:])  # MULTI, SUBSCRIBE: a mode starts
+                    return
             if len(out) > out_limit:
                 # Checked per command (and per read in place): one read of
                 # small requests (GET of a big value, many times) must not
@@ -661,6 +709,88 @@ class Session(ReplyLine):
         else:
             self.reply_bytes(value)  # answered at once: the replies, encoded
 
+    # --- requests that run only once everything before them is answered
+
+    def wait_turn(self, args: list[bytes]) -> bool:
+        """Hold ``args``, and every request after it, until every reply owed before it is answered.
+
+        For a command whose effect must fall in its place in line, as in
+        Redis where each command runs when read (``SUBSCRIBE`` behind a
+        ``PUBLISH`` still being logged must not receive its message).
+        True: held, run again later through the normal path (the handler
+        returns :data:`NO_REPLY`); False: nothing is owed, run it now.
+        """
+        if not self._slots:
+            return False
+        self.hold_behind()
+        self._hold_back(args, None)
+        return True
+
+    def hold_behind(self) -> None:
+        """Hold every request from now on until every reply owed is answered (a blocking command)."""
+        if self._held is None and self._slots:
+            self._held = []
+            self._held_size = 0
+            self._held_over = self.hold
+            self.hold = self._hold_back
+
+    def _hold_back(self, args: list[bytes], route: Route | None) -> bool:
+        held = self._held
+        if held is None:  # lost meanwhile
+            return True
+        held.append(args)
+        self._held_size += sum(map(len, args)) + 16 * len(args)
+        if self._held_size > self.query_limit:
+            self._held = None
+            self._overflow()
+        return True
+
+    def _resume(self) -> None:
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        self.hold = self._held_over
+        self._held_over = None
+        self._serve(held)
+
+    # --- server push
+
+    def push(self, items: list[Any]) -> None:
+        """Send ``items`` to the client out of band (:meth:`redraft.Conn.push`)."""
+        if self.encode is encode3:
+            self.push_bytes(b"", encode_push(items))
+        else:
+            self.push_bytes(encode(items), b"")
+
+    def push_bytes(self, resp2: bytes, resp3: bytes) -> None:
+        """Send a message encoded already: ``resp3`` (a push frame) after ``HELLO 3``, else ``resp2``.
+
+        In RESP3 it goes out as it happens, as Redis writes pushes: ahead of
+        the replies still owed (their commands have not run yet: a write
+        runs when it is applied), never inside one.  In RESP2, where a
+        client could not tell it from a reply, it waits behind every reply
+        owed.  Unsent output (this connection's buffer and the socket's)
+        over ``Options.max_output_buffer`` drops the connection: a
+        subscriber that does not read must not hold the node's memory.
+        """
+        if self.ending is not _NO_END or self.closed:
+            return
+        if self.encode is encode3:
+            self.out += resp3
+        elif self._slots:
+            self.reply_bytes(resp2)
+        else:
+            self.out += resp2
+        if len(self.out) + self.unsent() > self.shared.options.max_output_buffer:
+            log.warning(
+                "closing %s: pushed messages over the output buffer limit (a slow reader)",
+                self.addr,
+            )
+            self.end(Ending.ABORT)
+            self.out.clear()  # never sent: the memory goes now
+        self.on_output()
+
     # --- redraft.Conn
 
     def use_resp3(self, on: bool) -> None:
@@ -689,6 +819,9 @@ class Session(ReplyLine):
         self._unfilled_reads = 0
         self._unfilled_writes = 0
         self._later_writes = 0
+        self._held = None
+        for forget in self.shared.forget:
+            forget(self)
 
     def authenticate(self) -> None:
         """The client proved a credential: it may run everything, admin commands included."""
@@ -699,6 +832,10 @@ class Session(ReplyLine):
 
 def _ignore() -> None:
     pass
+
+
+def _nothing() -> int:
+    return 0
 
 
 FORWARD_FAILED = "ERR proxy: the request could not be sent to the leader"
@@ -753,6 +890,14 @@ class ClientApplier(Applier):
                 "propose it with m.apply (the Write applies it)"
             )
         return conn.write(cmd.args, respond, cmd.name)
+
+    def blocking(
+        self, conn: Conn | None, cmd: Command, mutate: Mutate, respond: Respond | None
+    ) -> Any:
+        slot = self.apply(conn, cmd, mutate, respond)
+        if type(conn) is Session and not conn.peer_id:
+            conn.hold_behind()  # what was pipelined behind it waits, as in Redis
+        return slot
 
     def now_ns(self) -> int:
         now = time.time_ns()

@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         help="threads incrementing counters through redraft.client (checked exactly)",
     )
     p.add_argument(
+        "--bank-clients",
+        type=int,
+        default=2,
+        help="threads moving money between accounts with MULTI/EXEC (total checked)",
+    )
+    p.add_argument(
         "--no-sessions",
         action="store_true",
         help="those clients retry without client sessions (shows the double applies)",
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                     membership_variants=tuple(ns.membership_variant),
                     extra_flags=ns.flag,
                     exact_clients=ns.exact_clients,
+                    bank_clients=ns.bank_clients,
                     exactly_once=not ns.no_sessions,
                 )
             )

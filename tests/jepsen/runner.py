@@ -17,6 +17,10 @@ The checks, after every fault is healed and the cluster has settled:
   implies it; this states it plainly).
 * **Counter**: the final counter lies between the acknowledged increments
   and those plus the unknown ones.
+* **Bank**: transfers between accounts in MULTI/EXEC transactions conserve
+  the total, in every snapshot read taken in a transaction and in the final
+  balances, and each final balance is one the transfers' outcomes allow
+  (see :mod:`tests.jepsen.bank`).
 * **Replicas agree**: every node, once caught up (same applied index), holds
   the same machine state, read back from a snapshot each node writes on
   RAFTSNAPSHOT, and it matches the final reads.
@@ -47,6 +51,7 @@ from pathlib import Path
 
 import redis
 
+from .bank import BankTransfers
 from .exact import ExactCounters
 from .harness import Client, JCluster, MachineState, Workload, call
 from .history import History, Kind, Op, Outcome
@@ -102,6 +107,10 @@ class RunConfig:
     """Threads incrementing counters through redraft.client (see :mod:`tests.jepsen.exact`)."""
     exactly_once: bool = True
     """Whether those clients use sessions; off, the suite shows what retries without them do."""
+    bank_clients: int = 2
+    """Threads moving money between accounts in transactions (see :mod:`tests.jepsen.bank`)."""
+    bank_accounts: int = 5
+    """Accounts of 100 each: their total must be conserved."""
 
 
 @dataclass
@@ -167,6 +176,7 @@ class _Session:
         self.schedule: Schedule | None = None
         self.clients: list[Client] = []
         self.exact: ExactCounters | None = None
+        self.bank: BankTransfers | None = None
         self.t0 = time.monotonic()
         self.wall0 = time.time()
         self.healed_at = math.inf
@@ -210,6 +220,8 @@ class _Session:
             )
             for i in range(c.clients)
         ]
+        if not self._open_bank(cluster, stop):
+            return
         self.t0 = time.monotonic()
         self.wall0 = time.time()
         for client in self.clients:
@@ -222,6 +234,8 @@ class _Session:
             timeout=c.timeout,
         )
         self.exact.start()
+        if self.bank is not None:
+            self.bank.start()
         self.schedule = Schedule(nemesis, ctx, c.fault_time, c.quiet_time)
         self.schedule.start()
         time.sleep(c.time)
@@ -239,8 +253,30 @@ class _Session:
         for client in self.clients:
             client.join(timeout=10)
         self.exact.join(timeout=15)
+        if self.bank is not None:
+            self.bank.join(timeout=15)
         self.schedule.watch()
         self._settle_and_check(cluster)
+
+    def _open_bank(self, cluster: JCluster, stop: threading.Event) -> bool:
+        """Set the bank's balances before any fault (False, with a failure, if it could not)."""
+        c = self.config
+        if c.bank_clients <= 0:
+            return True
+        self.bank = BankTransfers(
+            [n.port for n in cluster.nodes],
+            c.bank_clients,
+            stop,
+            accounts=c.bank_accounts,
+            seed=self.rng.randrange(2**63),
+            timeout=c.timeout,
+        )
+        try:
+            self.bank.setup()
+        except RuntimeError as exc:
+            self.failures.append(f"bank: {exc}")
+            return False
+        return True
 
     def _settle_and_check(self, cluster: JCluster) -> None:
         c = self.config
@@ -262,6 +298,7 @@ class _Session:
         self._check_history()
         self._check_replicas(cluster)
         self._check_exact(cluster)
+        self._check_bank(cluster)
 
     def _final_reads(self, cluster: JCluster) -> None:
         for key in self.workload.all_keys():
@@ -396,6 +433,25 @@ class _Session:
             + ": "
             + "; ".join(notes)
         )
+
+    def _check_bank(self, cluster: JCluster) -> None:
+        if self.bank is None:
+            return
+        leader = cluster.leader()
+        port = leader.port if leader is not None else cluster.nodes[0].port
+        try:
+            # One MGET: the final balances as of one point in the log.
+            raw = call(port, "MGET", *self.bank.keys, timeout=2.0)
+        except (redis.RedisError, OSError) as exc:
+            self.failures.append(f"could not read the bank's final balances: {exc!r}")
+            return
+        final = {
+            key: None if value is None else int(value)
+            for key, value in zip(self.bank.keys, raw, strict=True)
+        }
+        failures, notes = self.bank.check(final)
+        self.failures.extend(failures)
+        self.notes.append("bank: " + "; ".join(notes))
 
     # -------------------------------------------------------------- report
 

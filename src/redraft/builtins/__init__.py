@@ -14,7 +14,16 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from redraft.builtins import cluster, connection, info, peer, raftadmin, sessions
+from redraft.builtins import (
+    cluster,
+    connection,
+    info,
+    peer,
+    pubsub,
+    raftadmin,
+    sessions,
+    transaction,
+)
 from redraft.builtins.context import Cluster
 from redraft.registry import Builtin
 from redraft.security import NOPERM_ADMIN
@@ -27,12 +36,28 @@ HANDLERS: dict[bytes, Handler] = {
     b"ping": connection.ping,
     b"echo": connection.echo,
     b"quit": connection.quit_,
+    b"reset": connection.reset,
     b"select": connection.select,
     b"hello": connection.hello,
     b"client": connection.client,
     b"command": connection.command,
     b"config": connection.config,
     b"info": info.info,
+    b"subscribe": pubsub.subscribe,
+    b"unsubscribe": pubsub.unsubscribe,
+    b"psubscribe": pubsub.psubscribe,
+    b"punsubscribe": pubsub.punsubscribe,
+    b"ssubscribe": pubsub.ssubscribe,
+    b"sunsubscribe": pubsub.sunsubscribe,
+    b"publish": pubsub.publish,
+    b"spublish": pubsub.spublish,
+    b"pubsub": pubsub.pubsub,
+    b"multi": transaction.multi,
+    b"exec": transaction.exec_,
+    b"discard": transaction.discard,
+    b"watch": transaction.watch,
+    b"unwatch": transaction.unwatch,
+    b"raftexec": transaction.raftexec,
     b"cluster": cluster.cluster,
     b"readonly": cluster.connection_mode,
     b"readwrite": cluster.connection_mode,

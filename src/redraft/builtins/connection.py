@@ -11,7 +11,12 @@ from redraft.builtins.context import Cluster, arity, text
 from redraft.machine import OK, Status
 from redraft.replies import Slot
 from redraft.resp import encode
-from redraft.security import HELLO_NOAUTH, NO_PASSWORD_SET, WRONGPASS
+from redraft.security import (
+    HELLO_NOAUTH,
+    NO_PASSWORD_SET,
+    UNAUTHENTICATED_QUERY_BUFFER,
+    WRONGPASS,
+)
 from redraft.session import NO_REPLY, Session
 from redraft.version import REDIS_COMPAT_VERSION
 
@@ -72,6 +77,26 @@ def quit_(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     conn.reply_bytes(b"+OK\r\n")
     conn.close()
     return NO_REPLY
+
+
+def reset(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """RESET: the connection as new (Redis's): no subscriptions, RESP2, no name, and
+    authenticated again only if no password is set."""
+    arity(args, 1, 1)
+    for forget in conn.shared.forget:
+        forget(conn)
+    conn.use_resp3(False)
+    conn.name = ""
+    security = ctx.security
+    if security.password is not None or security.peer_secret is not None:
+        conn.authenticated = security.password is None
+        conn.guard.admin = security.peer_secret is None
+        if not conn.authenticated:
+            conn.query_limit = min(conn.query_limit, UNAUTHENTICATED_QUERY_BUFFER)
+    return RESET
+
+
+RESET = Status("RESET")
 
 
 def select(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:

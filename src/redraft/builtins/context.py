@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from redraft.errors import ErrWrongNumberOfArguments
 from redraft.options import Options
+from redraft.pubsub import PubSub
 from redraft.raft.types import ChangeType, Membership
 from redraft.security import Security
 from redraft.session import Session
@@ -43,6 +44,8 @@ class Cluster(Protocol):
     started: float
     options: Options
     security: Security
+    pubsub: PubSub
+    """The node's subscriptions (pub/sub is node-local; messages come through the log)."""
 
     @property
     def joining(self) -> bool:

@@ -65,10 +65,23 @@ def _sections(ctx: Cluster) -> list[Section]:
     return [
         ("Server", server),
         ("Clients", [("connected_clients", len(ctx.sessions()))]),
+        ("Stats", _pubsub_stats(ctx)),
         ("Replication", replication),
         ("Cluster", [("cluster_enabled", cluster)]),
         ("Raft", raft),
         ("Security", ctx.security.describe()),
+    ]
+
+
+def _pubsub_stats(ctx: Cluster) -> list[tuple[str, Any]]:
+    """Redis's pub/sub fields of ``# Stats`` (this node's), and the messages it handled."""
+    ps = ctx.pubsub
+    return [
+        ("pubsub_channels", len(ps.channels)),
+        ("pubsub_patterns", len(ps.patterns)),
+        ("pubsubshard_channels", len(ps.shard)),
+        ("pubsub_messages_applied", ps.published),
+        ("pubsub_messages_delivered", ps.delivered),
     ]
 
 

@@ -1,0 +1,279 @@
+"""Generic keyspace commands, for keys of every type: DEL, EXISTS, TYPE, EXPIRE,
+PEXPIRE, EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT), TTL, PTTL, PERSIST,
+KEYS, SCAN, DBSIZE, FLUSHDB and FLUSHALL.
+
+KEYS and SCAN list the strings in insertion order, then the keys of the
+other types in theirs (Redis's order is its hash table's); DBSIZE, KEYS and SCAN leave out
+expired keys the purge has not reached yet (finding them walks only the due
+part of the expiry heap).  KEYS and SCAN show the general form of a read,
+``m.apply`` with ``mutate=None`` and a ``respond``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import chain
+from typing import Any
+
+from redraft.examples.globmatch import compile_glob
+from redraft.machine import (
+    OK,
+    Applier,
+    Command,
+    Conn,
+    ErrWrongNumberOfArguments,
+    Read,
+    Status,
+)
+
+from .keyspace import TYPE_NAMES, Handler, Keyspace, expired_keys
+from .parsing import (
+    INT64_MAX,
+    INT64_MIN,
+    NS_PER_MS,
+    NS_PER_S,
+    SYNTAX_ERROR,
+    parse_cursor,
+    parse_int,
+)
+from .scanning import SCAN_POS_BITS, SCAN_POS_MASK, ScanLists, ScanOptions
+
+__all__ = ["KeyCommands"]
+
+_NONE = Status("none")
+
+
+class KeyCommands(Keyspace):
+    """The keyspace commands, over the shared keyspace."""
+
+    _scans: ScanLists  # node-local: set by the machine
+
+    def _key_handlers(self) -> dict[bytes, Handler]:
+        return {
+            b"del": self._del,
+            b"expire": self._expire,
+            b"pexpire": self._expire,
+            b"expireat": self._expire,
+            b"pexpireat": self._expire,
+            b"persist": self._persist,
+            b"keys": self._keys,
+            b"scan": self._scan,
+            b"flushdb": self._flushdb,
+            b"flushall": self._flushdb,
+        }
+
+    def _key_reads(self) -> dict[str, Read]:
+        return {
+            "exists": self._exists,
+            "type": self._type,
+            "ttl": self._ttl,
+            "pttl": self._pttl,
+            "dbsize": self._dbsize,
+        }
+
+    # -- existence -----------------------------------------------------------------------
+
+    def _del(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        args = cmd.args
+        if len(args) < 2:
+            raise ErrWrongNumberOfArguments()
+        keys = args[1:]
+
+        def op(now: int) -> int:
+            removed = 0
+            for key in keys:
+                if self._live(key, now) is not None:
+                    removed += 1
+                    self._delete(key)
+                else:
+                    self._drop_if_expired(key, now)
+            return removed
+
+        return self._write(m, conn, cmd, op)
+
+    def _exists(self, m: Applier, args: list[bytes]) -> int:
+        if len(args) < 2:
+            raise ErrWrongNumberOfArguments()
+        return sum(self._read(m, key) is not None for key in args[1:])
+
+    def _type(self, m: Applier, args: list[bytes]) -> Status:
+        if len(args) != 2:
+            raise ErrWrongNumberOfArguments()
+        value = self._read(m, args[1])
+        return _NONE if value is None else TYPE_NAMES[type(value)]
+
+    # -- expiry ----------------------------------------------------------------------------
+
+    def _expire(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT, with Redis 7's NX | XX | GT | LT."""
+        args = cmd.args
+        if len(args) < 3:
+            raise ErrWrongNumberOfArguments()
+        name = cmd.name
+        nx, xx, gt, lt = _parse_expire_flags(args[3:])
+        amount = parse_int(args[2])
+        invalid = f"invalid expire time in '{name}' command"
+        in_seconds = name in ("expire", "expireat")
+        if in_seconds and not -(-INT64_MIN // 1000) <= amount <= INT64_MAX // 1000:
+            raise ValueError(invalid)
+        offset = amount * (NS_PER_S if in_seconds else NS_PER_MS)
+        if offset > INT64_MAX:
+            raise ValueError(invalid)
+        absolute = name.endswith("at")
+        key = args[1]
+
+        def op(now: int) -> int:
+            at = offset if absolute else now + offset
+            if at > INT64_MAX:
+                raise ValueError(invalid)
+            if self._live(key, now) is None:
+                self._drop_if_expired(key, now)
+                return 0
+            current = self._expires.get(key)
+            if (
+                (nx and current is not None)
+                or (xx and current is None)
+                or (gt and (current is None or at <= current))
+                or (lt and current is not None and at >= current)
+            ):
+                return 0
+            if at <= now:
+                self._delete(key)
+            else:
+                self._expire_at(key, at)
+                self._touched.append(key)
+            return 1
+
+        return self._write(m, conn, cmd, op)
+
+    def _ttl(self, m: Applier, args: list[bytes]) -> int:
+        """TTL: seconds left, -2 for a missing key, -1 for one without an expiry."""
+        ms = self._ms_left(m, args)
+        # Rounded to the nearest second from the milliseconds, as Redis does.
+        return ms if ms < 0 else (ms + 500) // 1000
+
+    def _pttl(self, m: Applier, args: list[bytes]) -> int:
+        """PTTL: milliseconds left, -2 for a missing key, -1 for one without an expiry."""
+        return self._ms_left(m, args)
+
+    def _ms_left(self, m: Applier, args: list[bytes]) -> int:
+        if len(args) != 2:
+            raise ErrWrongNumberOfArguments()
+        key = args[1]
+        now = m.now_ns()
+        if self._live(key, now) is None:
+            return -2
+        at = self._expires.get(key)
+        if at is None:
+            return -1
+        # Round up so that a live key never shows 0 ms left.
+        return -((now - at) // NS_PER_MS)
+
+    def _persist(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        args = cmd.args
+        if len(args) != 2:
+            raise ErrWrongNumberOfArguments()
+        key = args[1]
+
+        def op(now: int) -> int:
+            if self._live(key, now) is None:
+                self._drop_if_expired(key, now)
+                return 0
+            if not self._clear_expiry(key):
+                return 0
+            self._touched.append(key)
+            return 1
+
+        return self._write(m, conn, cmd, op)
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def _keys(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        args = cmd.args
+        if len(args) != 2:
+            raise ErrWrongNumberOfArguments()
+        pattern = args[1]
+        # A lone '*' lists everything, even the empty key (as in Redis).
+        match = None if pattern == b"*" else compile_glob(pattern)
+
+        def respond(_: Any) -> list[bytes]:
+            every = chain(self._data, self._objects)
+            keys: Iterable[bytes] = every if match is None else filter(match, every)
+            expired = expired_keys(self._heap, self._expires, m.now_ns()) if self._heap else None
+            if expired:
+                return [key for key in keys if key not in expired]
+            return list(keys)
+
+        return m.apply(conn, cmd, None, respond)
+
+    def _scan(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]; see :mod:`.scanning`."""
+        args = cmd.args
+        if len(args) < 2:
+            raise ErrWrongNumberOfArguments()
+        cursor = parse_cursor(args[1])
+        opts = ScanOptions.parse(args)
+
+        def respond(_: Any) -> list[Any]:
+            if cursor == 0:
+                scan_id, pos, keys = 0, 0, [*self._data, *self._objects]
+            else:
+                scan_id, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
+                keys = self._scans.get(scan_id)
+            end = pos + opts.count
+            found = self._scan_step(m, keys[pos:end], opts)
+            if end >= len(keys):
+                self._scans.close(scan_id)
+                return [b"0", found]
+            if scan_id == 0:
+                scan_id = self._scans.open(keys)
+            return [b"%d" % (scan_id << SCAN_POS_BITS | end), found]
+
+        return m.apply(conn, cmd, None, respond)
+
+    def _scan_step(self, m: Applier, keys: list[bytes], opts: ScanOptions) -> list[bytes]:
+        """The keys of one SCAN step that are live and pass its MATCH and TYPE."""
+        want = opts.type_name
+        found = []
+        for key in keys:
+            value = self._read(m, key)
+            if value is not None and (want is None or TYPE_NAMES[type(value)].text == want):
+                found.append(key)
+        if opts.match is not None:
+            found = [key for key in found if opts.match(key)]
+        return found
+
+    def _dbsize(self, m: Applier, args: list[bytes]) -> int:
+        if len(args) != 1:
+            raise ErrWrongNumberOfArguments()
+        if not self._heap:
+            return self._key_count()
+        return self._key_count() - len(expired_keys(self._heap, self._expires, m.now_ns()))
+
+    def _flushdb(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """FLUSHDB and FLUSHALL [ASYNC | SYNC]: one database, so the same (and never lazy)."""
+        args = cmd.args
+        if len(args) > 2 or (len(args) == 2 and args[1].lower() not in (b"sync", b"async")):
+            raise ValueError(SYNTAX_ERROR)
+
+        def op(now: int) -> Status:
+            self._clear()
+            return OK
+
+        return self._write(m, conn, cmd, op)
+
+
+def _parse_expire_flags(opts: list[bytes]) -> tuple[bool, bool, bool, bool]:
+    """EXPIRE's NX, XX, GT and LT, with Redis's texts for bad combinations."""
+    seen: set[bytes] = set()
+    for opt in opts:
+        name = opt.lower()
+        if name not in (b"nx", b"xx", b"gt", b"lt"):
+            raise ValueError(f"Unsupported option {opt.decode('utf-8', 'replace')}")
+        seen.add(name)
+    nx, xx, gt, lt = (flag in seen for flag in (b"nx", b"xx", b"gt", b"lt"))
+    if nx and (xx or gt or lt):
+        raise ValueError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if gt and lt:
+        raise ValueError("ERR GT and LT options at the same time are not compatible")
+    return nx, xx, gt, lt
