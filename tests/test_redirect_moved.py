@@ -28,6 +28,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
+from redraft.builtins import keyspecs
 from redraft.builtins.cluster import DISABLED
 from redraft.cli import build_parser, options_from_args
 from redraft.errors import Redirect
@@ -318,7 +319,7 @@ def test_info_and_hello_say_cluster_only_in_moved_mode() -> None:
         assert dict(zip(hello[::2], hello[1::2], strict=True))[b"mode"] == mode
 
 
-def test_command_tells_cluster_clients_where_keys_are_only_in_moved_mode() -> None:
+def test_command_tells_cluster_clients_where_keys_are() -> None:
     node = Node()
     table = {entry[0]: entry for entry in ask(node, "COMMAND")}
     assert ask(node, "COMMAND", "COUNT") == len(table)
@@ -326,8 +327,10 @@ def test_command_tells_cluster_clients_where_keys_are_only_in_moved_mode() -> No
     assert table[b"mset"][3:] == [1, -1, 2]  # MSET k v k v: every other argument
     assert table[b"cluster"][3:] == [0, 0, 0]  # a built-in: no keys
     assert ask(node, "COMMAND", "INFO", "GET", "nosuch") == [table[b"get"], None]
+    # The clone has its own table (Machine.command_table): the same in every mode.
     try_node = Node(options=Options(log_level="warning"))
-    assert ask(try_node, "COMMAND") == [] and ask(try_node, "COMMAND", "COUNT") == 0
+    assert ask(try_node, "COMMAND", "COUNT") == len(table)
+    assert ask(try_node, "COMMAND", "INFO", "GET") == [table[b"get"]]
 
 
 # --- the same against a real Redis ---------------------------------------------------
@@ -393,7 +396,7 @@ def test_errors_and_shapes_agree_with_real_redis(real_cluster: int, real_standal
         assert ask(try_node, *command) == real(real_standalone, *command), command
     for command in (["READONLY"], ["READWRITE"], ["ASKING"], ["CLUSTER", "MYID"]):
         assert shape(ask(Node(), *command)) == shape(real(real_cluster, *command))
-    names = ["get", "set", "mset", "del", "incr", "lpush", "zadd", "rename", "bitop"]
+    names = ["get", "set", "mset", "del", "incr", "lpush", "expire", "blpop"]
     ours, theirs = (
         ask(Node(), "COMMAND", "INFO", *names),
         real(real_cluster, "COMMAND", "INFO", *names),
@@ -576,3 +579,13 @@ def test_cluster_clients_keep_working_when_the_leader_dies(
         if js.poll() is None:
             js.kill()
             js.wait(timeout=10)
+
+
+def test_a_machine_without_a_command_table_gets_redis_table_only_in_moved_mode() -> None:
+    plain = {b"get": False, b"mycmd": True}
+    moved = keyspecs.table([b"ping"], plain, {}, moved=True)
+    standalone = keyspecs.table([b"ping"], plain, {}, moved=False)
+    assert moved[b"zadd"][3:] == [1, 1, 1]  # Redis's keyed commands, for routing
+    assert b"zadd" not in standalone
+    assert moved[b"mycmd"] == [b"mycmd", -2, [b"write"], 1, 1, 1] == standalone[b"mycmd"]
+    assert moved[b"ping"] == [b"ping", -1, [b"fast"], 0, 0, 0]

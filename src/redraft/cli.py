@@ -44,6 +44,7 @@ def build_parser(
     )
     _add_security_flags(p.add_argument_group("security"))
     _add_limit_flags(p.add_argument_group("limits"))
+    _add_operation_flags(p.add_argument_group("operations"))
     return p
 
 
@@ -224,6 +225,24 @@ def _add_limit_flags(lim: argparse._ArgumentGroup) -> None:
     )  # fmt: skip
 
 
+def _add_operation_flags(ops: argparse._ArgumentGroup) -> None:
+    """Read replicas, restoring a backup, recovering from a lost majority."""
+    ops.add_argument(
+        "--join-as-learner", "-join-as-learner", action="store_true",
+        help="with --join: join as a permanent learner (a read replica: never votes)",
+    )  # fmt: skip
+    ops.add_argument(
+        "--restore", "-restore", default="", metavar="FILE",
+        help="start a new single-node cluster whose state is the backup FILE "
+        "(python -m redraft backup); refused unless the data dir is empty",
+    )  # fmt: skip
+    ops.add_argument(
+        "--force-new-cluster", "-force-new-cluster", action="store_true",
+        help="recovery from a lost majority: start from this data dir as the only voter "
+        "of a new configuration, keeping every entry it has (see the README first)",
+    )  # fmt: skip
+
+
 def _routes(items: list[str]) -> dict[str, str]:
     routes: dict[str, str] = {}
     for item in items:
@@ -262,6 +281,9 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         max_output_buffer=ns.client_output_buffer_limit,
         max_bulk_len=ns.proto_max_bulk_len,
         max_peer_message=ns.max_peer_message,
+        join_as_learner=ns.join_as_learner,
+        restore=ns.restore,
+        force_new_cluster=ns.force_new_cluster,
     )
 
 

@@ -130,6 +130,8 @@ class RaftGroup:
             lambda rd: restore_payload(rd, machine, sessions),
             self.id,
             join,
+            backup=self.options.restore,
+            force_new=self.options.force_new_cluster,
         )
         self.joining = bool(join)
         opts = self.options

@@ -22,6 +22,7 @@ async def join_cluster(
     security: Security,
     timeout: float,
     stopping: Callable[[], bool],
+    learner: bool = False,
 ) -> bool:
     """Ask the cluster to admit this (empty) node until the leader says OK.
 
@@ -39,7 +40,7 @@ async def join_cluster(
         for first in addrs:
             if stopping():
                 return False
-            why = await _ask_to_join(self_id, first, security)
+            why = await _ask_to_join(self_id, first, security, learner)
             if why is None:
                 return True
             log.info("join via %s: %s; retrying", first, why)
@@ -51,7 +52,9 @@ async def join_cluster(
     )
 
 
-async def _ask_to_join(self_id: str, first: str, security: Security) -> str | None:
+async def _ask_to_join(
+    self_id: str, first: str, security: Security, learner: bool = False
+) -> str | None:
     """One join request via ``first``, following redirects: None once admitted, else why not."""
     target = first
     for _ in range(5):
@@ -63,7 +66,7 @@ async def _ask_to_join(self_id: str, first: str, security: Security) -> str | No
             # A peer handshake first: joining needs the peer secret (and TLS if set).
             reply = await peer_ask(
                 target,
-                [b"RAFTJOIN", self_id.encode()],
+                [b"RAFTJOIN", self_id.encode(), *([b"LEARNER"] if learner else [])],
                 self_id=self_id,
                 secret=security.peer_secret,
                 ssl_context=security.peer_ssl,

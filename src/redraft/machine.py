@@ -33,7 +33,7 @@ from __future__ import annotations
 import random as _random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, Protocol, overload, runtime_checkable
+from typing import IO, Any, NamedTuple, Protocol, overload, runtime_checkable
 
 from redraft.errors import (
     ErrDisabled,
@@ -120,6 +120,23 @@ class Block(Exception):
         self.timeout_ms = timeout_ms
         self.reply = reply
         self.multi_reply = reply if multi_reply is _AS_REPLY else multi_reply
+
+
+class CommandSpec(NamedTuple):
+    """What ``COMMAND`` says of a command: Redis's arity, flags and key positions.
+
+    ``arity`` counts the name (negative: at least that many); ``first_key``,
+    ``last_key`` (negative: from the end) and ``step`` locate the keys, all
+    0 for a command without keys; a command whose keys move (``ZUNION
+    numkeys ...``) has the ``movablekeys`` flag.  Cluster clients route by
+    these (see :meth:`Machine.command_table`).
+    """
+
+    arity: int
+    flags: tuple[str, ...] = ()
+    first_key: int = 1
+    last_key: int = 1
+    step: int = 1
 
 
 class Status:
@@ -369,6 +386,15 @@ class Machine(ABC):
         """
         return True
 
+    def command_table(self) -> Mapping[str, CommandSpec]:
+        """Optional: what ``COMMAND`` describes for each of the machine's commands, by name.
+
+        Without one, ``COMMAND`` lists the plain reads and writes with their
+        key first (and, with ``--redirect moved``, Redis's own table, so that
+        cluster clients can route a machine that speaks Redis's commands).
+        """
+        return {}
+
     def tick(self, m: Applier) -> None:
         """Optional: time-driven work, run on every node at the same place in the log.
 
@@ -450,6 +476,7 @@ __all__ = [
     "Applier",
     "Block",
     "Command",
+    "CommandSpec",
     "Conn",
     "ErrDisabled",
     "ErrUnknownCommand",

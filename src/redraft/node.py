@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from redraft.addr import join_addresses, listen_address
+from redraft.backup import Backups
 from redraft.builtins import builtins
 from redraft.builtins.context import Done, PeerView
 from redraft.builtins.transaction import forget as transaction_forget
@@ -114,6 +115,8 @@ class Node:
         shared = Shared(self.registry, self.group.requests(), self.machine, opts, self.security)
         shared.forget.append(self.pubsub.forget)
         shared.forget.append(self.group.waiters.forget)
+        self.backups = Backups(self.group.snapshotter, self.group.snapshots)
+        shared.forget.append(self.backups.forget)
         shared.forget.append(transaction_forget)
         self.server = Server(shared, opts, self.security)
         await self.server.start(self.bind_host, self.port)
@@ -163,6 +166,7 @@ class Node:
                 self.security,
                 self.options.join_timeout,
                 lambda: self._phase != "",
+                self.options.join_as_learner,
             )
         except JoinFailed as exc:
             log.error("%s", exc)

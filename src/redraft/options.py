@@ -124,6 +124,12 @@ class Options:
     """Seconds a client waits for its write to commit before an error."""
     join_timeout: float = 60.0
     """Seconds a joining node keeps asking to be added; then it stops with an error."""
+    join_as_learner: bool = False
+    """Join (``--join``) as a permanent learner: a read replica that never votes."""
+    restore: str = ""
+    """A backup file to start a new single-node cluster from (the data dir must be empty)."""
+    force_new_cluster: bool = False
+    """Start from the data dir as the only voter of a new configuration (a lost majority)."""
 
     max_clients: int = 10_000
     max_bulk_len: int = 512 << 20

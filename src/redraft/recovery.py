@@ -2,7 +2,10 @@
 
 A data dir with cluster state restarts from it (the newest valid snapshot,
 then the log after it).  An empty one founds a new single-node cluster,
-unless the node is to join an existing cluster (``--join``).  Joining is
+unless the node is to join an existing cluster (``--join``), or to start
+from a backup (``--restore FILE``: a new single-node cluster whose state is
+the backup's).  ``--force-new-cluster`` restarts from the data dir as the
+only voter of a new configuration (a lost majority: see the README).  Joining is
 remembered in the data dir until the node holds state the leader sent it: a
 node killed before that and restarted without ``--join`` goes on asking to
 join instead of founding a second cluster under the same address, which
@@ -16,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from redraft.raft.core import RaftCore, Restored
+from redraft.raft.types import Entry, EntryKind, HardState, Membership
 from redraft.storage.base import LogStore
 from redraft.storage.files import remove_quietly, write_file_atomic
-from redraft.storage.snapshots import SnapshotPayload, SnapshotStore
+from redraft.storage.snapshots import SnapshotPayload, SnapshotStore, adopt_file
 
 Restore = Callable[[SnapshotPayload], None]
 """Restores the node's state from a snapshot's payload."""
@@ -36,13 +40,26 @@ def recover(
     restore: Restore,
     node_id: str,
     join: str,
+    *,
+    backup: str = "",
+    force_new: bool = False,
 ) -> tuple[Restored, str]:
     """The state a node restarts from (its state restored), and the addresses to ask to join.
 
     The addresses are ``join`` for an empty data dir, or those a previous
     run was still asking when it stopped; "" when the node does not join.
+    ``backup`` is a backup file to start a new cluster from (``--restore``);
+    ``force_new`` makes this node the only voter (``--force-new-cluster``).
     """
+    if backup:
+        _adopt_backup(Path(backup), directory, store, snapshots, node_id)
     restored = _stored(directory, store, snapshots, restore)
+    if force_new:
+        if restored is None:
+            raise RuntimeError(
+                f"--force-new-cluster: {directory} holds no cluster state to start from"
+            )
+        restored = _force_alone(restored, store, node_id)
     marker = directory / JOINING
     if restored is not None:
         if join:
@@ -65,6 +82,54 @@ def recover(
     store.save(boot.hard_state, boot.entries, True)
     log.info("bootstrapped a new single-node cluster as %s", node_id)
     return boot, ""
+
+
+def _adopt_backup(
+    path: Path, directory: Path, store: LogStore, snapshots: SnapshotStore, node_id: str
+) -> None:
+    """``--restore``: the backup becomes the snapshot of a new single-node cluster."""
+    loaded = store.load()
+    if loaded.hard_state.term or loaded.entries or snapshots.latest() is not None:
+        raise RuntimeError(
+            f"--restore {path}: the data dir {directory} already holds cluster state; "
+            "restore into an empty data dir"
+        )
+    if not path.is_file():
+        raise RuntimeError(f"--restore {path}: no such file")
+    meta = adopt_file(snapshots, path, Membership(voters=frozenset([node_id])))
+    store.reset(meta.index, meta.term)
+    store.save(HardState(meta.term, "", meta.index), [], True)
+    log.info(
+        "restored the backup %s (index %d, term %d) as a new single-node cluster",
+        path,
+        meta.index,
+        meta.term,
+    )
+
+
+def _force_alone(restored: Restored, store: LogStore, node_id: str) -> Restored:
+    """``--force-new-cluster``: append a configuration in which this node is the only voter.
+
+    Every entry the node has is kept (committed or not: as etcd does, the
+    new cluster commits them all); what only the lost members had is gone.
+    The configuration takes effect as it is appended, so the node elects
+    itself at once.
+    """
+    entries = restored.entries
+    snap = restored.snapshot
+    last_index = entries[-1].index if entries else (snap.index if snap else 0)
+    last_term = entries[-1].term if entries else (snap.term if snap else 0)
+    term = max(restored.hard_state.term, last_term)
+    members = Membership(voters=frozenset([node_id]))
+    alone = Entry(term=term, index=last_index + 1, kind=EntryKind.CONFIG, data=members.encode())
+    hs = HardState(term, restored.hard_state.vote, restored.hard_state.commit)
+    store.save(hs, [alone], True)
+    log.warning(
+        "--force-new-cluster: this node is now the only voter (configuration at index %d); "
+        "add new members with --join, and never restart the old ones on their old data",
+        alone.index,
+    )
+    return Restored(hs, snap, [*entries, alone])
 
 
 def _pending_join(marker: Path) -> str:

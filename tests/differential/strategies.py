@@ -17,6 +17,8 @@ types add theirs to :data:`FAMILIES`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import strategies as st
 
 Cmd = list[bytes | str | int]
@@ -151,9 +153,30 @@ FAMILIES = [strings, lists, keyspace, malformed]
 """Every family of non-blocking commands; the random sequences draw from all of them."""
 
 
+def all_families() -> list[Callable[[], st.SearchStrategy[Cmd]]]:
+    """:data:`FAMILIES` and those of the other types (each module holds one type's)."""
+    # Imported here: those modules build on this one's pools.
+    from tests.differential import (
+        strategies_hashes,
+        strategies_lists,
+        strategies_more,
+        strategies_sets,
+        strategies_zsets,
+    )
+
+    return [
+        *FAMILIES,
+        *strategies_more.FAMILIES,
+        *strategies_lists.FAMILIES,
+        *strategies_hashes.FAMILIES,
+        *strategies_sets.FAMILIES,
+        *strategies_zsets.FAMILIES,
+    ]
+
+
 def commands(*, blocking: bool = False) -> st.SearchStrategy[Cmd]:
     """One command of any family (and the blocking pops that do not wait, if ``blocking``)."""
-    families = [f() for f in FAMILIES]
+    families = [f() for f in all_families()]
     if blocking:
         families.append(blocking_without_waiting())
     return st.one_of(*families)

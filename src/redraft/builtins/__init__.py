@@ -69,8 +69,10 @@ HANDLERS: dict[bytes, Handler] = {
     b"raftdigest": raftadmin.raftdigest,
     b"raftaddpeer": raftadmin.raftaddpeer,
     b"raftjoin": raftadmin.raftjoin,
+    b"raftaddlearner": raftadmin.raftaddlearner,
     b"raftremovepeer": raftadmin.raftremovepeer,
     b"raftsnapshot": raftadmin.raftsnapshot,
+    b"raftbackup": raftadmin.raftbackup,
     b"rafttransferleader": raftadmin.rafttransferleader,
     b"rafttick": raftadmin.rafttick,
     b"raftsession": sessions.raftsession,
@@ -81,7 +83,15 @@ HANDLERS: dict[bytes, Handler] = {
 """Every built-in, by lower-case name."""
 
 ADMIN = frozenset(
-    {b"raftaddpeer", b"raftjoin", b"raftremovepeer", b"raftsnapshot", b"rafttransferleader"}
+    {
+        b"raftaddpeer",
+        b"raftaddlearner",
+        b"raftjoin",
+        b"raftremovepeer",
+        b"raftsnapshot",
+        b"rafttransferleader",
+        b"raftbackup",
+    }
 )
 """The commands that change the cluster: only for a connection that proved a credential."""
 

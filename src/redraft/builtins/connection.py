@@ -189,18 +189,23 @@ def client(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
 
 
 def command(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """COMMAND, COMMAND COUNT, COMMAND INFO [name...], COMMAND LIST (others: empty)."""
     sub = args[1].lower() if len(args) >= 2 else b""
-    if ctx.options.redirect != "moved":
+    moved = ctx.options.redirect == "moved"
+    specs = conn.shared.machine.command_table()
+    if not moved and not specs:
         return 0 if sub == b"count" else []
     # Cluster clients find the keys of commands here (see keyspecs).
     registry = conn.shared.registry
-    table = keyspecs.table(registry.builtins, registry.plain())
+    table = keyspecs.table(registry.builtins, registry.plain(), specs, moved)
     if sub == b"count":
         return len(table)
     if sub == b"info":
         return (
             [table.get(name.lower()) for name in args[2:]] if len(args) > 2 else [*table.values()]
         )
+    if sub == b"list":
+        return [*table]
     return [*table.values()] if not sub else []
 
 

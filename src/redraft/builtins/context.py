@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redraft.backup import Backups
 from redraft.errors import ErrWrongNumberOfArguments
 from redraft.options import Options
 from redraft.pubsub import PubSub
@@ -46,6 +47,8 @@ class Cluster(Protocol):
     security: Security
     pubsub: PubSub
     """The node's subscriptions (pub/sub is node-local; messages come through the log)."""
+    backups: Backups
+    """The online backups being read from this node (RAFTBACKUP)."""
 
     @property
     def joining(self) -> bool:

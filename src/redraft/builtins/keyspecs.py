@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from redraft.machine import CommandSpec
+
 _TABLE = """
 append 3 write,denyoom,fast
 bitcount -2 readonly
@@ -178,6 +180,41 @@ zscore 3 readonly,fast
 """``name arity flags [first last step]`` (Redis 7.0's ``COMMAND``); positions 1 1 1 when left out."""
 
 
+_BUILTINS = """
+auth -2 noscript,loading,stale,fast,no_auth,allow_busy 0 0 0
+ping -1 fast 0 0 0
+echo 2 loading,stale,fast 0 0 0
+quit -1 noscript,loading,stale,fast,no_auth,allow_busy 0 0 0
+reset 1 noscript,loading,stale,fast,no_auth,allow_busy 0 0 0
+select 2 loading,stale,fast 0 0 0
+hello -1 noscript,loading,stale,fast,no_auth,allow_busy 0 0 0
+client -2 - 0 0 0
+command -1 loading,stale 0 0 0
+config -2 - 0 0 0
+info -1 loading,stale 0 0 0
+subscribe -2 pubsub,noscript,loading,stale 0 0 0
+unsubscribe -1 pubsub,noscript,loading,stale 0 0 0
+psubscribe -2 pubsub,noscript,loading,stale 0 0 0
+punsubscribe -1 pubsub,noscript,loading,stale 0 0 0
+ssubscribe -2 pubsub,noscript,loading,stale 1 -1 1
+sunsubscribe -1 pubsub,noscript,loading,stale 1 -1 1
+publish 3 pubsub,loading,stale,fast 0 0 0
+spublish 3 pubsub,loading,stale,fast 1 1 1
+pubsub -2 - 0 0 0
+cluster -2 - 0 0 0
+readonly 1 loading,stale,fast 0 0 0
+readwrite 1 loading,stale,fast 0 0 0
+asking 1 fast 0 0 0
+multi 1 noscript,loading,stale,fast,allow_busy 0 0 0
+exec 1 noscript,loading,stale,skip_slowlog 0 0 0
+discard 1 noscript,loading,stale,fast,allow_busy 0 0 0
+watch -2 noscript,loading,stale,fast,allow_busy 1 -1 1
+unwatch 1 noscript,loading,stale,fast,allow_busy 0 0 0
+"""
+"""The built-ins Redis has too, as Redis 7.0 describes them (``scripts/gen_command_table.py``);
+the others (``RAFT*``) take any number of arguments and no keys."""
+
+
 def _parse(table: str) -> dict[bytes, list[Any]]:
     entries: dict[bytes, list[Any]] = {}
     for line in table.split("\n"):
@@ -185,23 +222,46 @@ def _parse(table: str) -> dict[bytes, list[Any]]:
             continue
         name, arity, flags, *positions = line.split()
         first, last, step = (int(p) for p in positions) if positions else (1, 1, 1)
-        entry = [name.encode(), int(arity), [f.encode() for f in flags.split(",")]]
-        entries[name.encode()] = [*entry, first, last, step]
+        names = [] if flags == "-" else [f.encode() for f in flags.split(",")]
+        entries[name.encode()] = [name.encode(), int(arity), names, first, last, step]
     return entries
 
 
 REDIS_COMMANDS = _parse(_TABLE)
 """Redis's keyed commands, by lower-case name: their ``COMMAND`` entries."""
 
+BUILTIN_COMMANDS = _parse(_BUILTINS)
 
-def table(builtins: Iterable[bytes], plain: Mapping[bytes, bool]) -> dict[bytes, list[Any]]:
-    """Every ``COMMAND`` entry of a node: ``builtins`` by name, ``plain`` name -> is a write."""
-    entries = {name: [name, -1, [], 0, 0, 0] for name in builtins}
+
+def entry(name: bytes, spec: CommandSpec) -> list[Any]:
+    """A ``COMMAND`` entry (Redis 6's six fields) from a machine's :class:`CommandSpec`."""
+    flags = [f.encode() for f in spec.flags]
+    return [name, spec.arity, flags, spec.first_key, spec.last_key, spec.step]
+
+
+def table(
+    builtins: Iterable[bytes],
+    plain: Mapping[bytes, bool],
+    specs: Mapping[str, CommandSpec],
+    moved: bool,
+) -> dict[bytes, list[Any]]:
+    """Every ``COMMAND`` entry of a node.
+
+    ``builtins`` by name; ``plain``, the machine's plain commands (name ->
+    is a write); ``specs``, the machine's own table (``Machine.command_table``),
+    which wins; without one, in moved mode (``moved``), Redis's keyed commands.
+    """
+    entries = {name: BUILTIN_COMMANDS.get(name, [name, -1, [], 0, 0, 0]) for name in builtins}
     for name, write in plain.items():
         if name not in REDIS_COMMANDS:
             entries[name] = [name, -2, [b"write" if write else b"readonly"], 1, 1, 1]
-    entries.update(REDIS_COMMANDS)
+    if specs:
+        for text, spec in specs.items():
+            name = text.lower().encode()
+            entries[name] = entry(name, spec)
+    elif moved:
+        entries.update(REDIS_COMMANDS)
     return dict(sorted(entries.items()))
 
 
-__all__ = ["REDIS_COMMANDS", "table"]
+__all__ = ["BUILTIN_COMMANDS", "REDIS_COMMANDS", "entry", "table"]

@@ -10,7 +10,7 @@ from redraft.addr import peer_address
 from redraft.builtins.context import Cluster, arity, text
 from redraft.errors import ErrDisabled, Redirect
 from redraft.machine import OK, Status
-from redraft.raft.types import ChangeInProgress, ChangeType, InvalidChange
+from redraft.raft.types import ChangeInProgress, ChangeType, InvalidChange, SnapshotMeta
 from redraft.replies import Slot
 from redraft.session import Session
 
@@ -131,8 +131,24 @@ def raftaddpeer(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     return _change(ctx, conn, ChangeType.ADD_VOTER, addr)
 
 
+def raftaddlearner(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """RAFTADDLEARNER addr: add a permanent learner (a read replica that never votes)."""
+    arity(args, 2, 2)
+    addr = peer_address(text(args[1]))
+    membership = ctx.membership
+    if addr in membership.voters:
+        raise ValueError(f"ERR {addr} is a voter: remove it first to make it a learner")
+    if addr in membership.learners:
+        if not ctx.is_leader:
+            raise Redirect(ctx.leader)
+        if addr in membership.promoting:
+            raise ValueError(f"ERR {addr} is joining as a voter")
+        return OK
+    return _change(ctx, conn, ChangeType.ADD_LEARNER, addr)
+
+
 def raftjoin(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
-    """RAFTJOIN addr: a node with an empty data dir asks to join as ``addr``.
+    """RAFTJOIN addr [LEARNER]: a node with an empty data dir asks to join as ``addr``.
 
     What ``--join`` sends.  Unlike RAFTADDPEER, which answers OK for an
     address that is already a member, the sender says it holds nothing.
@@ -142,7 +158,10 @@ def raftjoin(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     so, and the node asks again); the next request adds it anew as a
     learner, which votes only once it has caught up.
     """
-    arity(args, 2, 2)
+    arity(args, 2, 3)
+    learner = len(args) == 3
+    if learner and args[2].lower() != b"learner":
+        raise ValueError("ERR syntax error: RAFTJOIN addr [LEARNER]")
     addr = peer_address(text(args[1]))
     if conn.peer_id and conn.peer_id != addr:
         raise ValueError(f"ERR a node joins as itself: {conn.peer_id} cannot join as {addr}")
@@ -160,7 +179,7 @@ def raftjoin(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
             log.info("closing a peer connection of %s's previous process", addr)
             other.abort()
     if addr not in ctx.membership.members():
-        return raftaddpeer(ctx, conn, args)
+        return _change(ctx, conn, ChangeType.ADD_LEARNER if learner else ChangeType.ADD_VOTER, addr)
     if addr == ctx.id:
         raise ValueError("ERR the leader cannot rejoin itself")
     log.warning(
@@ -209,6 +228,40 @@ def raftsnapshot(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
 
     ctx.snapshot_now(done)
     return slot
+
+
+def raftbackup(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """RAFTBACKUP -> [index, term, size] of a fresh snapshot, pinned for this connection;
+    RAFTBACKUP READ index offset length -> its bytes; RAFTBACKUP END index -> OK."""
+    sub = args[1].lower() if len(args) > 1 else b""
+    if not sub:
+        slot = conn.new_slot()
+        slot.name = "raftbackup"
+
+        def started(meta: SnapshotMeta | None, exc: BaseException | None) -> None:
+            if meta is None:
+                conn.fill_error(slot, exc or ValueError("ERR backup failed"))
+            else:
+                conn.fill(slot, [meta.index, meta.term, meta.size])
+
+        ctx.backups.begin(conn, started)
+        return slot
+    if sub == b"read" and len(args) == 5:
+        index, offset, length = (_number(a) for a in args[2:5])
+        return ctx.backups.read(conn, index, offset, length)
+    if sub == b"end" and len(args) == 3:
+        ctx.backups.end(conn, _number(args[2]))
+        return OK
+    raise ValueError(
+        "ERR syntax error: RAFTBACKUP | RAFTBACKUP READ index offset length | RAFTBACKUP END index"
+    )
+
+
+def _number(raw: bytes) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("ERR value is not an integer or out of range") from None
 
 
 def rafttick(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:

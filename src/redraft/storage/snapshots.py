@@ -85,9 +85,9 @@ def snapshot_name(index: int, term: int) -> str:
     return f"snap-{term}-{index}.rsnap"
 
 
-def _encode_head(meta: SnapshotMeta) -> bytes:
+def _encode_head(meta: SnapshotMeta, fmt: int = FORMAT_VERSION) -> bytes:
     body: bytes = msgpack.packb((meta.index, meta.term, meta.membership.encode()))
-    return _HEAD.pack(_MAGIC, FORMAT_VERSION, len(body)) + body
+    return _HEAD.pack(_MAGIC, fmt, len(body)) + body
 
 
 def _parse_head(
@@ -175,6 +175,35 @@ def verify_file(path: Path) -> SnapshotMeta:
     return meta
 
 
+def adopt_file(store: SnapshotStore, path: Path, membership: Membership) -> SnapshotMeta:
+    """Make a snapshot file from elsewhere (a backup) ``store``'s newest, under ``membership``.
+
+    The file is checked end to end first (CorruptSnapshotError, naming it,
+    if it is damaged or truncated); its payload is copied as it is, with its
+    index, term and format, into a new file sealed and published as usual.
+    """
+    meta = verify_file(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        _, start, fmt = _parse_head(lambda off, n: _pread_all(fd, n, off), size, str(path))
+        writer = SnapshotWriter(store, SnapshotMeta(meta.index, meta.term, membership), fmt)
+        try:
+            pos, end = start, size - TRAILER_SIZE
+            while pos < end:
+                block = os.pread(fd, min(_BUFFER, end - pos), pos)
+                if not block:
+                    raise CorruptSnapshotError(str(path), "file shrank while being read")
+                writer.write(block)
+                pos += len(block)
+            return writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    finally:
+        os.close(fd)
+
+
 class _HashingRaw(io.RawIOBase):
     """Writes to a file descriptor, keeping a running CRC-32 of what it wrote."""
 
@@ -203,14 +232,14 @@ class SnapshotWriter(io.BufferedWriter):
     a context manager, it aborts unless committed inside the block.
     """
 
-    def __init__(self, store: SnapshotStore, meta: SnapshotMeta) -> None:
+    def __init__(self, store: SnapshotStore, meta: SnapshotMeta, fmt: int = FORMAT_VERSION) -> None:
         self._store = store
         self._meta = SnapshotMeta(meta.index, meta.term, meta.membership)
         self._tmp, fd = store._temp_file()
         self._raw = _HashingRaw(fd)
         self._finished = False
         super().__init__(self._raw, buffer_size=_BUFFER)
-        head = _encode_head(self._meta)
+        head = _encode_head(self._meta, fmt)
         self.write(head)
         self._payload_start = len(head)
 

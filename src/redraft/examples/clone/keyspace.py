@@ -4,8 +4,10 @@ Every command family (:mod:`.strings`, :mod:`.lists`, :mod:`.keys`) is a
 mixin over :class:`Keyspace`, so the hot commands reach the dictionaries as
 plain attributes.
 
-Values.  A key holds ``bytes`` (a string) or a ``collections.deque`` of
-bytes (a list, never empty: the last pop deletes the key).  A command on a
+Values.  A key holds ``bytes`` (a string), a ``collections.deque`` of
+bytes (a list), a ``dict`` of bytes to bytes (a hash), a ``set`` of bytes
+(a set) or a :class:`~.zset.ZSet` (a sorted set).  A container is never
+empty: the command that takes its last element deletes the key.  A command on a
 key of another type answers ``WRONGTYPE``.  :data:`TYPE_NAMES` maps the
 Python type of a value to the name ``TYPE`` answers.  Strings live in
 ``_data`` and every other type in ``_objects``, two dictionaries that never
@@ -46,11 +48,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from redraft.machine import Applier, Command, Conn, Status
 
 from .parsing import WRONGTYPE
+from .zset import ZSet
 
 __all__ = [
     "ACTIVE_EXPIRE_KEYS",
@@ -87,8 +90,8 @@ WATCH_TRIM_AT = 2 * WATCH_WINDOW
 WATCH_ANCHOR_BASE = 1 << 62
 """The serial the WATCH log restarts from after a snapshot without one (format 1)."""
 
-Container = deque[bytes]
-"""A value of a type other than string: a list (the data-types issue adds the others)."""
+Container = deque[bytes] | dict[bytes, bytes] | set[bytes] | ZSet
+"""A value of a type other than string: a list, a hash, a set or a sorted set."""
 
 Value = bytes | Container
 """What a key holds."""
@@ -96,10 +99,18 @@ Value = bytes | Container
 Touch = bytes | tuple[bytes] | None
 """A WATCH log entry: a changed key, ``(key,)`` for an expired key removed, None for a flush."""
 
-TYPE_NAMES: dict[type, Status] = {bytes: Status("string"), deque: Status("list")}
+TYPE_NAMES: dict[type, Status] = {
+    bytes: Status("string"),
+    deque: Status("list"),
+    dict: Status("hash"),
+    set: Status("set"),
+    ZSet: Status("zset"),
+}
 """TYPE's answer for each kind of value."""
 
 Handler = Callable[[Applier, Conn | None, Command], Any]
+
+C = TypeVar("C", deque[bytes], dict[bytes, bytes], set[bytes], ZSet)
 
 wall_clock: Callable[[], int] = time.time_ns
 """This node's clock, for WATCH (whether the key is live when watched); tests replace it."""
@@ -172,7 +183,33 @@ class Keyspace:
             return value
         raise ValueError(WRONGTYPE)
 
+    def _object_at(self, key: bytes, now: int, kind: type[C]) -> C | None:
+        """The live value of type ``kind`` at ``key`` (for writes), None if there is none;
+        WRONGTYPE for another type."""
+        value = self._live(key, now)
+        if value is None or type(value) is kind:
+            return value
+        raise ValueError(WRONGTYPE)
+
+    def _read_object(self, m: Applier, key: bytes, kind: type[C]) -> C | None:
+        """:meth:`_object_at` for reads."""
+        value = self._read(m, key)
+        if value is None or type(value) is kind:
+            return value
+        raise ValueError(WRONGTYPE)
+
     # -- writing -------------------------------------------------------------------
+
+    def _new_object(self, key: bytes, now: int, value: C) -> C:
+        """Store the empty container ``value`` at ``key`` (missing or expired), to fill at once.
+
+        The caller fills it in the same write (a container is never left
+        empty) and appends ``key`` to the WATCH log, as every change does.
+        """
+        self._drop_if_expired(key, now)
+        self._objects[key] = value
+        self._extras = True
+        return value
 
     def _put(self, key: bytes, value: bytes) -> None:
         """Store a string at ``key`` (replacing a value of any type): a change WATCH sees.

@@ -8,6 +8,7 @@ from typing import IO, Any
 from redraft.machine import (
     Applier,
     Command,
+    CommandSpec,
     Conn,
     ErrUnknownCommand,
     Machine,
@@ -15,18 +16,30 @@ from redraft.machine import (
     Write,
 )
 
+from .commands import command_table
+from .hashes import HashCommands
 from .keys import KeyCommands
 from .keyspace import ACTIVE_EXPIRE_KEYS, WATCH_TRIM_AT, Handler
 from .lists import ListCommands
 from .scanning import ScanLists
+from .sets import SetCommands
 from .snapshot import Capture, read_snapshot
 from .strings import StringCommands
+from .zsets import ZSetCommands
 
 __all__ = ["Clone"]
 
 
-class Clone(StringCommands, ListCommands, KeyCommands, Machine):
-    """An in-memory Redis keyspace of strings and lists, replicated by redraft."""
+class Clone(
+    StringCommands,
+    ListCommands,
+    HashCommands,
+    SetCommands,
+    ZSetCommands,
+    KeyCommands,
+    Machine,
+):
+    """An in-memory Redis keyspace (strings, lists, hashes, sets, sorted sets), replicated."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,10 +47,15 @@ class Clone(StringCommands, ListCommands, KeyCommands, Machine):
         handlers: dict[bytes, Handler] = {
             **self._string_handlers(),
             **self._list_handlers(),
+            **self._hash_handlers(),
+            **self._set_handlers(),
+            **self._zset_handlers(),
             **self._key_handlers(),
         }
         # Upper-case twins spare a .lower() on the requests most clients send.
         self._handlers = handlers | {name.upper(): h for name, h in handlers.items()}
+        served = [n.decode() for n in handlers] + [*self.reads(), *self.writes()]
+        self._command_table = command_table(served)
 
     # -- the Machine interface -------------------------------------------------------------
 
@@ -53,11 +71,28 @@ class Clone(StringCommands, ListCommands, KeyCommands, Machine):
 
     def reads(self) -> dict[str, Read]:
         """The commands that only read, served without :meth:`command`."""
-        return {**self._string_reads(), **self._list_reads(), **self._key_reads()}
+        return {
+            **self._string_reads(),
+            **self._list_reads(),
+            **self._hash_reads(),
+            **self._set_reads(),
+            **self._zset_reads(),
+            **self._key_reads(),
+        }
 
     def writes(self) -> dict[str, Write]:
         """The writes applied without :meth:`command`: SET, the hottest, and the list writes."""
-        return {**self._string_writes(), **self._list_writes()}
+        return {
+            **self._string_writes(),
+            **self._list_writes(),
+            **self._hash_writes(),
+            **self._set_writes(),
+            **self._zset_writes(),
+        }
+
+    def command_table(self) -> dict[str, CommandSpec]:
+        """What ``COMMAND`` describes: Redis's entry for every command the clone serves."""
+        return self._command_table
 
     def snapshot(self, wr: IO[bytes]) -> Capture:
         """Capture the keyspace now; the returned object writes it later."""

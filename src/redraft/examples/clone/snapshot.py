@@ -7,8 +7,11 @@ msgpack stream:
 2. arrays of about 64 KiB each holding ``key, value, expiry`` triples laid
    end to end: the strings, then the keys of the other types, each in the
    keyspace's order.  A string's value is its bytes; any other type is an
-   array whose first item is its tag (:data:`LIST_TAG`: ``[1, element,
-   ...]``, head first).  The expiry is nil for a key without one;
+   array whose first item is its tag: :data:`LIST_TAG` ``[1, element, ...]``
+   (head first), :data:`HASH_TAG` ``[2, field, value, ...]``,
+   :data:`SET_TAG` ``[3, member, ...]``, :data:`ZSET_TAG` ``[4, member,
+   score, ...]`` (lowest first; scores are doubles).  The expiry is nil
+   for a key without one;
 3. arrays of WATCH log entries (see :mod:`.keyspace`), oldest first: a key
    (bin), ``[key]`` for an expired key's removal, nil for a flush.
 
@@ -28,17 +31,20 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from itertools import islice
 from typing import IO, Any
 
 import msgpack
 
 from .keyspace import WATCH_LOG_CAP, Container, Touch
+from .zset import ZSet
 
 __all__ = [
+    "HASH_TAG",
     "LIST_TAG",
+    "SET_TAG",
     "SNAPSHOT_MAGIC",
     "SNAPSHOT_MAGIC_V1",
+    "ZSET_TAG",
     "Capture",
     "Picture",
     "read_snapshot",
@@ -52,14 +58,17 @@ SNAPSHOT_MAGIC_V1 = b"RDCLONE\x01"
 
 LIST_TAG = 1
 """The tag of a list value in a snapshot."""
+HASH_TAG = 2
+SET_TAG = 3
+ZSET_TAG = 4
 
 _CHUNK_BYTES = 1 << 16
 _WATCH_CHUNK = 4096
 _BYTES = frozenset((bytes,))
 _INT_OR_NONE = frozenset((int, type(None)))
 
-Frozen = tuple[bytes, ...]
-"""A captured value of a type other than string: a list frozen into a tuple."""
+Frozen = tuple[Any, ...]
+"""A captured value of a type other than string: its snapshot array (tag first), as a tuple."""
 
 
 @dataclass(slots=True)
@@ -105,7 +114,7 @@ class Capture:
         watch_log: deque[Touch],
     ) -> Capture:
         """Capture the state now (on the event loop): copies of what may change later."""
-        frozen = {key: tuple(value) for key, value in objects.items()}
+        frozen = {key: freeze(value) for key, value in objects.items()}
         return Capture(
             data.copy(), frozen, expires.copy(), watch_base, watch_exact, tuple(watch_log)
         )
@@ -128,8 +137,9 @@ class Capture:
                 chunk = []
                 size = 0
         for key, items in self._objects.items():
-            chunk += (key, [LIST_TAG, *items], expiry(key))
-            size += len(key) + sum(map(len, items)) + 8 * len(items) + 16
+            chunk += (key, items, expiry(key))
+            size += len(key) + sum(len(i) if type(i) is bytes else 8 for i in items) + 16
+            size += 8 * len(items)
             if size >= _CHUNK_BYTES:
                 wr.write(pack(chunk))
                 chunk = []
@@ -139,6 +149,19 @@ class Capture:
         log = self._watch_log
         for i in range(0, len(log), _WATCH_CHUNK):
             wr.write(pack([_pack_touch(t) for t in log[i : i + _WATCH_CHUNK]]))
+
+
+def freeze(value: Container) -> Frozen:
+    """A container as its snapshot array: a tuple, so later changes do not reach it."""
+    if type(value) is deque:
+        return (LIST_TAG, *value)
+    if type(value) is dict:
+        return (HASH_TAG, *(x for pair in value.items() for x in pair))
+    if type(value) is set:
+        return (SET_TAG, *value)
+    if type(value) is ZSet:
+        return (ZSET_TAG, *(x for pair in value for x in pair))
+    raise TypeError(f"cannot snapshot a {type(value).__name__}")
 
 
 def _pack_touch(entry: Touch) -> Any:
@@ -246,15 +269,38 @@ def _read_v2(unpacker: msgpack.Unpacker) -> Picture:
 
 
 def _container(raw: Any) -> Container:
-    if (
-        type(raw) is tuple
-        and len(raw) > 1
-        and raw[0] == LIST_TAG
-        and type(raw[0]) is int
-        and set(map(type, islice(raw, 1, None))) <= _BYTES
-    ):
-        return deque(islice(raw, 1, None))
+    """A container from its snapshot array (ValueError if it is not a well-formed one)."""
+    if type(raw) is not tuple or len(raw) < 2 or type(raw[0]) is not int:
+        raise ValueError("corrupt clone snapshot: a value of an unknown kind")
+    tag, items = raw[0], raw[1:]
+    if tag == ZSET_TAG:
+        return _zset(items)
+    if not set(map(type, items)) <= _BYTES:
+        raise ValueError("corrupt clone snapshot: a container holds something but bytes")
+    if tag == LIST_TAG:
+        return deque(items)
+    if tag == HASH_TAG and len(items) % 2 == 0:
+        fields = dict(zip(items[0::2], items[1::2], strict=True))
+        if len(fields) == len(items) // 2:
+            return fields
+    if tag == SET_TAG:
+        members = set(items)
+        if len(members) == len(items):
+            return members
     raise ValueError("corrupt clone snapshot: a value of an unknown kind")
+
+
+def _zset(items: tuple[Any, ...]) -> ZSet:
+    members, scores = items[0::2], items[1::2]
+    if (
+        len(items) % 2 == 0
+        and set(map(type, members)) <= _BYTES
+        and set(map(type, scores)) <= {float}
+        and all(s == s for s in scores)  # no NaN
+        and len(set(members)) == len(members)
+    ):
+        return ZSet.from_pairs(list(zip(members, scores, strict=True)))
+    raise ValueError("corrupt clone snapshot: a bad sorted set")
 
 
 def _touch(raw: Any) -> Touch:
