@@ -181,7 +181,7 @@ def test_command_names_are_case_insensitive(node: Node) -> None:
 
 def test_unknown_command(node: Node) -> None:
     with pytest.raises(ErrUnknownCommand):
-        node("HSET", "h", "f", "v")
+        node("NOSUCHCOMMAND", "h", "f", "v")
     with pytest.raises(ErrUnknownCommand):
         node.clone.command(node.m, None, Command([]))
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from redraft.machine import Machine
 from redraft.node import open as open_node
-from redraft.options import LOG_LEVELS, REDIRECTS, Level, Options
+from redraft.options import LOG_FORMATS, LOG_LEVELS, REDIRECTS, Level, Options
 from redraft.security import ENV_AUTH, ENV_PEER_SECRET, SecurityError, read_secret
 from redraft.storage import BACKENDS
 from redraft.storage.base import StorageError
@@ -105,6 +105,14 @@ def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
         default="notice",
         choices=LOG_LEVELS,
         help="log level (default notice)",
+    )
+    p.add_argument(
+        "--log-format",
+        "-log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        type=str.lower,
+        help="log lines as text (the default) or json: one object a line",
     )
     p.add_argument(
         "--snapshot-entries",
@@ -226,7 +234,12 @@ def _add_limit_flags(lim: argparse._ArgumentGroup) -> None:
 
 
 def _add_operation_flags(ops: argparse._ArgumentGroup) -> None:
-    """Read replicas, restoring a backup, recovering from a lost majority."""
+    """Read replicas, restoring a backup, recovering from a lost majority, metrics."""
+    ops.add_argument(
+        "--metrics-port", "-metrics-port", type=int, default=0, metavar="PORT",
+        help="serve Prometheus metrics at /metrics and a status page at / over HTTP "
+        "on PORT of the bind address (default 0: off)",
+    )  # fmt: skip
     ops.add_argument(
         "--join-as-learner", "-join-as-learner", action="store_true",
         help="with --join: join as a permanent learner (a read replica: never votes)",
@@ -260,6 +273,8 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         durability=Level.parse(ns.durability),
         backend=ns.backend,
         log_level=ns.loglevel,
+        log_format=ns.log_format,
+        metrics_port=ns.metrics_port,
         redirect=ns.redirect,
         advertise=ns.advertise,
         peer_routes=_routes(ns.peer_route),

@@ -100,6 +100,8 @@ class RaftGroup:
         self._transfers: list[Done] = []
         self._last_role = Role.FOLLOWER
         self._last_leader = ""
+        self.leader_changes = 0
+        """How often a new leader became known here (this node included; the metrics read it)."""
         self._was_member = False
         self._last_membership: Membership | None = None
         self.joining = False
@@ -385,6 +387,8 @@ class RaftGroup:
             log.info("following leader %s at term %d", core.leader, core.term)
         elif led and not leads:
             log.info("stepped down at term %d", core.term)
+        if core.leader and core.leader != self._last_leader:
+            self.leader_changes += 1
         self._last_role = core.role
         self._last_leader = core.leader
         if self._transfers and not leads and core.leader:

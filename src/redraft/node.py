@@ -28,7 +28,7 @@ import signal
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redraft.addr import join_addresses, listen_address
 from redraft.backup import Backups
@@ -50,6 +50,9 @@ from redraft.session import Session, Shared
 from redraft.snapshotting import digest_of
 from redraft.transport.outbox import Outbox
 from redraft.transport.peers import PeerLink
+
+if TYPE_CHECKING:
+    from redraft.statuspage import Monitor
 
 log = logging.getLogger("redraft")
 
@@ -85,6 +88,8 @@ class Node:
         self.group: RaftGroup
         self.server: Server
         self.loop: asyncio.AbstractEventLoop
+        self.monitor: Monitor | None = None
+        """The HTTP port of ``--metrics-port`` (metrics, status page), when on."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -93,7 +98,7 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
         opts = self.options
-        setup_logging(opts.log_level)
+        setup_logging(opts.log_level, opts.log_format)
         self.security = Security.from_options(opts, self.bind_host)
         private_dir(self.dir)
         outbox = Outbox(self.id, self._dial, lambda peer: self.group.peer_unreachable(peer))
@@ -119,6 +124,12 @@ class Node:
         shared.forget.append(self.backups.forget)
         shared.forget.append(transaction_forget)
         self.server = Server(shared, opts, self.security)
+        if opts.metrics_port:
+            # Imported only when asked for: aiohttp and prometheus_client take a while to load.
+            from redraft.statuspage import Monitor
+
+            self.monitor = Monitor(self, self.loop)
+            await self.monitor.start(self.bind_host, opts.metrics_port)
         await self.server.start(self.bind_host, self.port)
         self._phase = ""
         self._log_start()
@@ -157,6 +168,8 @@ class Node:
 
     def _after_pass(self) -> None:
         self.server.flush_dirty()
+        if self.monitor is not None:
+            self.monitor.after_pass()
 
     async def _join(self) -> None:
         try:
@@ -226,6 +239,8 @@ class Node:
         self.group.closed = True
         self.group.ticker.stop()
         await self.server.close()
+        if self.monitor is not None:
+            await self.monitor.close()
         await self.group.outbox.close()
         with contextlib.suppress(Exception):
             await self.group.close()

@@ -31,6 +31,9 @@ class Level(enum.IntEnum):
 
 LOG_LEVELS = ("quiet", "warning", "notice", "verbose", "debug")
 
+LOG_FORMATS = ("text", "json")
+"""How log lines are written (``Options.log_format``): plain text, or one JSON object a line."""
+
 REDIRECTS = ("try", "moved", "proxy")
 """How a node that may not serve a request sends the client on (``Options.redirect``)."""
 
@@ -61,6 +64,11 @@ class Options:
     durability: Level = Level.MEDIUM
     backend: str = "fastlog"
     log_level: str = "notice"
+    log_format: str = "text"
+    """``"text"``, or ``"json"``: one object a line (time, level, logger, message, exception)."""
+    metrics_port: int = 0
+    """Serve ``/metrics`` (Prometheus), ``/status.json`` and a status page at ``/`` over
+    HTTP on this port of the bind host; 0: off."""
     advertise: str = ""
     """The ``host:port`` peers and redirected clients dial; default: the bind
     address, or 127.0.0.1 when bound to every interface."""
@@ -175,6 +183,12 @@ class Options:
             raise ValueError(
                 f"invalid log level {self.log_level!r}: one of {', '.join(LOG_LEVELS)}"
             )
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(
+                f"invalid log format {self.log_format!r}: one of {', '.join(LOG_FORMATS)}"
+            )
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"invalid metrics port {self.metrics_port}: 0 (off) to 65535")
         if self.redirect not in REDIRECTS:
             raise ValueError(f"invalid redirect {self.redirect!r}: one of {', '.join(REDIRECTS)}")
         if self.tick_ms <= 0 or self.election_ticks <= self.heartbeat_ticks:

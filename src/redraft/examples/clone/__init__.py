@@ -1,27 +1,44 @@
 """A Redis clone: the flagship redraft machine.
 
-It keeps one database of typed keys, strings and lists, and speaks these
-commands with Redis 7.0's replies and error texts (``WRONGTYPE`` on a key of
-the wrong type included):
+It keeps one database of typed keys (strings, lists, hashes, sets and
+sorted sets) and speaks these commands with Redis 7.0's replies and error
+texts (``WRONGTYPE`` on a key of the wrong type included), checked byte for
+byte against a real redis-server by ``tests/differential``:
 
-* strings (:mod:`.strings`): GET, SET (EX, PX, EXAT, PXAT, NX, XX, GET,
-  KEEPTTL), MGET, MSET, INCR, INCRBY, DECR, DECRBY, APPEND, STRLEN, GETSET,
-  SETNX;
-* lists (:mod:`.lists`): LPUSH, RPUSH, LPOP, RPOP (with a count), LLEN,
-  LRANGE, LMOVE, and the blocking BLPOP, BRPOP, BLMOVE;
-* the keyspace (:mod:`.keys`): DEL, EXISTS, TYPE, EXPIRE, PEXPIRE, EXPIREAT,
-  PEXPIREAT (each with NX, XX, GT, LT), TTL, PTTL, PERSIST, KEYS, SCAN,
-  DBSIZE, FLUSHDB, FLUSHALL, and the ``Keyspace`` section of INFO;
+* strings (:mod:`.strings`, :mod:`.string_float`, :mod:`.string_lcs`): GET,
+  SET (EX, PX, EXAT, PXAT, NX, XX, GET, KEEPTTL), SETEX, PSETEX, SETNX, MGET,
+  MSET, MSETNX, GETSET, GETDEL, GETEX, GETRANGE, SUBSTR, SETRANGE, APPEND,
+  STRLEN, INCR, INCRBY, DECR, DECRBY, INCRBYFLOAT, LCS;
+* lists (:mod:`.lists`, :mod:`.list_ops`): LPUSH, RPUSH, LPUSHX, RPUSHX,
+  LPOP, RPOP, LLEN, LRANGE, LINDEX, LSET, LINSERT, LREM, LTRIM, LPOS, LMOVE,
+  RPOPLPUSH, LMPOP and the blocking BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP;
+* hashes (:mod:`.hashes`, :mod:`.hash_ops`): HSET, HSETNX, HMSET, HGET,
+  HMGET, HDEL, HEXISTS, HLEN, HSTRLEN, HKEYS, HVALS, HGETALL, HINCRBY,
+  HINCRBYFLOAT, HRANDFIELD, HSCAN;
+* sets (:mod:`.sets`, :mod:`.set_ops`): SADD, SREM, SMEMBERS, SISMEMBER,
+  SMISMEMBER, SCARD, SPOP, SRANDMEMBER, SMOVE, SINTER, SINTERCARD,
+  SINTERSTORE, SUNION, SUNIONSTORE, SDIFF, SDIFFSTORE, SSCAN;
+* sorted sets (:mod:`.zsets`, :mod:`.zset_ops`, :mod:`.zset_args`, on the
+  structure of :mod:`.zset`): ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE,
+  ZRANK, ZREVRANK, ZCOUNT, ZLEXCOUNT, ZRANGE and its older forms,
+  ZRANGESTORE, ZREMRANGEBYRANK/SCORE/LEX, ZPOPMIN, ZPOPMAX, ZMPOP, ZRANDMEMBER,
+  ZUNION, ZINTER, ZDIFF and their STORE forms, ZINTERCARD, ZSCAN and the
+  blocking BZPOPMIN, BZPOPMAX, BZMPOP;
+* the keyspace (:mod:`.keys`, :mod:`.key_object`): DEL, UNLINK, EXISTS,
+  TOUCH, TYPE, RENAME, RENAMENX, COPY, RANDOMKEY, OBJECT, EXPIRE, PEXPIRE,
+  EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT), EXPIRETIME, PEXPIRETIME,
+  TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE, FLUSHDB, FLUSHALL, and the
+  ``Keyspace`` section of INFO;
 * WATCH (with redraft's MULTI/EXEC), through :meth:`Clone.watch` and
-  :meth:`Clone.watch_changed`: EXEC aborts exactly when Redis's would.
+  :meth:`Clone.watch_changed`: EXEC aborts exactly when Redis's would;
+* COMMAND, from :mod:`.commands` (Redis's own entries).
 
 The modules: :mod:`.keyspace` holds the state every command works on (the
 typed values, their expiries, the expiry heap, the WATCH log) and the
-helpers the command families share; :mod:`.strings`, :mod:`.lists` and
-:mod:`.keys` are those families, mixins over it; :mod:`.scanning` holds
-SCAN's cursors, :mod:`.parsing` Redis's argument rules and error texts,
-:mod:`.snapshot` the snapshot format; :mod:`.machine` puts them together as
-:class:`Clone`.
+helpers the command families share; the families are mixins over it;
+:mod:`.scanning` holds SCAN's cursors, :mod:`.parsing` Redis's argument
+rules and error texts, :mod:`.snapshot` the snapshot format; :mod:`.machine`
+puts them together as :class:`Clone`.
 
 How a redraft machine is written, as this one shows:
 
@@ -43,7 +60,10 @@ How a redraft machine is written, as this one shows:
   write that makes a list non-empty calls ``m.key_ready(key)``.
 
 Types.  A string is ``bytes``, a list a ``collections.deque`` (pushes and
-pops at either end in O(1)); an empty list is never stored.
+pops at either end in O(1)), a hash a ``dict``, a set a ``set``, a sorted
+set a :class:`~.zset.ZSet` (a dict of scores and a sorted list of
+``(score, member)``: ranges in O(log n + k)); an empty container is never
+stored.
 
 Expiry.  A key carries an absolute expiry in nanoseconds since the epoch,
 computed in ``mutate`` from the entry's time stamp, so every node agrees on

@@ -1,6 +1,13 @@
-"""Generic keyspace commands, for keys of every type: DEL, EXISTS, TYPE, EXPIRE,
-PEXPIRE, EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT), TTL, PTTL, PERSIST,
-KEYS, SCAN, DBSIZE, FLUSHDB and FLUSHALL.
+"""Generic keyspace commands, for keys of every type: DEL, UNLINK, EXISTS, TOUCH, TYPE,
+EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT), TTL, PTTL,
+EXPIRETIME, PEXPIRETIME, PERSIST, RENAME, RENAMENX, COPY, RANDOMKEY, OBJECT, KEYS,
+SCAN, DBSIZE, FLUSHDB and FLUSHALL.
+
+RENAME and COPY move or copy a value of any type with its expiry; a copy is
+a deep copy (the two keys never share a container).  Moving a list or a
+sorted set onto a key calls ``m.key_ready`` for it, as Redis wakes the
+clients blocked there.  RANDOMKEY is a read but draws from ``m.random()``;
+OBJECT's answers are in :mod:`.key_object`.
 
 KEYS and SCAN list the strings in insertion order, then the keys of the
 other types in theirs (Redis's order is its hash table's); DBSIZE, KEYS and SCAN leave out
@@ -11,8 +18,9 @@ part of the expiry heap).  KEYS and SCAN show the general form of a read,
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 from redraft.examples.globmatch import compile_glob
@@ -26,7 +34,8 @@ from redraft.machine import (
     Status,
 )
 
-from .keyspace import TYPE_NAMES, Handler, Keyspace, expired_keys
+from .key_object import OBJECT_HELP, answer, check_object
+from .keyspace import TYPE_NAMES, Handler, Keyspace, Value, expired_keys
 from .parsing import (
     INT64_MAX,
     INT64_MIN,
@@ -37,10 +46,12 @@ from .parsing import (
     parse_int,
 )
 from .scanning import SCAN_POS_BITS, SCAN_POS_MASK, ScanLists, ScanOptions
+from .zset import ZSet
 
 __all__ = ["KeyCommands"]
 
 _NONE = Status("none")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 class KeyCommands(Keyspace):
@@ -51,6 +62,10 @@ class KeyCommands(Keyspace):
     def _key_handlers(self) -> dict[bytes, Handler]:
         return {
             b"del": self._del,
+            b"unlink": self._del,
+            b"rename": self._rename,
+            b"renamenx": self._rename,
+            b"copy": self._copy,
             b"expire": self._expire,
             b"pexpire": self._expire,
             b"expireat": self._expire,
@@ -68,7 +83,12 @@ class KeyCommands(Keyspace):
             "type": self._type,
             "ttl": self._ttl,
             "pttl": self._pttl,
+            "expiretime": self._expiretime,
+            "pexpiretime": self._pexpiretime,
             "dbsize": self._dbsize,
+            "touch": self._exists,
+            "randomkey": self._randomkey,
+            "object": self._object,
         }
 
     # -- existence -----------------------------------------------------------------------
@@ -186,6 +206,121 @@ class KeyCommands(Keyspace):
 
         return self._write(m, conn, cmd, op)
 
+    def _expiretime(self, m: Applier, args: list[bytes]) -> int:
+        """EXPIRETIME: the absolute expiry in seconds (rounded), -2 missing, -1 without one."""
+        ms = self._expiry_ms(m, args)
+        return ms if ms < 0 else (ms + 500) // 1000
+
+    def _pexpiretime(self, m: Applier, args: list[bytes]) -> int:
+        """PEXPIRETIME: the absolute expiry in milliseconds, -2 missing, -1 without one."""
+        return self._expiry_ms(m, args)
+
+    def _expiry_ms(self, m: Applier, args: list[bytes]) -> int:
+        if len(args) != 2:
+            raise ErrWrongNumberOfArguments()
+        key = args[1]
+        if self._read(m, key) is None:
+            return -2
+        at = self._expires.get(key)
+        return -1 if at is None else at // NS_PER_MS
+
+    # -- RENAME / COPY -----------------------------------------------------------------------
+
+    def _rename(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """RENAME and RENAMENX: the value and its expiry move; both keys change for WATCH."""
+        args = cmd.args
+        if len(args) != 3:
+            raise ErrWrongNumberOfArguments()
+        src, dst = args[1], args[2]
+        nx = cmd.name == "renamenx"
+
+        def op(now: int) -> Any:
+            value = self._live(src, now)
+            if value is None:
+                raise ValueError("no such key")
+            if src == dst:
+                return 0 if nx else OK
+            if self._live(dst, now) is not None:
+                if nx:
+                    return 0
+                self._delete(dst)
+            else:
+                self._drop_if_expired(dst, now)
+            at = self._expires.get(src)
+            self._delete(src)
+            self._place(m, dst, value, at)
+            return 1 if nx else OK
+
+        return self._write(m, conn, cmd, op)
+
+    def _copy(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
+        """COPY source destination [DB 0] [REPLACE]: a deep copy, with the source's expiry."""
+        args = cmd.args
+        if len(args) < 3:
+            raise ErrWrongNumberOfArguments()
+        replace = _copy_replaces(args)
+        src, dst = args[1], args[2]
+        if src == dst:
+            raise ValueError("source and destination objects are the same")
+
+        def op(now: int) -> int:
+            value = self._live(src, now)
+            if value is None:
+                self._drop_if_expired(src, now)
+                return 0
+            if self._live(dst, now) is not None:
+                if not replace:
+                    return 0
+                self._delete(dst)
+            else:
+                self._drop_if_expired(dst, now)
+            self._place(m, dst, _deep_copy(value), self._expires.get(src))
+            return 1
+
+        return self._write(m, conn, cmd, op)
+
+    def _place(self, m: Applier, key: bytes, value: Value, at: int | None) -> None:
+        """Store ``value`` (any type) at the free ``key``, with the expiry ``at``: a change."""
+        if isinstance(value, bytes):
+            self._data[key] = value
+        else:
+            self._objects[key] = value
+            self._extras = True
+            if type(value) is deque or type(value) is ZSet:
+                m.key_ready(key)  # clients blocked on the key may pop now
+        if at is not None:
+            self._expire_at(key, at)
+        self._touched.append(key)
+
+    # -- RANDOMKEY / OBJECT ------------------------------------------------------------------
+
+    def _randomkey(self, m: Applier, args: list[bytes]) -> bytes | None:
+        """RANDOMKEY: a live key drawn with ``m.random()``, nil when there is none."""
+        if len(args) != 1:
+            raise ErrWrongNumberOfArguments()
+        total = self._key_count()
+        if not total:
+            return None
+        rng = m.random()
+        expired = expired_keys(self._heap, self._expires, m.now_ns()) if self._heap else None
+        if expired:
+            live = [key for key in chain(self._data, self._objects) if key not in expired]
+            return rng.choice(live) if live else None
+        i = rng.randrange(total)
+        if i < len(self._data):
+            return next(islice(self._data, i, None))
+        return next(islice(self._objects, i - len(self._data), None))
+
+    def _object(self, m: Applier, args: list[bytes]) -> Any:
+        """OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ key, OBJECT HELP; see :mod:`.key_object`."""
+        if len(args) < 2:
+            raise ErrWrongNumberOfArguments()
+        sub = check_object(args)
+        if sub == b"help":
+            return OBJECT_HELP
+        value = self._read(m, args[2])
+        return None if value is None else answer(sub, value)
+
     # -- listing ---------------------------------------------------------------------------
 
     def _keys(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
@@ -261,6 +396,42 @@ class KeyCommands(Keyspace):
             return OK
 
         return self._write(m, conn, cmd, op)
+
+
+def _copy_replaces(args: list[bytes]) -> bool:
+    """COPY's options: whether REPLACE is given (DB must name database 0, the only one)."""
+    replace = False
+    i = 3
+    while i < len(args):
+        opt = args[i].lower()
+        if opt == b"replace":
+            replace = True
+        elif opt == b"db" and i + 1 < len(args):
+            db = parse_int(args[i + 1])
+            if not INT32_MIN <= db <= INT32_MAX:
+                raise ValueError(
+                    f"value is out of range, value must between {INT32_MIN} and {INT32_MAX}"
+                )
+            if db != 0:
+                raise ValueError("ERR DB index is out of range")  # "DB" would pass as a code
+            i += 1
+        else:
+            raise ValueError(SYNTAX_ERROR)
+        i += 1
+    return replace
+
+
+def _deep_copy(value: Value) -> Value:
+    """A copy of ``value`` that shares no container with it (strings are immutable)."""
+    if type(value) is deque:
+        return deque(value)
+    if type(value) is dict:
+        return dict(value)
+    if type(value) is set:
+        return set(value)
+    if type(value) is ZSet:
+        return ZSet.from_pairs(list(value))
+    return value
 
 
 def _parse_expire_flags(opts: list[bytes]) -> tuple[bool, bool, bool, bool]:

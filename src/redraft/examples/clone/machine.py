@@ -54,8 +54,7 @@ class Clone(
         }
         # Upper-case twins spare a .lower() on the requests most clients send.
         self._handlers = handlers | {name.upper(): h for name, h in handlers.items()}
-        served = [n.decode() for n in handlers] + [*self.reads(), *self.writes()]
-        self._command_table = command_table(served)
+        self._command_table: dict[str, CommandSpec] | None = None
 
     # -- the Machine interface -------------------------------------------------------------
 
@@ -92,6 +91,10 @@ class Clone(
 
     def command_table(self) -> dict[str, CommandSpec]:
         """What ``COMMAND`` describes: Redis's entry for every command the clone serves."""
+        if self._command_table is None:
+            # Built on first use: a subclass may serve other reads and writes.
+            served = [n.decode().lower() for n in self._handlers]
+            self._command_table = command_table([*served, *self.reads(), *self.writes()])
         return self._command_table
 
     def snapshot(self, wr: IO[bytes]) -> Capture:

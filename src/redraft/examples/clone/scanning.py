@@ -37,7 +37,7 @@ class ScanOptions:
 
     count: int
     match: Callable[[bytes], bool] | None
-    type_name: str | None  # lower case; None: every type
+    type_name: str | None  # lower case (string, list, hash, set, zset, stream); None: all
 
     @staticmethod
     def parse(args: list[bytes]) -> ScanOptions:

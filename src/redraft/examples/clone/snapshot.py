@@ -158,7 +158,8 @@ def freeze(value: Container) -> Frozen:
     if type(value) is dict:
         return (HASH_TAG, *(x for pair in value.items() for x in pair))
     if type(value) is set:
-        return (SET_TAG, *value)
+        # Sorted: set order follows the process's hash seed, which differs between nodes.
+        return (SET_TAG, *sorted(value))
     if type(value) is ZSet:
         return (ZSET_TAG, *(x for pair in value for x in pair))
     raise TypeError(f"cannot snapshot a {type(value).__name__}")
