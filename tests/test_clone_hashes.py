@@ -21,9 +21,9 @@ from redraft.examples.clone.hash_ops import (
     MAX_RANDOM_REPLY,
     format_long_double,
     listpack_like,
-    parse_scan_cursor,
     string2ld,
 )
+from redraft.examples.clone.scanning import parse_scan_cursor
 from redraft.machine import OK, Status
 from tests.test_clone_machine import MS, T0, FakeApplier, Node
 

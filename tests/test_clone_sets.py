@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from redraft.examples.clone import Clone, keyspace
+from redraft.examples.clone.scanning import parse_scan_cursor
 from redraft.examples.clone.set_ops import (
     SetReply,
     is_int_member,
     ordered,
-    parse_sscan_cursor,
 )
 from redraft.examples.clone.sets import MAX_RANDOM_REPLY
 from redraft.machine import Status
@@ -149,9 +149,9 @@ def test_intset_members_are_redis_integers(raw: bytes, is_int: bool) -> None:
 def test_sscan_cursors_are_read_as_strtoul(raw: bytes, cursor: int | None) -> None:
     if cursor is None:
         with pytest.raises(ValueError, match="invalid cursor"):
-            parse_sscan_cursor(raw)
+            parse_scan_cursor(raw)
     else:
-        assert parse_sscan_cursor(raw) == cursor
+        assert parse_scan_cursor(raw) == cursor
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -26,13 +26,10 @@ rounded to 17 places (ties to even, as glibc's ``printf``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from itertools import islice
 from random import Random
-
-from redraft.examples.globmatch import compile_glob
 
 from .parsing import INT64_MAX, SYNTAX_ERROR, parse_int
 
@@ -47,8 +44,6 @@ __all__ = [
     "listpack_like",
     "parse_float_increment",
     "parse_hrandfield",
-    "parse_hscan_options",
-    "parse_scan_cursor",
     "random_field",
     "random_fields",
     "string2ld",
@@ -66,8 +61,6 @@ MAX_RANDOM_REPLY = 1 << 24
 would build a reply of any length; here a node must not hang building one)."""
 
 _LONG_MAX = INT64_MAX
-_ULONG_MAX = (1 << 64) - 1
-_C_SPACE = frozenset(b" \t\n\v\f\r")
 
 
 def listpack_like(fields: dict[bytes, bytes]) -> bool:
@@ -79,52 +72,6 @@ def listpack_like(fields: dict[bytes, bytes]) -> bool:
 
 
 # -- HSCAN ---------------------------------------------------------------------------------
-
-
-def parse_scan_cursor(raw: bytes) -> int:
-    """A scan cursor as Redis reads it: C's ``strtoul`` in base 10, over the whole argument.
-
-    So a sign is allowed (``-1`` wraps to 2**64-1), an empty cursor is 0,
-    and a leading space, trailing garbage or more than 64 bits is "invalid
-    cursor".  The argument ends at a NUL byte, as C strings do.
-    """
-    if raw[:1] and raw[0] in _C_SPACE:
-        raise ValueError("invalid cursor")
-    text = raw.split(b"\0", 1)[0]
-    if not text:
-        return 0
-    digits = text[1:] if text[:1] in (b"-", b"+") else text
-    if not digits.isdigit():
-        raise ValueError("invalid cursor")
-    value = int(digits)
-    if value > _ULONG_MAX:
-        raise ValueError("invalid cursor")
-    return (-value) & _ULONG_MAX if text[:1] == b"-" else value
-
-
-def parse_hscan_options(args: list[bytes]) -> tuple[int, Callable[[bytes], bool] | None]:
-    """HSCAN's ``[MATCH pattern] [COUNT count]`` (``args`` after the cursor): count and matcher.
-
-    Redis reads these only once the key is known to hold a hash, so a
-    missing key answers an empty scan whatever the options say; TYPE is
-    SCAN's alone (a syntax error here), as is NOVALUES before 7.4.
-    """
-    count = 10
-    match: Callable[[bytes], bool] | None = None
-    i = 0
-    while i < len(args):
-        opt = args[i].lower()
-        if opt == b"count" and len(args) - i >= 2:
-            count = parse_int(args[i + 1])
-            if count < 1:
-                raise ValueError(SYNTAX_ERROR)
-        elif opt == b"match" and len(args) - i >= 2:
-            pattern = args[i + 1]
-            match = None if pattern == b"*" else compile_glob(pattern)
-        else:
-            raise ValueError(SYNTAX_ERROR)
-        i += 2
-    return count, match
 
 
 # -- HRANDFIELD ----------------------------------------------------------------------------

@@ -40,14 +40,18 @@ from .hash_ops import (
     listpack_like,
     parse_float_increment,
     parse_hrandfield,
-    parse_hscan_options,
-    parse_scan_cursor,
     random_field,
     random_fields,
 )
 from .keyspace import Handler, Keyspace
 from .parsing import parse_int
-from .scanning import SCAN_POS_BITS, SCAN_POS_MASK, ScanLists
+from .scanning import (
+    SCAN_POS_BITS,
+    SCAN_POS_MASK,
+    ScanLists,
+    parse_member_scan_options,
+    parse_scan_cursor,
+)
 
 __all__ = ["HashCommands"]
 
@@ -270,7 +274,7 @@ class HashCommands(Keyspace):
             fields = self._read_object(m, key, dict)
             if fields is None:
                 return [b"0", []]
-            count, match = parse_hscan_options(args[3:])
+            count, match = parse_member_scan_options(args[3:])
             walk = self._hscan_walk(key, cursor) if cursor else None
             if walk is None:
                 if len(fields) <= count or listpack_like(fields):

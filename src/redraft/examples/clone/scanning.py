@@ -20,7 +20,15 @@ from redraft.examples.globmatch import compile_glob
 
 from .parsing import SYNTAX_ERROR, parse_int
 
-__all__ = ["MAX_OPEN_SCANS", "SCAN_POS_BITS", "SCAN_POS_MASK", "ScanLists", "ScanOptions"]
+__all__ = [
+    "MAX_OPEN_SCANS",
+    "SCAN_POS_BITS",
+    "SCAN_POS_MASK",
+    "ScanLists",
+    "ScanOptions",
+    "parse_member_scan_options",
+    "parse_scan_cursor",
+]
 
 MAX_OPEN_SCANS = 16
 """How many SCAN cursors a node keeps alive at once."""
@@ -94,3 +102,53 @@ class ScanLists:
 
     def clear(self) -> None:
         self._lists.clear()
+
+
+_ULONG_MAX = (1 << 64) - 1
+_C_SPACE = frozenset(b" \t\n\v\f\r")
+
+
+def parse_scan_cursor(raw: bytes) -> int:
+    """A scan cursor as Redis reads it: C's ``strtoul`` in base 10, over the whole argument.
+
+    So a sign is allowed (``-1`` wraps to 2**64-1), an empty cursor is 0,
+    and a leading space, trailing garbage or more than 64 bits is "invalid
+    cursor".  The argument ends at a NUL byte, as C strings do.
+    """
+    if raw[:1] and raw[0] in _C_SPACE:
+        raise ValueError("invalid cursor")
+    text = raw.split(b"\0", 1)[0]
+    if not text:
+        return 0
+    digits = text[1:] if text[:1] in (b"-", b"+") else text
+    if not digits.isdigit():
+        raise ValueError("invalid cursor")
+    value = int(digits)
+    if value > _ULONG_MAX:
+        raise ValueError("invalid cursor")
+    return (-value) & _ULONG_MAX if text[:1] == b"-" else value
+
+
+def parse_member_scan_options(args: list[bytes]) -> tuple[int, Callable[[bytes], bool] | None]:
+    """HSCAN's, SSCAN's ``[MATCH pattern] [COUNT count]`` (``args`` after the cursor).
+
+    Redis reads these only once the key is known to hold the right type,
+    so a missing key answers an empty scan whatever the options say; TYPE
+    is SCAN's alone (a syntax error here), as is NOVALUES before 7.4.
+    """
+    count = 10
+    match: Callable[[bytes], bool] | None = None
+    i = 0
+    while i < len(args):
+        opt = args[i].lower()
+        if opt == b"count" and len(args) - i >= 2:
+            count = parse_int(args[i + 1])
+            if count < 1:
+                raise ValueError(SYNTAX_ERROR)
+        elif opt == b"match" and len(args) - i >= 2:
+            pattern = args[i + 1]
+            match = None if pattern == b"*" else compile_glob(pattern)
+        else:
+            raise ValueError(SYNTAX_ERROR)
+        i += 2
+    return count, match

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator
 
-from redraft.examples.globmatch import compile_glob
-
 from .parsing import INT64_MAX, INT64_MIN, SYNTAX_ERROR, parse_int
 
 __all__ = [
@@ -33,16 +31,12 @@ __all__ = [
     "ordered",
     "parse_sintercard",
     "parse_srandmember_count",
-    "parse_sscan_cursor",
-    "parse_sscan_options",
     "set_reply",
 ]
 
 MAX_INTSET_ENTRIES = 512
 """Redis's default set-max-intset-entries: a larger set of integers is a hash table."""
 
-_ULONG_MAX = (1 << 64) - 1
-_C_SPACE = frozenset(b" \t\n\v\f\r")
 _LONG_MAX = INT64_MAX
 
 
@@ -98,51 +92,6 @@ class SetReply(frozenset[bytes]):
 def set_reply(members: Collection[bytes]) -> SetReply:
     """A set reply holding ``members`` in Redis's order (see :func:`ordered`)."""
     return SetReply(ordered(members))
-
-
-def parse_sscan_cursor(raw: bytes) -> int:
-    """An SSCAN cursor as Redis reads it: C's ``strtoul`` in base 10, over the whole argument.
-
-    So a sign is allowed (``-1`` wraps to 2**64-1), an empty cursor is 0,
-    and a leading space, trailing garbage or more than 64 bits is "invalid
-    cursor".  The argument ends at a NUL byte, as C strings do.
-    """
-    if raw[:1] and raw[0] in _C_SPACE:
-        raise ValueError("invalid cursor")
-    text = raw.split(b"\0", 1)[0]
-    if not text:
-        return 0
-    digits = text[1:] if text[:1] in (b"-", b"+") else text
-    if not digits.isdigit():
-        raise ValueError("invalid cursor")  # strtoul stops early: trailing characters
-    value = int(digits)
-    if value > _ULONG_MAX:
-        raise ValueError("invalid cursor")  # ERANGE
-    return (-value) & _ULONG_MAX if text[:1] == b"-" else value
-
-
-def parse_sscan_options(args: list[bytes]) -> tuple[int, Callable[[bytes], bool] | None]:
-    """SSCAN's ``[MATCH pattern] [COUNT count]`` (``args`` after the cursor): count and matcher.
-
-    Redis reads these only once the key is known to hold a set, so a missing
-    key answers an empty scan whatever the options say.
-    """
-    count = 10
-    match: Callable[[bytes], bool] | None = None
-    i = 0
-    while i < len(args):
-        opt = args[i].lower()
-        if opt == b"count" and len(args) - i >= 2:
-            count = parse_int(args[i + 1])
-            if count < 1:
-                raise ValueError(SYNTAX_ERROR)
-        elif opt == b"match" and len(args) - i >= 2:
-            pattern = args[i + 1]
-            match = None if pattern == b"*" else compile_glob(pattern)
-        else:
-            raise ValueError(SYNTAX_ERROR)  # TYPE too: it is SCAN's alone
-        i += 2
-    return count, match
 
 
 def parse_srandmember_count(raw: bytes) -> int:

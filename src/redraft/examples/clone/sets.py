@@ -37,7 +37,13 @@ from redraft.machine import Applier, Command, Conn, ErrWrongNumberOfArguments, R
 
 from .keyspace import Handler, Keyspace
 from .parsing import SYNTAX_ERROR, parse_count
-from .scanning import SCAN_POS_BITS, SCAN_POS_MASK, ScanLists
+from .scanning import (
+    SCAN_POS_BITS,
+    SCAN_POS_MASK,
+    ScanLists,
+    parse_member_scan_options,
+    parse_scan_cursor,
+)
 from .set_ops import (
     MAX_INTSET_ENTRIES,
     SetReply,
@@ -47,8 +53,6 @@ from .set_ops import (
     ordered,
     parse_sintercard,
     parse_srandmember_count,
-    parse_sscan_cursor,
-    parse_sscan_options,
     set_reply,
 )
 
@@ -321,13 +325,13 @@ class SetCommands(Keyspace):
         if len(args) < 3:
             raise ErrWrongNumberOfArguments()
         key = args[1]
-        cursor = parse_sscan_cursor(args[2])
+        cursor = parse_scan_cursor(args[2])
 
         def respond(_: Any) -> list[Any]:
             members = self._read_object(m, key, set)
             if members is None:
                 return [b"0", []]
-            count, match = parse_sscan_options(args[3:])
+            count, match = parse_member_scan_options(args[3:])
             if len(members) <= count or _intset_like(members):
                 return [b"0", matching(ordered(members), match)]
             return self._sscan_page(key, members, cursor, count, match)
