@@ -924,7 +924,6 @@ def test_scan_skips_expired_keys(node: Node) -> None:
         (("0", "COUNT"), "ERR syntax error"),
         (("0", "MATCH"), "ERR syntax error"),
         (("0", "FOO", "bar"), "ERR syntax error"),
-        (("0", "TYPE", "foo"), "ERR unknown type name 'foo'"),
     ],
 )
 def test_scan_errors(node: Node, args: tuple[str, ...], error: str) -> None:
