@@ -5,8 +5,9 @@ keys of ``--elements`` elements each) into a fresh redis-server (no
 persistence; pipelined commands) and into a fresh clone machine in this
 process (the same commands applied as every node applies them, without a
 node: the log and the network buffers would hide what the keyspace
-costs), and reports the growth of resident memory (``/proc/PID/status``
-VmRSS; redis-server's ``used_memory`` beside it), per item.  Values are 16
+costs), and reports per item the growth of redis-server's resident
+memory (``/proc/PID/status`` VmRSS; its ``used_memory`` beside it) and the
+bytes the clone's structures allocated (``tracemalloc``).  Values are 16
 bytes, keys and members about 12, as redis-benchmark's.
 
     .venv/bin/python bench/bench_memory.py                 # 100,000 keys; 1,000 x 100 elements
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import socket
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -153,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             procs.stop_all()
     print(
-        "| type | shape | redis-server RSS B/item | used_memory B/item | clone RSS B/item"
-        " | ratio (RSS) |"
+        "| type | shape | redis-server RSS B/item | used_memory B/item | clone allocated B/item"
+        " | ratio |"
     )
     print("|---|---|---|---|---|---|")
     for row in rows:
@@ -185,10 +186,14 @@ def run(procs: Processes, base: Path, ns: argparse.Namespace) -> list[list[str]]
             r1, u1 = rss(redis.pid), used_memory(redis_port)
             gc.collect()
             clone = Clone()
-            c0 = rss(os.getpid())
+            # Bytes the machine allocated (tracemalloc): this process's RSS
+            # would hide them in memory freed by the previous type's run.
+            tracemalloc.start()
+            c0 = tracemalloc.get_traced_memory()[0]
             apply_all(clone, loader(keys, elements))
             gc.collect()
-            c1 = rss(os.getpid())
+            c1 = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
             del clone
             per = [(r1 - r0) / items, (u1 - u0) / items, (c1 - c0) / items]
             log(f"{name:<6} {shape:<22} redis {per[0]:.0f} B ({per[1]:.0f}), clone {per[2]:.0f} B")
