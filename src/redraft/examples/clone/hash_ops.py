@@ -25,13 +25,12 @@ rounded to 17 places (ties to even, as glibc's ``printf``).
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from fractions import Fraction
 from itertools import islice
 from random import Random
 
 from .parsing import INT64_MAX, SYNTAX_ERROR, parse_int
+from .string_float import LongDouble, add_long_doubles, format_long_double, parse_long_double
 
 __all__ = [
     "LISTPACK_ENTRIES",
@@ -143,114 +142,15 @@ def incr_by_int(old: bytes | None, delta: int) -> int:
     return result
 
 
-# -- HINCRBYFLOAT: C's long double on x86-64, exactly --------------------------------------
-
-_MANT_BITS = 64  # the x87 extended format's significand, explicit leading bit included
-_EMIN = -16382  # the exponent of the least normal value
-_QMIN = _EMIN - (_MANT_BITS - 1)  # -16445: the least subnormal is 2**_QMIN
-_OVERFLOW_BITS = 16384  # values of 2**16384 and more are infinite
-_MAX_LONG_DOUBLE_CHARS = 5 * 1024  # Redis's buffer for a long double's text
-
-# What C's strtold reads as a whole string (no leading space: Redis refuses it).
-_STRTOLD = re.compile(
-    rb"([+-]?)(?:"
-    rb"(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?"
-    rb"|0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP]([+-]?\d+))?"
-    rb"|((?i:inf(?:inity)?))"
-    rb"|((?i:nan(?:\([0-9A-Za-z_]*\))?))"
-    rb")"
-)
-
-_INF = float("inf")
-LongDouble = Fraction | float
-"""A long double: a :class:`~fractions.Fraction` when finite, ``±inf`` as a float."""
-
-
-def _exponent(raw: bytes | None) -> int:
-    """A decimal exponent's value, clamped far beyond any long double's range."""
-    if not raw:
-        return 0
-    sign = -1 if raw[:1] == b"-" else 1
-    digits = raw.lstrip(b"+-").lstrip(b"0")
-    if len(digits) > 9:
-        return sign * 10**9
-    return sign * int(digits or b"0")
-
-
-def _round(x: Fraction) -> Fraction | None:
-    """``x`` rounded to the nearest long double (ties to even); None if that overflows."""
-    if not x:
-        return Fraction(0)
-    num, den = abs(x.numerator), x.denominator
-    e = num.bit_length() - den.bit_length()  # 2**(e-1) < |x| < 2**(e+1)
-    if (num << -e if e < 0 else num) < (den << e if e > 0 else den):
-        e -= 1
-    q = max(e, _EMIN) - (_MANT_BITS - 1)  # the unit in the last place
-    big, div = (num, den << q) if q >= 0 else (num << -q, den)
-    n, r = divmod(big, div)
-    if 2 * r > div or (2 * r == div and n & 1):
-        n += 1
-    if n.bit_length() + q > _OVERFLOW_BITS:
-        return None
-    value = Fraction(n << q) if q >= 0 else Fraction(n, 1 << -q)
-    return -value if x < 0 else value
+# -- HINCRBYFLOAT: C's long double on x86-64, as INCRBYFLOAT (.string_float) has it -----
 
 
 def string2ld(raw: bytes) -> LongDouble | None:
-    """A long double as Redis's ``string2ld`` reads one; None where it refuses the text.
-
-    Refused: empty or too long text, a leading space, anything ``strtold``
-    does not read whole (an embedded NUL too), NaN, and a number that
-    overflows or rounds to zero from a non-zero value (``ERANGE``).
-    """
-    if not raw or len(raw) >= _MAX_LONG_DOUBLE_CHARS:
+    """A long double as Redis's ``string2ld`` reads one; None where it refuses the text."""
+    try:
+        return parse_long_double(raw)
+    except ValueError:
         return None
-    found = _STRTOLD.fullmatch(raw)
-    if found is None:
-        return None
-    sign, mantissa, exp10, hex_mantissa, exp2, inf, _nan = found.groups()
-    negative = sign == b"-"
-    if inf is not None:
-        return -_INF if negative else _INF
-    if mantissa is not None:
-        exact = _decimal_value(mantissa, exp10)
-    elif hex_mantissa is not None:
-        exact = _hex_value(hex_mantissa, exp2)
-    else:
-        return None  # NaN
-    if exact is None:
-        return None
-    if not exact:
-        return exact
-    value = _round(exact)
-    if not value:  # overflow (None), or underflow to zero
-        return None
-    return -value if negative else value
-
-
-def _decimal_value(mantissa: bytes, exp10: bytes | None) -> Fraction | None:
-    """The exact value of a decimal's digits (None when far out of a long double's range)."""
-    digits = Decimal(mantissa.decode("ascii"))
-    if not digits:
-        return Fraction(0)
-    exp = _exponent(exp10)
-    magnitude = digits.adjusted() + exp
-    if magnitude > 4940 or magnitude < -4960:  # beyond 1.19e4932, below 3.6e-4951 / 2
-        return None
-    return Fraction(digits) * Fraction(10) ** exp
-
-
-def _hex_value(mantissa: bytes, exp2: bytes | None) -> Fraction | None:
-    """The exact value of a hexadecimal float (None when far out of a long double's range)."""
-    whole, _, frac = mantissa.partition(b".")
-    digits = int((whole + frac) or b"0", 16)
-    if not digits:
-        return Fraction(0)
-    exp = _exponent(exp2) - 4 * len(frac)
-    top = digits.bit_length() + exp
-    if top > _OVERFLOW_BITS + 2 or top < _QMIN - 2:
-        return None
-    return Fraction(digits << exp) if exp >= 0 else Fraction(digits, 1 << -exp)
 
 
 def parse_float_increment(raw: bytes) -> Fraction:
@@ -271,22 +171,4 @@ def incr_by_float(old: bytes | None, incr: Fraction) -> bytes:
         if read is None:
             raise ValueError("hash value is not a float")
         value = read
-    total = None if isinstance(value, float) else _round(value + incr)
-    if total is None:
-        raise ValueError("increment would produce NaN or Infinity")
-    return format_long_double(total)
-
-
-def format_long_double(value: Fraction) -> bytes:
-    """``%.17Lf`` of a finite long double, trailing zeros (and a bare point) removed, as Redis's
-    ``ld2string`` in human mode prints it (``-0`` prints as ``0``)."""
-    scaled = abs(value) * 10**17
-    n, r = divmod(scaled.numerator, scaled.denominator)
-    if 2 * r > scaled.denominator or (2 * r == scaled.denominator and n & 1):
-        n += 1
-    # Through Decimal, exact: n may have thousands of digits (past int's str limit).
-    digits = format(Decimal(n), "f").rjust(18, "0")
-    text = (digits[:-17] + "." + digits[-17:]).rstrip("0").rstrip(".")
-    if text == "0" or value >= 0:
-        return text.encode()
-    return b"-" + text.encode()
+    return format_long_double(add_long_doubles(value, incr))
