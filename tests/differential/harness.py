@@ -331,6 +331,41 @@ def same(args: Args, theirs: bytes, ours: bytes) -> bool:
     return False
 
 
+def watch_replies(
+    port: int,
+    between: str,
+    setup: str,
+    probe: Sequence[str] = ("PING",),
+    *,
+    keep_between: bool = False,
+) -> list[bytes]:
+    """One WATCH case at ``port``: what decides whether EXEC aborts.
+
+    FLUSHALL, then ``setup`` (commands separated by ``;``); one connection
+    WATCHes ``k``, another runs ``between``; then MULTI, ``probe``, EXEC.
+    Returns the watching connection's replies (and ``between``'s, if
+    ``keep_between``).  ``''`` in a command is an empty argument.
+    """
+    client, other = Conn(port), Conn(port)
+    try:
+        assert other.call("FLUSHALL") == b"+OK\r\n"
+        for command in filter(None, setup.split(";")):
+            other.call(*_words(command))
+        got = [client.call("WATCH", "k")]
+        if between:
+            reply = other.call(*_words(between))
+            if keep_between:
+                got.append(reply)
+        return [*got, client.call("MULTI"), client.call(*probe), client.call("EXEC")]
+    finally:
+        client.close()
+        other.close()
+
+
+def _words(command: str) -> list[str]:
+    return ["" if word == "''" else word for word in command.split()]
+
+
 def settle(seconds: float) -> None:
     """Sleep (for the few tests that must let a timeout pass on both servers)."""
     time.sleep(seconds)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.differential.harness import CloneServer, Conn, Differ, RedisServer
+from tests.differential.harness import CloneServer, Conn, Differ, RedisServer, watch_replies
 from tests.differential.strategies import Cmd, commands
 
 pytestmark = pytest.mark.timeout(300)
@@ -274,21 +274,10 @@ def test_exec_aborts_when_redis_does(
     between: str,
     setup: str,
 ) -> None:
-    replies = []
-    for port in (redis_server.port, clone_server.port):
-        client, other = Conn(port), Conn(port)
-        try:
-            assert other.call("FLUSHALL") == b"+OK\r\n"
-            if setup:
-                other.call(*setup.split())
-            got = [client.call("WATCH", "k")]
-            if between:
-                other.call(*[a if a != "''" else "" for a in between.split()])
-            got += [client.call("MULTI"), client.call("PING"), client.call("EXEC")]
-            replies.append(got)
-        finally:
-            client.close()
-            other.close()
+    replies = [
+        watch_replies(port, between, setup, ("PING",))
+        for port in (redis_server.port, clone_server.port)
+    ]
     assert replies[0] == replies[1], (between, setup, replies)
 
 

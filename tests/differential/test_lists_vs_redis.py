@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.differential import strategies_lists
-from tests.differential.harness import CloneServer, Conn, Differ, RedisServer
+from tests.differential.harness import CloneServer, Conn, Differ, RedisServer, watch_replies
 from tests.differential.strategies import Cmd, blocking_without_waiting, keyspace, lists, strings
 
 pytestmark = pytest.mark.timeout(300)
@@ -582,20 +582,9 @@ WATCH_CASES = [
 def test_exec_aborts_when_redis_does(
     redis_server: RedisServer, clone_server: CloneServer, between: str, setup: str
 ) -> None:
-    replies = []
-    for port in _both(redis_server, clone_server):
-        client, other = Conn(port), Conn(port)
-        try:
-            assert other.call("FLUSHALL") == b"+OK\r\n"
-            for command in filter(None, setup.split(";")):
-                other.call(*command.split())
-            got = [client.call("WATCH", "k")]
-            other.call(*between.split())
-            got += [client.call("MULTI"), client.call("PING"), client.call("EXEC")]
-            replies.append(got)
-        finally:
-            client.close()
-            other.close()
+    replies = [
+        watch_replies(port, between, setup, ("PING",)) for port in _both(redis_server, clone_server)
+    ]
     assert replies[0] == replies[1], (between, setup, replies)
 
 

@@ -26,6 +26,7 @@ from tests.differential.harness import (
     RedisServer,
     same,
     settle,
+    watch_replies,
 )
 from tests.differential.strategies import (
     Cmd,
@@ -783,20 +784,10 @@ WATCH_CASES = [
 def test_exec_aborts_when_redis_does(
     redis_server: RedisServer, clone_server: CloneServer, between: str, setup: str
 ) -> None:
-    replies = []
-    for port in (redis_server.port, clone_server.port):
-        client, other = Conn(port), Conn(port)
-        try:
-            assert other.call("FLUSHALL") == b"+OK\r\n"
-            for command in filter(None, setup.split(";")):
-                other.call(*command.split())
-            got = [client.call("WATCH", "k")]
-            got.append(other.call(*["" if a == "''" else a for a in between.split()]))
-            got += [client.call("MULTI"), client.call("PING"), client.call("EXEC")]
-            replies.append(got)
-        finally:
-            client.close()
-            other.close()
+    replies = [
+        watch_replies(port, between, setup, ("PING",), keep_between=True)
+        for port in (redis_server.port, clone_server.port)
+    ]
     assert replies[0] == replies[1], (between, setup, replies)
 
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.differential.harness import Args, CloneServer, Conn, Differ, RedisServer
+from tests.differential.harness import Args, CloneServer, Conn, Differ, RedisServer, watch_replies
 from tests.differential.strategies import Cmd, keyspace, strings
 from tests.differential.strategies_zsets import (
     blocking_zsets,
@@ -1029,20 +1029,10 @@ ZSET_WATCH_CASES = [
 def test_exec_aborts_when_redis_does(
     redis_server: RedisServer, clone_server: CloneServer, between: str, setup: str
 ) -> None:
-    replies = []
-    for port in (redis_server.port, clone_server.port):
-        client, other = Conn(port), Conn(port)
-        try:
-            assert other.call("FLUSHALL") == b"+OK\r\n"
-            for cmd in filter(None, setup.split(";")):
-                other.call(*cmd.split())
-            got = [client.call("WATCH", "k")]
-            other.call(*between.split())
-            got += [client.call("MULTI"), client.call("ZCARD", "k"), client.call("EXEC")]
-            replies.append(got)
-        finally:
-            client.close()
-            other.close()
+    replies = [
+        watch_replies(port, between, setup, ("ZCARD", "k"))
+        for port in (redis_server.port, clone_server.port)
+    ]
     assert replies[0] == replies[1], (between, setup, replies)
 
 
