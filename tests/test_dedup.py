@@ -14,8 +14,8 @@ from redraft.dedup import (
     pack_reply,
     unpack_reply,
 )
-from redraft.machine import OK, Status
-from redraft.resp import ErrorReply, encode
+from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status
+from redraft.resp import ErrorReply, encode, encode3
 
 SECOND = 1_000_000_000
 
@@ -122,10 +122,15 @@ def test_a_truncated_block_is_refused() -> None:
         [b"a", [1, None]],
         {b"k": b"v"},
         True,
+        NULL_ARRAY,
+        Double(b"0.10000000000000001"),
+        Pairs([(b"a", Double(b"inf")), (b"b", [Double(b"2"), None, Pairs()])]),
     ],
 )
 def test_a_kept_reply_encodes_as_the_original(value: object) -> None:
-    assert encode(unpack_reply(pack_reply(value, "x"))) == encode(value)
+    kept = unpack_reply(pack_reply(value, "x"))
+    assert encode(kept) == encode(value)
+    assert encode3(kept) == encode3(value)  # a retry after HELLO 3 gets RESP3's form
 
 
 def test_an_exception_is_kept_as_its_error_reply() -> None:

@@ -12,7 +12,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from redraft.machine import OK, ErrUnknownCommand, ErrWrongNumberOfArguments, Status
+from redraft import resp
+from redraft.machine import (
+    NULL_ARRAY,
+    OK,
+    Double,
+    ErrUnknownCommand,
+    ErrWrongNumberOfArguments,
+    Pairs,
+    Status,
+)
 from redraft.resp import (
     NULL_BULK,
     OK_REPLY,
@@ -21,6 +30,8 @@ from redraft.resp import (
     ReplyParser,
     RequestParser,
     encode,
+    encode3,
+    encode3_into,
     encode_command,
     encode_error,
     encode_into,
@@ -599,6 +610,72 @@ def test_encode_subclasses_of_the_mapped_types() -> None:
     assert encode(Blob(b"ab")) == b"$2\r\nab\r\n"
     assert encode(MyStatus("PONG")) == b"+PONG\r\n"
     assert encode(MyError("ERR x")) == b"-ERR x\r\n"
+
+
+class MyDouble(Double):
+    pass
+
+
+class MyPairs(Pairs):
+    pass
+
+
+SCORE = Double(b"0.10000000000000001")
+
+
+@pytest.mark.parametrize(
+    ("value", "resp2", "resp3"),
+    [
+        (SCORE, b"$19\r\n0.10000000000000001\r\n", b",0.10000000000000001\r\n"),
+        (Double(b"-inf"), b"$4\r\n-inf\r\n", b",-inf\r\n"),
+        (MyDouble(b"1e+17"), b"$5\r\n1e+17\r\n", b",1e+17\r\n"),
+        ([Double(b"2"), None], b"*2\r\n$1\r\n2\r\n$-1\r\n", b"*2\r\n,2\r\n_\r\n"),
+        (Pairs(), b"*0\r\n", b"*0\r\n"),
+        (
+            Pairs([(b"a", SCORE), (b"b", Double(b"3"))]),
+            b"*4\r\n$1\r\na\r\n$19\r\n0.10000000000000001\r\n$1\r\nb\r\n$1\r\n3\r\n",
+            b"*2\r\n*2\r\n$1\r\na\r\n,0.10000000000000001\r\n*2\r\n$1\r\nb\r\n,3\r\n",
+        ),
+        (  # any halves, each encoded as a reply
+            MyPairs([("f", b"x" * 600), (1, [None, 2.5])]),
+            b"*4\r\n$1\r\nf\r\n$600\r\n" + b"x" * 600 + b"\r\n:1\r\n*2\r\n$-1\r\n$3\r\n2.5\r\n",
+            b"*2\r\n*2\r\n$1\r\nf\r\n$600\r\n"
+            + b"x" * 600
+            + b"\r\n*2\r\n:1\r\n*2\r\n_\r\n,2.5\r\n",
+        ),
+        (  # in an array (EXEC's) and a map
+            [SCORE, Pairs([(b"a", Double(b"1"))]), {b"k": SCORE}, NULL_ARRAY],
+            b"*4\r\n$19\r\n0.10000000000000001\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+            b"*2\r\n$1\r\nk\r\n$19\r\n0.10000000000000001\r\n*-1\r\n",
+            b"*4\r\n,0.10000000000000001\r\n*1\r\n*2\r\n$1\r\na\r\n,1\r\n"
+            b"%1\r\n$1\r\nk\r\n,0.10000000000000001\r\n_\r\n",
+        ),
+    ],
+)
+def test_doubles_and_pairs_take_each_protocols_form(
+    value: object, resp2: bytes, resp3: bytes
+) -> None:
+    """RESP2: a bulk string and a flat array; RESP3: a double and ``[first, second]`` arrays
+    (Redis 7.0's ZSCORE and ZRANGE ... WITHSCORES), by the C and the Python encoders alike."""
+    assert encode(value) == resp._encode_py(value) == resp2
+    assert encode3(value) == resp._encode3_py(value) == resp3
+    buf = bytearray(b"prefix")
+    encode_into(buf, value)
+    assert bytes(buf) == b"prefix" + resp2
+    buf = bytearray(b"prefix")
+    encode3_into(buf, value)
+    assert bytes(buf) == b"prefix" + resp3
+
+
+def test_a_double_holds_no_line_break_and_pairs_are_pairs() -> None:
+    with pytest.raises(ValueError, match="CR or LF"):
+        Double(b"1\r\n:2")
+    assert Double(b"1") == Double(b"1") != b"1"
+    assert hash(Double(b"1")) == hash(Double(b"1"))
+    pairs = Pairs({b"a": b"1"}.items())
+    assert pairs == Pairs([(b"a", b"1")]) and list(pairs) == [(b"a", b"1")] and len(pairs) == 1
+    with pytest.raises(ValueError):
+        encode(Pairs([(b"a", b"1", b"2")]))  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize("bad", [object(), 1j, [1, object()], {b"k": object()}])

@@ -428,6 +428,31 @@ def test_leadership_transfer() -> None:
     assert new.role == Role.FOLLOWER
 
 
+@pytest.mark.timeout(30)
+def test_a_node_that_may_not_campaign_refuses_a_handover_and_never_starts_an_election() -> None:
+    # A node whose disk is full clears may_campaign: it could neither record its
+    # vote nor append as leader.
+    sim = cluster(3)
+    leader = wait_leader(sim)
+    a, b = followers(sim, leader)
+    last = write(sim, leader.id, 3)
+    assert sim.run_for(E, applied_everywhere(sim, last))
+    sim.node(a).live().may_campaign = False
+    assert sim.transfer(leader.id, a) == a
+    assert not sim.run_for(2 * E, lambda: sim.node(a).role != Role.FOLLOWER)
+    # The handover timed out; the leader may try the next voter, which takes it.
+    assert leader.live().lead_transferee == ""
+    assert sim.transfer(leader.id, b) == b
+    assert sim.run_for(2 * E, lambda: sim.node(b).role == Role.LEADER)
+    # With the leader gone, the node without a disk never campaigns; the healthy one does.
+    sim.block(b, a)
+    sim.block(b, leader.id)
+    assert sim.run_for(6 * E, lambda: leader.role == Role.LEADER)
+    assert sim.node(a).role == Role.FOLLOWER
+    sim.node(a).live().may_campaign = True
+    sim.heal()
+
+
 # -------------------------------------------------------------------- reads
 
 

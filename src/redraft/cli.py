@@ -330,6 +330,8 @@ def main(
         pass
     except (StorageError, SecurityError, RuntimeError, OSError) as exc:
         # Problems an operator must fix (a data dir written by another
-        # backend, a corrupt log, a port in use): one clear line, exit 1.
-        print(f"{prog or 'redraft'}: cannot start: {exc}", file=sys.stderr)
+        # backend, a corrupt log, a port in use, a disk that failed an
+        # fsync): one clear line, exit 1.
+        how = "stopped" if node.started_serving else "cannot start"
+        print(f"{prog or 'redraft'}: {how}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

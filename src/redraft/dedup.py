@@ -27,7 +27,7 @@ from typing import IO, Any
 import msgpack
 
 from redraft.errors import error_text
-from redraft.machine import NULL_ARRAY, Status
+from redraft.machine import NULL_ARRAY, Double, Pairs, Status
 from redraft.resp import ErrorReply
 
 SEQ_COMMAND = b"raftseq"
@@ -49,6 +49,8 @@ _MAGIC = b"RDSESS1\n"
 _EXT_STATUS = 1
 _EXT_ERROR = 2
 _EXT_NULL_ARRAY = 3
+_EXT_DOUBLE = 4
+_EXT_PAIRS = 5
 
 
 class SessionError(ValueError):
@@ -224,6 +226,13 @@ def _to_ext(value: Any) -> Any:
         return msgpack.ExtType(_EXT_ERROR, error_text(value, "").encode())
     if value is NULL_ARRAY:
         return msgpack.ExtType(_EXT_NULL_ARRAY, b"")
+    if isinstance(value, Double):
+        return msgpack.ExtType(_EXT_DOUBLE, value.text)
+    if isinstance(value, Pairs):
+        halves: list[Any] = []
+        for first, second in value.pairs:  # ValueError: not a pair
+            halves += (first, second)
+        return msgpack.ExtType(_EXT_PAIRS, msgpack.packb(halves, default=_to_ext))
     if isinstance(value, set | frozenset):
         return list(value)
     if isinstance(value, bytearray | memoryview):
@@ -238,6 +247,11 @@ def _from_ext(code: int, data: bytes) -> Any:
         return ErrorReply(data.decode())
     if code == _EXT_NULL_ARRAY:
         return NULL_ARRAY
+    if code == _EXT_DOUBLE:
+        return Double(data)
+    if code == _EXT_PAIRS:
+        halves = unpack_reply(data)
+        return Pairs(zip(halves[::2], halves[1::2], strict=True))
     return msgpack.ExtType(code, data)
 
 

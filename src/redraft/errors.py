@@ -59,6 +59,18 @@ class Redirect(Exception):
         return f"MOVED {command_slot(args)} {host}:{port}"
 
 
+class DiskFull(Exception):
+    """Writes are refused: this node's disk is full and it leads with no one to hand over to.
+
+    Answered as Redis answers when it cannot write its AOF: ``-MISCONF ...``.
+    """
+
+    def __init__(self, node: str, reason: str) -> None:
+        super().__init__(
+            f"MISCONF disk full on {node}: {reason}; writes are refused until space returns"
+        )
+
+
 class Uncertain(Exception):
     """The outcome of a write is unknown to this node (it may still commit)."""
 
@@ -100,4 +112,4 @@ def unknown_command_text(args: Sequence[bytes]) -> str:
 
 def expected(exc: BaseException) -> bool:
     """Errors that are ordinary answers, not faults worth a warning in the log."""
-    return isinstance(exc, (RedraftError, Redirect, RaftError, ValueError))
+    return isinstance(exc, (RedraftError, Redirect, RaftError, ValueError, DiskFull))

@@ -29,6 +29,7 @@ from typing import Any
 
 from redraft.applying import Applying
 from redraft.dedup import ClientSessions
+from redraft.diskfull import FullDisk
 from redraft.errors import Redirect
 from redraft.machine import Machine, defines_tick
 from redraft.options import Options
@@ -53,7 +54,7 @@ from redraft.registry import Registry
 from redraft.session import Requests
 from redraft.snapshotting import Snapshotter, restore_payload
 from redraft.storage import open_store
-from redraft.storage.base import LogStore
+from redraft.storage.base import DiskFullError, LogStore
 from redraft.storage.snapshots import SnapshotStore
 from redraft.ticker import Ticker
 from redraft.transport.codec import CodecError, decode_messages
@@ -64,8 +65,34 @@ log = logging.getLogger("redraft")
 
 _LEADER = Role.LEADER
 _SNAP = MsgType.SNAP
+_HEARTBEAT_RESP = MsgType.HEARTBEAT_RESP
 
 Done = Callable[[BaseException | None], None]
+
+
+def newest_heartbeat_replies(readies: list[Ready]) -> None:
+    """Keep only the newest heartbeat reply to each peer among Readies durable together.
+
+    A heartbeat reply waits for the Ready it came in to be durable; after a
+    wait (a slow fsync, a full disk) dozens may be released at once, and the
+    leader would answer each with a full catch-up append.  The newest reply
+    acknowledges the latest round, which covers every earlier one.
+    """
+    seen: set[str] = set()
+    for rd in reversed(readies):
+        msgs = rd.messages_after_persist
+        if not msgs:
+            continue
+        kept: list[Message] = []
+        for m in reversed(msgs):
+            if m.type == _HEARTBEAT_RESP:
+                if m.to in seen:
+                    continue
+                seen.add(m.to)
+            kept.append(m)
+        if len(kept) != len(msgs):
+            kept.reverse()
+            rd.messages_after_persist = kept
 
 
 class RaftGroup:
@@ -150,10 +177,16 @@ class RaftGroup:
             restored,
         )
         self.writer = LogWriter(
-            self.store, self.snapshots, opts.durability, self._on_durable, self._on_fatal
+            self.store,
+            self.snapshots,
+            opts.durability,
+            self._on_durable,
+            self._on_fatal,
+            self._disk_changed,
         )
         self.stamps = Stamps()
         self.proposer = Proposer(core, opts, self.stamps, self.schedule)
+        self.full_disk = FullDisk(self.id, core, self.proposer, self.schedule)
         applied = restored.snapshot.index if restored.snapshot else 0
         self.waiters = Waiters(
             lambda: core.role == _LEADER, lambda: core.leader, self.proposer.write
@@ -236,11 +269,21 @@ class RaftGroup:
         if now >= self._housekeeping_at:
             self._housekeeping_at = now + 1.0
             self.proposer.expire(now)
+            self.full_disk.hand_over()
             self.snapshotter.unpin_unused()
             self.snapshotter.maybe()
         self.process()
 
+    def _disk_changed(self, error: DiskFullError | None) -> None:
+        self.reads.invalidate()
+        self.full_disk.changed(error)
+        if error is not None:
+            self.loop.call_soon(self.full_disk.hand_over)
+        self.schedule()
+
     def _on_durable(self, readies: list[Ready]) -> None:
+        if len(readies) > 1:
+            newest_heartbeat_replies(readies)
         for rd in readies:
             self.driver.durable(rd)
         self.process()
@@ -319,9 +362,12 @@ class RaftGroup:
             return
         core = self.core
         self.reads.invalidate()
+        full = self.full_disk if self.full_disk.error is not None else None
         for m in msgs:
             if m.frm != peer:
                 log.warning("dropping message from %s claiming to be from %s", peer, m.frm)
+                continue
+            if full is not None and full.drops(m):
                 continue
             core.step(m)
         self.schedule()
@@ -498,6 +544,10 @@ class RaftGroup:
             "proposals": self.proposer.proposals,
             "commands_applied": self.applying.commands,
             "ticks_applied": self.applying.ticks,
+            "disk_full": 1 if self.full_disk.error is not None else 0,
+            "disk_full_error": self.full_disk.error.reason if self.full_disk.error else "",
+            "disk_full_since": round(self.writer.full_since) if self.full_disk.error else 0,
+            "disk_full_count": self.full_disk.times,
         }
 
     def _last_contact(self) -> str:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random as _random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, NamedTuple, Protocol, overload, runtime_checkable
 
 from redraft.errors import (
@@ -173,6 +173,66 @@ class NullArray:
 
 NULL_ARRAY = NullArray()
 """The one :class:`NullArray`; return it where Redis answers a null array."""
+
+
+class Double:
+    """A double reply with its digits given: a bulk string in RESP2, a double (``,``) in RESP3.
+
+    ``Double(b"0.10000000000000001")`` is sent as ``$19 0.10000000000000001``
+    to a RESP2 client and as ``,0.10000000000000001`` after ``HELLO 3``, as
+    Redis 7.0 answers ZSCORE (its ``%.17g``).  A plain ``float`` reply takes
+    the same two forms with the shortest digits that read back as the same
+    number (Redis 7.2's); ``Double`` is for a reply whose digits must be
+    others.  ``text`` is the number as RESP3 writes one (``1.5``, ``1e+17``,
+    ``inf``, ``-inf``, ``nan``); it may not hold CR or LF.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        if 13 in text or 10 in text:  # CR, LF (a byte looked for this way is a memchr)
+            raise ValueError("a double reply cannot contain CR or LF")
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Double({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Double) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(("Double", self.text))
+
+
+class Pairs:
+    """Pairs: a flat array in RESP2 (``a 1 b 2``), an array of two-element arrays in RESP3.
+
+    ``Pairs([(b"a", Double(b"1")), (b"b", Double(b"2"))])`` is sent as
+    ``*4 a 1 b 2`` to a RESP2 client and as ``*2 *2 a ,1 *2 b ,2`` after
+    ``HELLO 3``: how Redis 7.0 answers ZRANGE ... WITHSCORES, ZPOPMIN with a
+    count, ZRANDMEMBER ... WITHSCORES and HRANDFIELD ... WITHVALUES.  Each
+    half is encoded as any reply is.  (Where Redis answers a map in RESP3,
+    HGETALL's, return a ``dict``.)
+    """
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: Iterable[tuple[Any, Any]] = ()) -> None:
+        self.pairs: list[tuple[Any, Any]] = list(pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self.pairs)
+
+    def __repr__(self) -> str:
+        return f"Pairs({self.pairs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pairs) and other.pairs == self.pairs
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list
 
 
 @runtime_checkable
@@ -478,11 +538,13 @@ __all__ = [
     "Command",
     "CommandSpec",
     "Conn",
+    "Double",
     "ErrDisabled",
     "ErrUnknownCommand",
     "ErrWrongNumberOfArguments",
     "Machine",
     "NullArray",
+    "Pairs",
     "Read",
     "RedraftError",
     "SnapshotCapture",

@@ -457,6 +457,11 @@ def _raft_gauges(node: Watched, stats: dict[str, Any]) -> Iterable[Metric]:
     members.add_metric(["voter"], stats["voters"])
     members.add_metric(["learner"], stats["learners"])
     yield members
+    yield _gauge(
+        "redraft_disk_full",
+        "1 while this node's disk is full: it takes no new log entries and refuses writes.",
+        stats["disk_full"],
+    )
     pending = len(node.group.proposer.pending)
     yield _gauge("redraft_pending_proposals", "Entries this node proposed, not yet applied.", pending)  # fmt: skip
 
@@ -469,6 +474,7 @@ def _raft_counters(node: Watched, stats: dict[str, Any]) -> Iterable[Metric]:
         ("redraft_proposals", "Log entries this node proposed as leader.", stats["proposals"]),
         ("redraft_commands_applied", "Commands applied to the machine.", stats["commands_applied"]),
         ("redraft_ticks_applied", "Machine ticks applied.", stats["ticks_applied"]),
+        ("redraft_disk_full_events", "Times this node's disk filled up.", stats["disk_full_count"]),
     )  # fmt: skip
     for name, doc, value in counters:
         yield CounterMetricFamily(name, doc, value=value)

@@ -83,6 +83,8 @@ class Node:
         """What the node is doing when it is not serving: Shutdown or Closing."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fatal: BaseException | None = None
+        self.started_serving = False
+        """The node got as far as serving (a fatal error after that stopped it, not its start)."""
         self._done: asyncio.Event | None = None
         self.security: Security
         self.group: RaftGroup
@@ -132,6 +134,7 @@ class Node:
             await self.monitor.start(self.bind_host, opts.metrics_port)
         await self.server.start(self.bind_host, self.port)
         self._phase = ""
+        self.started_serving = True
         self._log_start()
         if opts.idle_timeout > 0:
             self._spawn(self.server.reap_idle(opts.idle_timeout))
@@ -286,6 +289,9 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     def _on_fatal(self, exc: BaseException) -> None:
+        # A failed fsync lands here too, whatever its errno: the kernel may have
+        # dropped the pages it could not write, so retrying could acknowledge
+        # writes that are not on disk. Only a restart rereads what is really there.
         log.critical("storage failure, stopping the node: %s", exc, exc_info=exc)
         self._fatal = exc
         self._spawn(self.close())

@@ -11,6 +11,14 @@ it acknowledges, and it saves two thread hand-offs per batch; what arrives
 during the fsync waits in the socket and makes the next group.  The leader
 keeps the thread, so its heartbeats go on while it fsyncs.
 Term and vote changes are fsynced before acknowledgement at every level.
+
+A full disk is not fatal.  When a store reports :class:`DiskFullError` (the
+failed call stored nothing), the writer keeps that very call and everything
+queued behind it, tells the group (``on_full``), and tries the same call
+again with a short backoff until it succeeds; what was written before the
+failure is reported durable only after the next successful fsync.  Nothing
+is acknowledged meanwhile, so nothing acknowledged can be lost.  Every other
+storage error, a failed fsync above all, still stops the node (``on_fatal``).
 """
 
 from __future__ import annotations
@@ -20,16 +28,28 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from redraft.options import Level
-from redraft.raft.types import Ready
-from redraft.storage.base import LogStore
+from redraft.raft.types import Ready, SnapChunk, SnapshotMeta
+from redraft.storage.base import DiskFullError, LogStore, is_disk_full
 from redraft.storage.snapshots import IncomingSnapshot, SnapshotStore
 
 log = logging.getLogger("redraft.persist")
 
 Task = Callable[[], Any]
+
+RETRY_FIRST = 0.05
+RETRY_MAX = 1.0
+"""Seconds between attempts to write on a full disk: doubling from the first to the most."""
+
+
+class _Outcome(NamedTuple):
+    """How a group went: the items written, whether they still need an fsync, and why it stopped."""
+
+    done: int
+    need_sync: bool
+    full: DiskFullError | None
 
 
 class LogWriter:
@@ -42,6 +62,7 @@ class LogWriter:
         durability: Level,
         on_durable: Callable[[list[Ready]], None],
         on_fatal: Callable[[BaseException], None],
+        on_full: Callable[[DiskFullError | None], None] | None = None,
     ) -> None:
         self.store = store
         self.snapshots = snapshots
@@ -49,6 +70,7 @@ class LogWriter:
         self.threaded = durability == Level.HIGH
         self._on_durable = on_durable
         self._on_fatal = on_fatal
+        self._on_full = on_full
         self._queue: list[Ready | Task] = []
         self._busy = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="redraft-log")
@@ -59,6 +81,22 @@ class LogWriter:
         self.on_fsync: Callable[[float], None] | None = None
         """Called with the seconds each fsync of the log took (the metrics set it), from
         whichever thread made it; None (the default) times nothing."""
+        self.full: DiskFullError | None = None
+        """The write that failed for lack of space, while the writer waits for space."""
+        self.failed: BaseException | None = None
+        """The error that stopped the writer for good (the node is stopping)."""
+        self.full_since = 0.0
+        """When (``time.time()``) the disk last filled; 0 before it ever did."""
+        self._retry: asyncio.TimerHandle | None = None
+        self._backoff = RETRY_FIRST
+        self._closing = False
+        # Readies written before a write failed: durable after the next fsync.
+        self._written: list[Ready] = []
+        self._written_sync = False
+        # How far the Ready at the head of the queue got before a write failed:
+        # its snapshot chunks written, and the snapshot it finished receiving.
+        self._chunks_done = 0
+        self._finished: SnapshotMeta | None = None
 
     @property
     def fsyncs(self) -> int:
@@ -70,7 +108,9 @@ class LogWriter:
 
     @property
     def idle(self) -> bool:
-        return not self._busy and not self._queue
+        # Never idle once failed: later Readies must not be reported durable
+        # ahead of the ones that never will be.
+        return not self._busy and not self._queue and self.failed is None
 
     def submit(self, rd: Ready, inline: bool = False) -> bool:
         """Persist ``rd``; True if it is already durable (written inline).
@@ -78,35 +118,64 @@ class LogWriter:
         ``inline``: at HIGH, write and fsync on this thread when nothing is
         queued (a follower's entries; see the module docstring).
         """
+        if self.failed is not None:
+            return False  # never durable: the node is stopping
         if self.idle and (not self.threaded or (inline and rd.entries)):
-            self._write(rd, sync=rd.must_sync or self.durability == Level.HIGH)
+            try:
+                self._write(rd, sync=rd.must_sync or self.durability == Level.HIGH)
+            except DiskFullError as exc:
+                self._queue.append(rd)  # tried again, from where it stopped
+                self._filled(exc)
+                return False
+            except Exception as exc:
+                self._fail(exc)
+                return False
             self.groups += 1
             return True
         self._queue.append(rd)
-        if not self._busy:
+        if not self._busy and self.full is None:
             self._kick()
         return False
 
     def run(self, task: Task) -> None:
         """Run a storage task in order with the writes (now if nothing is queued)."""
+        if self.failed is not None:
+            return
         if not self.threaded and self.idle:
-            task()
+            try:
+                task()
+            except DiskFullError as exc:
+                self._queue.append(task)
+                self._filled(exc)
+            except Exception as exc:
+                self._fail(exc)
             return
         self._queue.append(task)
-        if not self._busy:
+        if not self._busy and self.full is None:
             self._kick()
 
     async def drain(self) -> None:
-        """Wait until everything submitted is durable."""
-        while not self.idle:
+        """Wait until everything submitted is durable, or the disk is full, or writing failed."""
+        while not self.idle and self.failed is None and (self.full is None or self._busy):
             await asyncio.sleep(0.001)
 
     async def close(self) -> None:
         await self.drain()
+        self._closing = True
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._flusher is not None:
             self._flusher.cancel()
+        if self.full is not None:
+            # Never acknowledged: Raft sends it again after the restart.
+            log.warning("stopping with %d writes the full disk did not take", len(self._queue))
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.store.sync)
+        if self.failed is None:
+            try:
+                await loop.run_in_executor(self._executor, self.store.sync)
+            except DiskFullError as exc:
+                log.warning("final sync on a full disk: %s", exc)
         self._executor.shutdown(wait=True)
 
     # --- internals
@@ -116,50 +185,114 @@ class LogWriter:
         self._queue = []
         self._busy = True
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, self._write_group, group)
+        fut = loop.run_in_executor(self._executor, self._write_group, group, self._written_sync)
         fut.add_done_callback(lambda f: self._done(group, f))
 
-    def _write_group(self, group: list[Ready | Task]) -> None:
+    def _write_group(self, group: list[Ready | Task], need_sync: bool) -> _Outcome:
         # One fsync for the whole group, and only when something in it must
         # be durable before it is acknowledged: entries at HIGH, or a term,
-        # vote or membership change at any level.
-        need_sync = False
-        for item in group:
-            if isinstance(item, Ready):
-                self._write(item, sync=False)
-                if item.must_sync or (self.threaded and item.entries):
-                    need_sync = True
-            else:
-                item()
+        # vote or membership change at any level (or what a failed group
+        # wrote before it failed, ``need_sync`` on entry).
+        for done, item in enumerate(group):
+            try:
+                if isinstance(item, Ready):
+                    self._write(item, sync=False)
+                    if item.must_sync or (self.threaded and item.entries):
+                        need_sync = True
+                else:
+                    item()
+            except DiskFullError as exc:
+                return _Outcome(done, need_sync, exc)
         if need_sync:
             self._sync()
+        return _Outcome(len(group), False, None)
 
-    def _done(self, group: list[Ready | Task], fut: asyncio.Future[None]) -> None:
+    def _done(self, group: list[Ready | Task], fut: asyncio.Future[_Outcome]) -> None:
         self._busy = False
         exc = fut.exception()
         if exc is not None:
-            self._on_fatal(exc)
+            self._fail(exc)
+            return
+        outcome = fut.result()
+        readies = [r for r in group[: outcome.done] if isinstance(r, Ready)]
+        if outcome.full is not None:
+            self._queue[:0] = group[outcome.done :]
+            self._written.extend(readies)
+            self._written_sync = outcome.need_sync
+            self._filled(outcome.full)
             return
         self.groups += 1
-        readies = [r for r in group if isinstance(r, Ready)]
+        if self._written:
+            readies[:0] = self._written
+            self._written = []
+            self._written_sync = False
+        if self.full is not None:
+            self._space_back()
         if self._queue:
             self._kick()
         if readies:
             self._on_durable(readies)
 
+    def _fail(self, exc: BaseException) -> None:
+        """Writing failed for good: report nothing durable from now on and stop the node."""
+        # Raised through the Raft driver instead, it would leave the Ready it
+        # was carrying out half done (entries committed in it never applied).
+        if self.failed is None:
+            self.failed = exc
+            self._queue.clear()
+            self._on_fatal(exc)
+
+    # --- a full disk
+
+    def _filled(self, exc: DiskFullError) -> None:
+        """A write failed for lack of space: say so once, and try it again later."""
+        if self.full is None:
+            self.full_since = time.time()
+            log.error(
+                "DISK FULL: %s; writes are refused on this node until space returns "
+                "(trying again every %.0f ms at most)",
+                exc.reason,
+                RETRY_MAX * 1000,
+            )
+            self.full = exc
+            if self._on_full is not None:
+                self._on_full(exc)
+        self.full = exc
+        if self._closing:
+            return
+        delay = self._backoff
+        self._backoff = min(RETRY_MAX, delay * 2)
+        self._retry = asyncio.get_running_loop().call_later(delay, self._try_again)
+
+    def _try_again(self) -> None:
+        self._retry = None
+        if not self._busy and not self._closing and self._queue and self.failed is None:
+            self._kick()
+
+    def _space_back(self) -> None:
+        log.warning(
+            "disk space is back after %.1f s: writes resume on this node",
+            time.time() - self.full_since,
+        )
+        self.full = None
+        self._backoff = RETRY_FIRST
+        if self._on_full is not None:
+            self._on_full(None)
+
     def _write(self, rd: Ready, sync: bool) -> None:
-        for chunk in rd.snapshot_chunks:
-            if chunk.offset == 0 or self._incoming is None:
-                if self._incoming is not None:
-                    self._incoming.abort()
-                self._incoming = self.snapshots.incoming(chunk.meta)
-            self._incoming.write(chunk.offset, chunk.data)
+        """Write one Ready; after a :class:`DiskFullError`, a call again resumes where it stopped."""
+        chunks = rd.snapshot_chunks
+        while self._chunks_done < len(chunks):
+            self._receive(chunks[self._chunks_done])
+            self._chunks_done += 1
         if rd.install_snapshot is not None:
-            incoming = self._incoming
-            if incoming is None:
-                raise RuntimeError("snapshot install without an incoming snapshot")
-            self._incoming = None
-            meta = incoming.finish()
+            meta = self._finished
+            if meta is None:
+                incoming = self._incoming
+                if incoming is None:
+                    raise RuntimeError("snapshot install without an incoming snapshot")
+                self._incoming = None
+                meta = self._finished = incoming.finish()
             self.store.reset(meta.index, meta.term)
         if rd.hard_state is not None or rd.entries:
             if sync and self.on_fsync is not None:
@@ -167,6 +300,20 @@ class LogWriter:
             else:
                 self.store.save(rd.hard_state, rd.entries, sync)
             self._dirty = not sync
+        self._chunks_done = 0
+        self._finished = None
+
+    def _receive(self, chunk: SnapChunk) -> None:
+        if chunk.offset == 0 or self._incoming is None:
+            if self._incoming is not None:
+                self._incoming.abort()
+            self._incoming = self.snapshots.incoming(chunk.meta)
+        try:
+            self._incoming.write(chunk.offset, chunk.data)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(str(self.snapshots.directory), exc) from exc
+            raise
 
     def _sync(self) -> None:
         """fsync the log; timed only when someone listens (two clock reads per fsync)."""
@@ -201,8 +348,12 @@ class LogWriter:
             start = time.monotonic()
             try:
                 await loop.run_in_executor(None, self._sync)
+            except DiskFullError as exc:
+                self._dirty = True  # the next second tries again
+                log.warning("background fsync: %s", exc)
+                continue
             except Exception as exc:
-                self._on_fatal(exc)
+                self._fail(exc)
                 return
             took = time.monotonic() - start
             if took > 1.0:

@@ -134,6 +134,9 @@ class Proposer:
         self.last_proposed = 0
         self.proposals = 0
         """Entries proposed (for RAFTSTATS)."""
+        self.refused: BaseException | None = None
+        """Set while this node may not append (its disk is full): the turn's writes are
+        answered with it, unless a leadership transfer holds them for the next leader."""
 
     # --- writes
 
@@ -174,7 +177,12 @@ class Proposer:
             self._wake()
 
     def may_propose(self) -> bool:
-        """Adaptive batching: hold new writes while earlier batches are uncommitted."""
+        """Adaptive batching: hold new writes while earlier batches are uncommitted.
+
+        A refusal is answered at once, whatever is in flight.
+        """
+        if self.refused is not None:
+            return True
         return self.core.commit_index + self.options.max_inflight_batches > self.last_proposed
 
     def flush(self) -> None:
@@ -186,6 +194,9 @@ class Proposer:
         core = self.core
         if core.role != _LEADER:
             self.fail_batch(Redirect(core.leader))
+            return
+        if self.refused is not None and not core.lead_transferee:
+            self.fail_batch(self.refused)
             return
         stamp = self.stamps.next()
         parts = self._parts(cmds, self.waiters) if cmds else []
@@ -266,6 +277,8 @@ class Proposer:
         core = self.core
         if core.role != _LEADER:
             raise Redirect(core.leader)
+        if self.refused is not None:
+            raise self.refused
         index = core.change_membership(change, node)
         self.pending[index] = Proposal(
             core.term, time.monotonic() + self.options.write_timeout, None, on_done

@@ -46,7 +46,7 @@ from typing import Any, Final, cast
 import hiredis
 
 from redraft.errors import error_text
-from redraft.machine import NULL_ARRAY, OK, Status
+from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status
 
 _cresp: Any = None
 if not os.environ.get("REDRAFT_PURE_PYTHON"):
@@ -869,6 +869,8 @@ def encode_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
     ``int`` -> integer; ``float`` -> bulk of :func:`format_float`;
     ``list`` / ``tuple`` / ``set`` / ``frozenset`` -> array; ``dict`` -> flat
     array of key, value pairs; :class:`~redraft.machine.Status` -> ``+text``;
+    :class:`~redraft.machine.Double` -> bulk of its text;
+    :class:`~redraft.machine.Pairs` -> flat array of its halves;
     :class:`ErrorReply` -> ``-text``; an exception -> ``-`` +
     :func:`redraft.errors.error_text` (``cmd_name`` names the command for
     it).  Containers are encoded recursively.  Anything else raises
@@ -913,7 +915,9 @@ def encode_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
 
 
 def _encode_other(buf: bytearray, value: Any, cmd_name: str) -> None:
-    if isinstance(value, bool):
+    if isinstance(value, Double | Pairs):
+        _encode_double_or_pairs(buf, value, cmd_name)
+    elif isinstance(value, bool):
         buf += b":1\r\n" if value else b":0\r\n"
     elif isinstance(value, int):
         buf += b":%d\r\n" % value
@@ -947,6 +951,27 @@ def _encode_other(buf: bytearray, value: Any, cmd_name: str) -> None:
         raise TypeError(f"cannot encode {type(value).__name__} as a RESP reply")
 
 
+def _encode_double_or_pairs(buf: bytearray, value: Double | Pairs, cmd_name: str) -> None:
+    """RESP2's forms: a bulk string of a :class:`~redraft.machine.Double`'s text, and one
+    flat array of a :class:`~redraft.machine.Pairs`' halves."""
+    if isinstance(value, Double):
+        text = value.text
+        buf += b"$%d\r\n%b\r\n" % (len(text), text)
+        return
+    pairs = value.pairs
+    buf += _header(b"*", _ARRAY_HEADERS, 2 * len(pairs))
+    for first, second in pairs:
+        if type(first) is bytes and len(first) < _INLINE_BULK:
+            buf += b"$%d\r\n%b\r\n" % (len(first), first)
+        else:
+            encode_into(buf, first, cmd_name)
+        if type(second) is Double:
+            text = second.text
+            buf += b"$%d\r\n%b\r\n" % (len(text), text)
+        else:
+            encode_into(buf, second, cmd_name)
+
+
 def _encode_py(value: Any, cmd_name: str = "") -> bytes:
     """The RESP2 encoding of one reply value (see :func:`encode_into`)."""
     t = type(value)
@@ -970,9 +995,11 @@ NULL3: Final = b"_\r\n"
 def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
     """Append the RESP3 encoding of ``value`` to ``buf`` (after ``HELLO 3``).
 
-    As :func:`encode_into`, except: ``None`` -> ``_`` (null), ``float`` ->
-    ``,`` (double), ``dict`` -> ``%`` (map), ``set`` / ``frozenset`` -> ``~``
-    (set).  ``bool`` stays an integer, as redraft documents for both protocols.
+    As :func:`encode_into`, except: ``None`` -> ``_`` (null), ``float`` and
+    :class:`~redraft.machine.Double` -> ``,`` (double), ``dict`` -> ``%``
+    (map), ``set`` / ``frozenset`` -> ``~`` (set), :class:`~redraft.machine.Pairs`
+    -> an array of two-element arrays.  ``bool`` stays an integer, as redraft
+    documents for both protocols.
     """
     t = type(value)
     if t is bytes or t is int or t is Status or t is ErrorReply or t is str:
@@ -983,6 +1010,10 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
         buf += _header(b"*", _ARRAY_HEADERS, len(value))
         for item in value:
             encode3_into(buf, item, cmd_name)
+    elif isinstance(value, Double):
+        buf += b",%b\r\n" % value.text
+    elif isinstance(value, Pairs):
+        _encode_pairs3(buf, value.pairs, cmd_name)
     elif isinstance(value, bool | int):
         encode_into(buf, value, cmd_name)
     elif isinstance(value, float):
@@ -1002,6 +1033,21 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
             encode3_into(buf, item, cmd_name)
     else:
         encode_into(buf, value, cmd_name)
+
+
+def _encode_pairs3(buf: bytearray, pairs: list[tuple[Any, Any]], cmd_name: str) -> None:
+    """RESP3's form of :class:`~redraft.machine.Pairs`: an array of two-element arrays."""
+    buf += _header(b"*", _ARRAY_HEADERS, len(pairs))
+    for first, second in pairs:
+        buf += b"*2\r\n"
+        if type(first) is bytes and len(first) < _INLINE_BULK:
+            buf += b"$%d\r\n%b\r\n" % (len(first), first)
+        else:
+            encode3_into(buf, first, cmd_name)
+        if type(second) is Double:
+            buf += b",%b\r\n" % second.text
+        else:
+            encode3_into(buf, second, cmd_name)
 
 
 def encode_push(items: Sequence[Any]) -> bytes:

@@ -24,12 +24,15 @@ from redraft.options import Options
 from redraft.persist import LogWriter
 from redraft.raft.core import RaftCore
 from redraft.raft.types import Message, SnapshotMeta
-from redraft.storage.base import LogStore
+from redraft.storage.base import LogStore, is_disk_full
 from redraft.storage.snapshots import SnapshotPayload, SnapshotStore
 
 log = logging.getLogger("redraft")
 
 Done = Callable[[BaseException | None], None]
+
+SNAPSHOT_RETRY = 10.0
+"""Seconds before another automatic snapshot after one failed for lack of space."""
 
 
 class Snapshotter:
@@ -56,6 +59,8 @@ class Snapshotter:
         self.disabled = False
         """The machine raised ErrDisabled: the log is never compacted."""
         self._taking: asyncio.Future[SnapshotMeta | None] | None = None
+        self._retry_at = 0.0
+        """After a snapshot failed for lack of space: no automatic one before this (monotonic)."""
         self._pinned: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -71,8 +76,14 @@ class Snapshotter:
         )
 
     def maybe(self) -> None:
-        """Start a snapshot in the background if one is due and none is being taken."""
+        """Start a snapshot in the background if one is due and none is being taken.
+
+        Not while the log writer waits for disk space, nor for a while after a
+        snapshot failed for lack of it: the file would not fit either.
+        """
         if self.disabled or self._taking is not None or not self.due():
+            return
+        if self.writer.full is not None or (self._retry_at and time.monotonic() < self._retry_at):
             return
         self._start()
 
@@ -97,9 +108,18 @@ class Snapshotter:
             if not fut.done():
                 fut.set_exception(exc)
             fut.exception()  # mark retrieved: a failed background snapshot is logged below
-            if not isinstance(exc, ErrDisabled):
+            if is_disk_full(exc):
+                self._retry_at = time.monotonic() + SNAPSHOT_RETRY
+                log.error(
+                    "snapshot abandoned, the disk is full (%s); the previous one stays, "
+                    "trying again in %.0f s",
+                    exc,
+                    SNAPSHOT_RETRY,
+                )
+            elif not isinstance(exc, ErrDisabled):
                 log.error("snapshot failed: %s", exc, exc_info=exc)
             return
+        self._retry_at = 0.0
         self._taking = None
         if not fut.done():
             fut.set_result(meta)

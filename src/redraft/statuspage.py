@@ -91,6 +91,11 @@ def status(node: Watched, applied: Sequence[tuple[float, int]] = ()) -> dict[str
             if t1 > t0
         ],
         "members": members,
+        "disk_full": (
+            {"error": stats["disk_full_error"], "since": stats["disk_full_since"]}
+            if stats["disk_full"]
+            else None
+        ),
         "time": time.time(),
         "started": node.started,
         "version": VERSION,
@@ -219,6 +224,10 @@ tr:last-child td { border-bottom: 0; }
 svg { width: 100%; height: 90px; margin-top: 10px; display: block; }
 footer { color: var(--mute); font-size: 12px; margin-top: 16px; }
 a { color: #2563eb; }
+#alarm { display: none; background: #fef2f2; border: 1px solid #fca5a5; color: #991b1b;
+  border-radius: 10px; padding: 12px 16px; margin-bottom: 12px; font-weight: 600; }
+#alarm.on { display: block; }
+#alarm .mono { font-weight: 400; font-size: 12.5px; display: block; margin-top: 4px; }
 </style>
 </head>
 <body>
@@ -229,6 +238,7 @@ a { color: #2563eb; }
   <span id="conn">connecting&hellip;</span>
 </header>
 <main>
+  <div id="alarm" role="alert"></div>
   <section class="cards">
     <div class="card wide"><div class="k">Leader</div><div class="v mono" id="leader">&mdash;</div></div>
     <div class="card"><div class="k">Term</div><div class="v" id="term">&mdash;</div></div>
@@ -337,6 +347,19 @@ function render(s) {
   role.textContent = s.role;
   role.className = "badge " + s.role;
   $("leader").textContent = s.leader || "none known";
+  const alarm = $("alarm");
+  if (s.disk_full) {
+    const since = new Date(s.disk_full.since * 1000).toLocaleTimeString();
+    alarm.textContent = "Disk full since " + since +
+      ": this node takes no new log entries and refuses writes until space returns.";
+    const why = document.createElement("span");
+    why.className = "mono";
+    why.textContent = s.disk_full.error;
+    alarm.append(why);
+    alarm.className = "on";
+  } else {
+    alarm.className = "";
+  }
   $("term").textContent = num(s.term);
   $("commit").textContent = num(s.commit_index);
   $("applied").textContent = num(s.applied_index);

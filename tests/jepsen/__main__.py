@@ -5,6 +5,7 @@ Examples::
     python -m tests.jepsen --nemesis all --time 60
     python -m tests.jepsen --nemesis partition-leader --nodes 5 --time 300 --seed 42
     python -m tests.jepsen --nemesis pause --consistency medium --durability medium
+    python -m tests.jepsen --nemesis disk --time 30    # as root: fills tmpfs volumes
 
 Each run prints a report (seed, counts, the nemesis schedule, and on failure
 the smallest failing key history and the node log tails); the directory of a
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from tests import tmpfs
 
 from .nemesis import NEMESES, Membership
 from .runner import RunConfig, run
@@ -73,6 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         help="threads moving money between accounts with MULTI/EXEC (total checked)",
     )
     p.add_argument(
+        "--types-clients",
+        type=int,
+        default=2,
+        help="threads working on lists, hashes and sorted sets (their invariants checked)",
+    )
+    p.add_argument(
+        "--volume-size",
+        type=int,
+        default=64,
+        help="MiB of the tmpfs each node's data dir is on, for the disk nemesis "
+        "(and mixed, as root)",
+    )
+    p.add_argument(
         "--no-sessions",
         action="store_true",
         help="those clients retry without client sessions (shows the double applies)",
@@ -82,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in NEMESES:
             p.error(f"unknown nemesis {name!r}")
+    if ns.nemesis == "all" and (reason := tmpfs.unavailable()) is not None:
+        names.remove("disk")
+        print(f"skipping the disk nemesis: {reason}", file=sys.stderr)
     failed = 0
     total_ops = 0
     total_faults = 0
@@ -109,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                     extra_flags=ns.flag,
                     exact_clients=ns.exact_clients,
                     bank_clients=ns.bank_clients,
+                    types_clients=ns.types_clients,
                     exactly_once=not ns.no_sessions,
+                    volume_size=ns.volume_size << 20,
                 )
             )
             print(result.report, flush=True)

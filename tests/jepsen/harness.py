@@ -7,6 +7,8 @@ peer traffic through the per-link proxies of :mod:`tests.jepsen.proxy`
 every live node directly.  It kills (SIGKILL), pauses (SIGSTOP/SIGCONT),
 restarts from the same data dir, removes and re-adds nodes, and waits for the
 cluster to settle.  Only processes it started are ever signalled, by pid.
+Asked for volumes (``volume_size``), it mounts each node's data dir on a
+tmpfs of its own (:mod:`tests.tmpfs`), which the disk nemesis fills and frees.
 
 :class:`Client` threads run the workload: GET/SET/DEL on a few register keys
 and INCR on a counter, each op recorded in a :class:`~tests.jepsen.history.History`
@@ -19,9 +21,11 @@ import contextlib
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +35,11 @@ import redis
 
 from redraft.dedup import ClientSessions
 from redraft.examples.clone import Clone
+from redraft.examples.clone.zset import ZSet
 from redraft.snapshotting import restore_payload
 from redraft.storage.snapshots import SnapshotStore
 from redraft.testing import NodeProcess, free_ports, node_command, wait_for
+from tests import tmpfs
 from tests.cluster import NO_RETRY
 
 from .history import History, Kind, Outcome
@@ -44,6 +50,7 @@ __all__ = [
     "JCluster",
     "JNode",
     "MachineState",
+    "Plain",
     "Wire",
     "Workload",
     "call",
@@ -145,6 +152,9 @@ def classify_error(message: str) -> tuple[Outcome, str]:
         return Outcome.FAIL, ""
     if message.startswith("leadership changed before the command committed"):
         return Outcome.FAIL, ""
+    if message.startswith("MISCONF "):
+        # A full disk on a leader with no one to hand over to: refused before proposing.
+        return Outcome.FAIL, ""
     return Outcome.UNKNOWN, ""
 
 
@@ -168,6 +178,10 @@ class JNode(NodeProcess):
         """The removal's outcome is unknown: ask the leader before wiping anything."""
         self.starts = 0
         self.crashes: list[str] = []
+        self.volume: tmpfs.Volume | None = None
+        """The tmpfs the data dir is mounted on, when the cluster has volumes."""
+        self.disk_filled = False
+        """The volume is filled up (by the disk nemesis) and not freed yet."""
         # Set while the harness itself stops the process, so its exit is no crash.
         self._expected_exit = True
         self._crash_noted = False
@@ -242,9 +256,42 @@ class JNode(NodeProcess):
         self.paused = False
 
     def wipe(self) -> None:
-        """Delete the data dir (the process must not be running)."""
+        """Delete the data dir (the process must not be running).
+
+        On a volume, only what the node wrote goes: the mount stays, and so
+        does the filler while the disk nemesis holds the volume full.
+        """
         assert not self.alive
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.volume is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        for entry in list(self.dir.iterdir()):
+            if entry.name == tmpfs.FILLER:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+    def fill_disk(self) -> int:
+        """Use up all the space of the node's volume; the bytes the filler took."""
+        assert self.volume is not None, f"{self.name} has no volume to fill"
+        self.disk_filled = True
+        return self.volume.fill()
+
+    def top_up_disk(self) -> int:
+        """Fill again whatever space the node freed meanwhile (if its volume is held full)."""
+        if self.volume is None or not self.disk_filled:
+            return 0
+        return self.volume.fill()
+
+    def free_disk(self) -> bool:
+        """Delete the filler: the space returns; False if the volume was not filled."""
+        if self.volume is None or not self.disk_filled:
+            return False
+        self.volume.free()
+        self.disk_filled = False
+        return True
 
     def exit_status(self) -> int | None:
         """The exit code if the process ended, else None."""
@@ -274,6 +321,28 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+Plain = tuple[str, Any]
+"""A value of a type other than string, comparable across nodes: ``(TYPE's name, payload)``.
+
+The payload is a tuple of elements for a list (head first), a dict for a hash,
+a frozenset for a set and a tuple of ``(member, score)`` pairs for a sorted
+set (lowest first).
+"""
+
+
+def plain(value: Any) -> Plain:
+    """The :data:`Plain` form of one of the clone's container values."""
+    if type(value) is deque:
+        return ("list", tuple(value))
+    if type(value) is dict:
+        return ("hash", dict(value))
+    if type(value) is set:
+        return ("set", frozenset(value))
+    if type(value) is ZSet:
+        return ("zset", tuple(value))
+    raise TypeError(f"no plain form for a {type(value).__name__}")
+
+
 @dataclass
 class MachineState:
     """A node's machine state, read back from a snapshot file it wrote."""
@@ -283,6 +352,8 @@ class MachineState:
     term: int
     data: dict[bytes, bytes]
     expires: dict[bytes, int]
+    objects: dict[bytes, Plain] = field(default_factory=dict)
+    """The keys of every other type (lists, hashes, sets, sorted sets), in plain form."""
 
 
 class JCluster:
@@ -296,12 +367,18 @@ class JCluster:
         consistency: str = "high",
         durability: str = "high",
         extra_flags: list[str] | None = None,
+        volume_size: int | None = None,
     ) -> None:
         self.base = base
         self.base.mkdir(parents=True, exist_ok=True)
         self.consistency = consistency
         self.durability = durability
         self.extra_flags = extra_flags or []
+        self.volume_size = volume_size
+        """Bytes of the tmpfs each node's data dir is mounted on (None: no volumes; see
+        :mod:`tests.tmpfs`, which needs root); mounted by :meth:`start`, gone after :meth:`stop`."""
+        self._mounts = contextlib.ExitStack()
+        self.unmount_errors: list[str] = []
         self.net = ProxyNet()
         self.nodes = [JNode(self, i + 1, p) for i, p in enumerate(free_ports(size))]
         for a in self.nodes:
@@ -312,8 +389,15 @@ class JCluster:
 
     # ----------------------------------------------------------- lifecycle
 
+    @property
+    def volumes(self) -> bool:
+        """Whether each node's data dir is on a volume of its own (that the disk nemesis fills)."""
+        return self.volume_size is not None
+
     def start(self, timeout: float = 30.0) -> None:
         """Bootstrap the first node, join the others, wait until all are voters."""
+        if self.volume_size is not None:
+            self._mount_volumes(self.volume_size)
         first = self.nodes[0]
         first.start()
         self.wait_for(lambda: self.leader() is first, timeout, "the first node to lead")
@@ -325,12 +409,56 @@ class JCluster:
             "every node to become a voter",
         )
 
-    def stop(self) -> None:
-        """Stop every process and proxy."""
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop every process and proxy, then unmount the volumes.
+
+        ``keep_data``: copy what the nodes wrote on their volumes to their data
+        dirs on the base directory, for a failed run's artifacts.  Never
+        raises for an unmount: problems are kept in :attr:`unmount_errors`.
+        """
         for n in self.nodes:
             with contextlib.suppress(Exception):
                 n.stop()
         self.net.close()
+        self._unmount_volumes(keep_data)
+
+    def _mount_volumes(self, size: int) -> None:
+        for n in self.nodes:
+            if n.volume is not None:
+                continue
+            try:
+                n.volume = self._mounts.enter_context(tmpfs.volume(n.dir, size))
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = getattr(exc, "stderr", b"") or b""
+                raise RuntimeError(
+                    f"cannot mount a tmpfs on {n.dir}: {exc!r} {detail.decode(errors='replace')}"
+                ) from exc
+
+    def _unmount_volumes(self, keep_data: bool) -> None:
+        saved: dict[JNode, Path] = {}
+        for n in self.nodes:
+            if n.volume is None:
+                continue
+            if keep_data:
+                copy = self.base / f"{n.name}.saved"
+                try:
+                    shutil.copytree(n.dir, copy, ignore=shutil.ignore_patterns(tmpfs.FILLER))
+                    saved[n] = copy
+                except OSError as exc:
+                    self.unmount_errors.append(f"could not save {n.name}'s data dir: {exc!r}")
+            n.volume = None
+            n.disk_filled = False
+        try:
+            self._mounts.close()
+        except Exception as exc:
+            self.unmount_errors.append(f"unmount failed: {exc!r}")
+        for n, copy in saved.items():
+            try:
+                for entry in copy.iterdir():
+                    shutil.move(entry, n.dir / entry.name)
+                copy.rmdir()
+            except OSError as exc:
+                self.unmount_errors.append(f"{n.name}'s data dir is left in {copy}: {exc!r}")
 
     @staticmethod
     def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -438,11 +566,14 @@ class JCluster:
     # --------------------------------------------------------------- healing
 
     def heal_all(self, wipe: bool = True) -> list[str]:
-        """Undo every fault: resume, reconnect, restart and re-add; returns what was done.
+        """Undo every fault: free disks, resume, reconnect, restart and re-add; returns what was done.
 
         ``wipe`` says how removed nodes come back (see :meth:`rejoin`).
         """
         done: list[str] = []
+        for n in self.nodes:
+            if n.free_disk():
+                done.append(f"free {n.name}'s disk")
         for n in self.nodes:
             if n.resume():
                 done.append(f"resume {n.name}")
@@ -558,6 +689,22 @@ class JCluster:
             states.append(_read_latest_snapshot(n))
         return states
 
+    def digests(self, timeout: float = 5.0) -> list[tuple[str, int, bytes]]:
+        """RAFTDIGEST of every node: (name, applied index, SHA-256 of its machine's snapshot).
+
+        Asked again (for up to ``timeout`` seconds) until every node answers
+        the same applied index, so the digests compare like with like.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            got = []
+            for n in self.nodes:
+                index, digest = n.call("RAFTDIGEST", timeout=10.0)
+                got.append((n.name, int(index), bytes(digest)))
+            if len({index for _, index, _ in got}) == 1 or time.monotonic() > deadline:
+                return got
+            time.sleep(0.2)
+
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(
             f"--- {n.name} {n.id} (pid {n.pid}) ---\n{n.log_tail(lines)}" for n in self.nodes
@@ -588,6 +735,7 @@ def _read_latest_snapshot(node: JNode) -> MachineState:
             term=meta.term,
             data=dict(machine._data),
             expires=dict(machine._expires),
+            objects={key: plain(value) for key, value in machine._objects.items()},
         )
 
 
@@ -631,6 +779,8 @@ class ClientStats:
     redirects: int = 0
     no_leader: int = 0
     connect_errors: int = 0
+    disk_full: int = 0
+    """Writes refused with -MISCONF (a full disk on a leader with no one to hand over to)."""
     other_errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -762,7 +912,8 @@ class Client(threading.Thread):
             time.sleep(self.rng.uniform(0.03, 0.1))
 
     def _record(self, handle: int, kind: Kind, reply: Any) -> str | None:
-        """Record one reply; returns the leader a -TRY named, "" if none is known, else None."""
+        """Record one reply; returns the leader a -TRY named, "" if none is known (or the
+        leader refuses writes for a full disk), else None."""
         if not isinstance(reply, redis.ResponseError):
             self.history.ok(handle, reply)
             self.stats.ok += 1
@@ -778,6 +929,10 @@ class Client(threading.Thread):
             return None
         self.history.fail(handle)
         self.stats.fail += 1
+        if message.startswith("MISCONF "):
+            # The leader's disk is full: back off and try again (elsewhere), as with no leader.
+            self.stats.disk_full += 1
+            return ""
         if leader or message == "leader not known":
             return leader
         return None

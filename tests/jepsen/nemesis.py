@@ -15,8 +15,12 @@ direction only), ``membership`` (RAFTREMOVEPEER a node, often while another
 fault is active, or kill it, remove it and bring it back empty at once; a
 removed node restarts empty and rejoins with ``--join``), ``snapshots``
 (RAFTSNAPSHOT on random nodes all along, plus kills, pauses and partitions so
-that lagging followers need the snapshot) and ``mixed`` (any of these, often
-two at once).
+that lagging followers need the snapshot), ``disk`` (fill the volume a node's
+data dir is on: the leader's, a follower's, a majority's or every node's at
+once, as a cluster's disks fill together; keep it full under the workload,
+then free it; needs the cluster's volumes, see :mod:`tests.tmpfs`) and
+``mixed`` (any of these, often two at once; ``disk`` only when the cluster
+has volumes).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .proxy import Link, Mode
 
 __all__ = [
     "NEMESES",
+    "DiskTally",
     "Event",
     "Fault",
     "Nemesis",
@@ -92,6 +97,32 @@ class Fault:
 
 
 @dataclass
+class DiskTally:
+    """What the disk nemesis did and what the nodes made of it (for the run's report)."""
+
+    fills: int = 0
+    """Volumes filled."""
+    noticed: int = 0
+    """Of those, the ones whose node reported ``disk_full`` (or counted a new fill) before the free."""
+    cleared: list[float] = field(default_factory=list)
+    """Seconds from a free to the node's ``disk_full`` back at 0, for each one seen to clear."""
+    silent: int = 0
+    """Frees where the node, up and not paused, did not answer RAFTSTATS (in a second)."""
+    slow: int = 0
+    """Frees after which the node still reported ``disk_full`` when the heal stopped waiting."""
+
+    def summary(self) -> str:
+        worst = f", the slowest in {max(self.cleared):.1f}s" if self.cleared else ""
+        text = (
+            f"disks: {self.fills} filled, {self.noticed} of them noticed by their node; "
+            f"{len(self.cleared)} seen writing again after the free{worst}"
+        )
+        if self.silent or self.slow:
+            text += f"; {self.silent} did not answer at the free, {self.slow} slow to clear"
+        return text
+
+
+@dataclass
 class Context:
     """What every nemesis works with."""
 
@@ -102,6 +133,7 @@ class Context:
     membership_variants: tuple[str, ...] = ()
     """Restrict the membership nemesis to these variants (all of them if empty)."""
     snapshots_taken: list[int] = field(default_factory=lambda: [0])
+    disks: DiskTally = field(default_factory=DiskTally)
 
     def up_nodes(self) -> list[JNode]:
         return [n for n in self.cluster.nodes if n.up and not n.removed]
@@ -545,6 +577,120 @@ def _rejoin(ctx: Context, victim: JNode, wipe: bool) -> str:
     return f"{victim.name} rejoined {'empty' if wipe else 'with its old data dir'}"
 
 
+# ------------------------------------------------------------------- disks
+
+
+def _disk_stats(node: JNode) -> tuple[int, int] | None:
+    """The node's ``disk_full`` and ``disk_full_count``, or None if it does not answer now."""
+    if not node.up:
+        return None
+    try:
+        st = node.stats()
+        return int(st["disk_full"]), int(st["disk_full_count"])
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
+
+
+class DiskFill(Nemesis):
+    """Fill the volumes of nodes' data dirs; free them on heal.
+
+    The victims: the leader, a follower, a majority, or every node at once
+    (the disks of a cluster fill together).  A filled volume is topped up all
+    along (what the node frees, deleting an old snapshot say, is taken
+    again), so it stays full for the fault's duration, under the workload.
+    On heal the filler goes, and the heal waits a little for each node to
+    report ``disk_full`` back at 0 (the final check insists on it).
+    """
+
+    name = "disk"
+    TARGETS = (("leader", 0.35), ("follower", 0.3), ("majority", 0.25), ("all", 0.1))
+    HOLD = (1.5, 5.0)
+    """Seconds a fill lasts: long enough for a handover, and for clients to meet -MISCONF."""
+    CLEAR_WAIT = 5.0
+
+    def inject(self, ctx: Context) -> Fault | None:
+        c = ctx.cluster
+        if not c.volumes:
+            return None
+        nodes = [n for n in c.nodes if not n.removed and n.volume is not None]
+        free = [n for n in nodes if not n.disk_filled]
+        if not free:
+            return None
+        rng = ctx.rng
+        leader = c.leader()
+        target = rng.choices([t for t, _ in self.TARGETS], [w for _, w in self.TARGETS])[0]
+        if target == "leader":
+            victims = [leader if leader in free else rng.choice(free)]
+        elif target == "follower":
+            victims = [rng.choice([n for n in free if n is not leader] or free)]
+        elif target == "majority":
+            victims = rng.sample(free, min(len(c.nodes) // 2 + 1, len(free)))
+        else:
+            victims = free
+        before = {v.name: _disk_stats(v) for v in victims}
+        written = sum(v.fill_disk() for v in victims)
+        ctx.disks.fills += len(victims)
+        role = " (incl. the leader)" if leader is not None and leader in victims else ""
+        what = f"fill the disk of {_names(victims)}{role} [{target}, {written >> 20} MiB]"
+
+        def heal() -> str:
+            return _free_disks(ctx, victims, before, self.CLEAR_WAIT)
+
+        return Fault(self.name, what, heal, parts=len(victims), duration=rng.uniform(*self.HOLD))
+
+    def background(self, ctx: Context) -> None:
+        _top_up_disks(ctx)
+
+
+def _top_up_disks(ctx: Context) -> None:
+    for n in ctx.cluster.nodes:
+        n.top_up_disk()
+
+
+def _free_disks(
+    ctx: Context, victims: list[JNode], before: dict[str, tuple[int, int] | None], wait: float
+) -> str:
+    """Free the victims' volumes; what each node made of the fill and how soon it wrote again."""
+    notes = []
+    full = []
+    for v in victims:
+        now = _disk_stats(v)
+        was = before.get(v.name)
+        if now is not None and (now[0] or (was is not None and now[1] > was[1])):
+            ctx.disks.noticed += 1
+            notes.append(f"{v.name} disk_full={now[0]} (count {now[1]})")
+            if now[0]:
+                full.append(v)
+        elif now is None:
+            if v.up:
+                ctx.disks.silent += 1
+            notes.append(f"{v.name} did not answer")
+        else:
+            notes.append(f"{v.name} never noticed")
+    freed = [v for v in victims if v.free_disk()]
+    began = time.monotonic()
+    pending = [v for v in full if v in freed and v.up]
+    cleared = []
+    while pending and time.monotonic() - began < wait:
+        for v in list(pending):
+            st = _disk_stats(v)
+            if st is not None and st[0] == 0:
+                took = time.monotonic() - began
+                ctx.disks.cleared.append(took)
+                cleared.append(f"{v.name} in {took:.1f}s")
+                pending.remove(v)
+        if pending:
+            time.sleep(0.1)
+    text = f"freed {_names(freed)} ({'; '.join(notes)})"
+    if cleared:
+        text += "; writing again: " + ", ".join(cleared)
+    if pending:
+        # Not an error here (another fault may hold the node); the final check insists.
+        ctx.disks.slow += len(pending)
+        text += f"; still disk_full after {wait:.0f}s: {_names(pending)}"
+    return text
+
+
 # -------------------------------------------------------------- snapshots
 
 
@@ -581,7 +727,10 @@ class Snapshots(Nemesis):
 
 
 class Mixed(Nemesis):
-    """Any nemesis, often two overlapping; snapshots are forced all along."""
+    """Any nemesis, often two overlapping; snapshots are forced all along.
+
+    ``disk`` is among them when the cluster has volumes (see :class:`DiskFill`).
+    """
 
     name = "mixed"
     BASE = (
@@ -600,13 +749,15 @@ class Mixed(Nemesis):
         self._snapshots = Snapshots()
 
     def inject(self, ctx: Context) -> Fault | None:
-        first_name = ctx.rng.choice(self.BASE)
+        # Disks are filled only where the cluster has volumes to fill.
+        names = self.BASE + (("disk",) if ctx.cluster.volumes else ())
+        first_name = ctx.rng.choice(names)
         first = make_nemesis(first_name).inject(ctx)
         if first is None or ctx.rng.random() < 0.5:
             return first
         ctx.recorder.add("start", first.nemesis, f"{first.description} (first of two)")
         time.sleep(ctx.rng.uniform(0.2, 1.5))
-        second = make_nemesis(ctx.rng.choice(self.BASE)).inject(ctx)
+        second = make_nemesis(ctx.rng.choice(names)).inject(ctx)
         if second is None:
             return first
         a, b = first, second
@@ -625,6 +776,7 @@ class Mixed(Nemesis):
 
     def background(self, ctx: Context) -> None:
         self._snapshots.background(ctx)
+        _top_up_disks(ctx)
 
 
 NEMESES: dict[str, Callable[[], Nemesis]] = {
@@ -638,6 +790,7 @@ NEMESES: dict[str, Callable[[], Nemesis]] = {
     "partition-oneway": lambda: Partition("oneway"),
     "membership": Membership,
     "snapshots": Snapshots,
+    "disk": DiskFill,
     "mixed": Mixed,
 }
 """Every nemesis by name."""
@@ -721,8 +874,10 @@ class Schedule(threading.Thread):
     def watch(self) -> None:
         """Record and restart nodes that exited without the harness stopping them."""
         for n in self.ctx.cluster.crashed():
+            # A full disk stops writes on a node, not the node: exiting then is a crash too.
+            full = " while its disk was full" if n.disk_filled else ""
             self.ctx.recorder.add(
-                "crash", "-", f"{n.name} exited on its own ({n.crashes[-1]}); restarting it"
+                "crash", "-", f"{n.name} exited on its own{full} ({n.crashes[-1]}); restarting it"
             )
             if not n.removed:
                 self._guard("restart", n.start)

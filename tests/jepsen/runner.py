@@ -21,11 +21,22 @@ The checks, after every fault is healed and the cluster has settled:
   the total, in every snapshot read taken in a transaction and in the final
   balances, and each final balance is one the transfers' outcomes allow
   (see :mod:`tests.jepsen.bank`).
+* **Data types**: lists, hashes and sorted sets worked on by their own
+  threads keep each family's invariants (no acknowledged push, field or
+  member lost, no value from nowhere, queue order, counters within their
+  increments; see :mod:`tests.jepsen.datatypes`).
 * **Replicas agree**: every node, once caught up (same applied index), holds
-  the same machine state, read back from a snapshot each node writes on
-  RAFTSNAPSHOT, and it matches the final reads.
+  the same machine state of every type, read back from a snapshot each node
+  writes on RAFTSNAPSHOT, and it matches the final reads (of the registers
+  and of the data types' keys); the nodes' RAFTDIGESTs (which cover the
+  WATCH log too) are equal.
 * **No crash**: no node exited on its own, every restart worked, and the
   cluster settled within the allowed time (liveness after healing).
+* **Full disks** (when the nodes' data dirs are on volumes: the ``disk``
+  nemesis, and ``mixed`` where tmpfs can be mounted): no node exited while
+  its disk was full (it must stop writing, not stop), and once the space is
+  back every node reports ``disk_full`` 0 within the settle time.  Writes a
+  leader refused with ``-MISCONF`` were never proposed: definite failures.
 
 On failure the report gives the seed, the nemesis schedule with times, the
 smallest failing key history and the tails of the node logs; the run's
@@ -51,9 +62,12 @@ from pathlib import Path
 
 import redis
 
+from tests import tmpfs
+
 from .bank import BankTransfers
+from .datatypes import DataTypes
 from .exact import ExactCounters
-from .harness import Client, JCluster, MachineState, Workload, call
+from .harness import Client, JCluster, MachineState, Plain, Workload, call
 from .history import History, Kind, Op, Outcome
 from .linearizability import (
     CheckResult,
@@ -62,7 +76,7 @@ from .linearizability import (
     check_final_value,
     check_history,
 )
-from .nemesis import Context, Event, Recorder, Schedule, make_nemesis
+from .nemesis import Context, DiskTally, Event, Recorder, Schedule, make_nemesis
 
 __all__ = ["FINAL_CLIENT", "RunConfig", "RunResult", "run"]
 
@@ -111,6 +125,13 @@ class RunConfig:
     """Threads moving money between accounts in transactions (see :mod:`tests.jepsen.bank`)."""
     bank_accounts: int = 5
     """Accounts of 100 each: their total must be conserved."""
+    types_clients: int = 2
+    """Threads working on lists, hashes and sorted sets (see :mod:`tests.jepsen.datatypes`)."""
+    volumes: bool | None = None
+    """Each node's data dir on a tmpfs of its own (needs root; see :mod:`tests.tmpfs`).
+    None: when the nemesis fills disks (``disk``, or ``mixed`` where tmpfs can be mounted)."""
+    volume_size: int = 64 << 20
+    """Bytes of each volume: room for a run's log and snapshots, many times over."""
 
 
 @dataclass
@@ -177,11 +198,14 @@ class _Session:
         self.clients: list[Client] = []
         self.exact: ExactCounters | None = None
         self.bank: BankTransfers | None = None
+        self.types: DataTypes | None = None
+        self.types_final: dict[bytes, Plain | None] = {}
         self.t0 = time.monotonic()
         self.wall0 = time.time()
         self.healed_at = math.inf
         self.final: dict[bytes, bytes | None] = {}
         self.snapshots = [0]
+        self.disks = DiskTally()
         self.tails = ""
 
     # -------------------------------------------------------------- phases
@@ -193,12 +217,16 @@ class _Session:
             f"consistency {c.consistency}, durability {c.durability}, dir {self.base}"
         )
         nemesis = make_nemesis(c.nemesis)
+        volumes = self._volumes()
+        if volumes is None:
+            return
         cluster = self.cluster = JCluster(
             self.base,
             c.nodes,
             consistency=c.consistency,
             durability=c.durability,
             extra_flags=c.extra_flags,
+            volume_size=c.volume_size if volumes else None,
         )
         try:
             cluster.start()
@@ -213,6 +241,7 @@ class _Session:
             membership_variants=c.membership_variants,
         )
         self.snapshots = ctx.snapshots_taken
+        self.disks = ctx.disks
         stop = threading.Event()
         self.clients = [
             Client(
@@ -236,6 +265,15 @@ class _Session:
         self.exact.start()
         if self.bank is not None:
             self.bank.start()
+        if c.types_clients > 0:
+            self.types = DataTypes(
+                [n.port for n in cluster.nodes],
+                c.types_clients,
+                stop,
+                seed=self.rng.randrange(2**63),
+                timeout=c.timeout,
+            )
+            self.types.start()
         self.schedule = Schedule(nemesis, ctx, c.fault_time, c.quiet_time)
         self.schedule.start()
         time.sleep(c.time)
@@ -255,8 +293,24 @@ class _Session:
         self.exact.join(timeout=15)
         if self.bank is not None:
             self.bank.join(timeout=15)
+        if self.types is not None:
+            self.types.join(timeout=15)
         self.schedule.watch()
         self._settle_and_check(cluster)
+
+    def _volumes(self) -> bool | None:
+        """Whether the nodes get volumes of their own (None, with a failure, if they must and cannot)."""
+        c = self.config
+        wanted = c.volumes
+        if wanted is None:
+            wanted = c.nemesis == "disk" or (c.nemesis == "mixed" and tmpfs.unavailable() is None)
+        if not wanted:
+            return False
+        reason = tmpfs.unavailable()
+        if reason is not None:
+            self.failures.append(f"the nodes' volumes cannot be mounted: {reason}")
+            return None
+        return True
 
     def _open_bank(self, cluster: JCluster, stop: threading.Event) -> bool:
         """Set the bank's balances before any fault (False, with a failure, if it could not)."""
@@ -287,6 +341,7 @@ class _Session:
             self.failures.append(f"liveness: {exc}")
             # What was recorded can still be checked, without the final reads.
             self._check_history()
+            self._check_types()
             return
         self.notes.append(
             f"settled {time.monotonic() - began:.1f}s after the clients stopped "
@@ -294,8 +349,11 @@ class _Session:
         )
         if self.schedule is not None:
             self.schedule.watch()
+        self._check_disks(cluster, began + c.settle_timeout)
         self._final_reads(cluster)
+        self._final_types_reads(cluster)
         self._check_history()
+        self._check_types()
         self._check_replicas(cluster)
         self._check_exact(cluster)
         self._check_bank(cluster)
@@ -323,7 +381,53 @@ class _Session:
                     break
                 time.sleep(0.1)
 
+    def _final_types_reads(self, cluster: JCluster) -> None:
+        if self.types is None:
+            return
+
+        def port() -> int:
+            leader = cluster.leader()
+            return leader.port if leader is not None else cluster.nodes[0].port
+
+        self.types_final, failures = self.types.read_final(port)
+        self.failures.extend(failures)
+
     # --------------------------------------------------------------- checks
+
+    def _check_disks(self, cluster: JCluster, deadline: float) -> None:
+        """With volumes: every node writing again (``disk_full`` 0) by the settle deadline."""
+        if not cluster.volumes:
+            return
+        deadline = max(deadline, time.monotonic() + 5.0)
+        full: dict[str, str] = {}
+        while True:
+            full = {}
+            for n in cluster.nodes:
+                try:
+                    st = n.stats()
+                except (redis.RedisError, OSError) as exc:
+                    full[n.name] = f"no answer ({exc!r})"
+                    continue
+                if st.get("disk_full", "0") != "0":
+                    full[n.name] = f"disk_full {st['disk_full']}: {st.get('disk_full_error')}"
+            if not full or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for name, what in full.items():
+            self.failures.append(f"disk: {name} is not writing again after the free: {what}")
+        refused = sum(client.stats.disk_full for client in self.clients)
+        self.notes.append(
+            f"{self.disks.summary()}; {refused} register writes refused with -MISCONF"
+        )
+
+    def _check_types(self) -> None:
+        if self.types is None:
+            return
+        failures, notes = self.types.check(
+            self.types_final, linearizable=self.config.consistency == "high", t0=self.t0
+        )
+        self.failures.extend(failures)
+        self.notes.append("types: " + "; ".join(notes))
 
     def _check_history(self) -> None:
         c = self.config
@@ -401,16 +505,42 @@ class _Session:
                 for k, v in self.final.items()
                 if s.data.get(k) != v
             ]
+            wrong += [
+                f"{_show(k)}: read {_show_plain(v)}, {s.node} holds {_show_plain(s.objects.get(k))}"
+                for k, v in self.types_final.items()
+                if s.objects.get(k) != v
+            ]
             if wrong:
                 problems.append(
                     f"replicas: {s.node}'s state disagrees with the final reads: "
                     + "; ".join(wrong[:5])
                 )
+        problems += self._compare_digests(cluster)
         self.failures.extend(problems)
         self.notes.append(
-            f"replicas: {len(states)} nodes at index {first.index} hold {len(first.data)} keys"
-            + ("" if problems else " (identical)")
+            f"replicas: {len(states)} nodes at index {first.index} hold "
+            f"{len(first.data) + len(first.objects)} keys ({len(first.objects)} not strings)"
+            + ("" if problems else " (identical, and so are their digests)")
         )
+
+    def _compare_digests(self, cluster: JCluster) -> list[str]:
+        """RAFTDIGEST of every node: equal at the same applied index."""
+        try:
+            digests = cluster.digests()
+        except (redis.RedisError, OSError, ValueError) as exc:
+            return [f"replicas: could not read the nodes' RAFTDIGEST: {exc!r}"]
+        indices = {index for _, index, _ in digests}
+        shown = ", ".join(
+            f"{name} {index} {digest[:12].decode()}" for name, index, digest in digests
+        )
+        if len(indices) > 1:
+            self.warnings.append(
+                f"replicas: RAFTDIGEST at different indices, not compared: {shown}"
+            )
+            return []
+        if len({digest for _, _, digest in digests}) > 1:
+            return [f"replicas: RAFTDIGEST differs at the same applied index: {shown}"]
+        return []
 
     def _check_exact(self, cluster: JCluster) -> None:
         if self.exact is None:
@@ -472,10 +602,12 @@ class _Session:
                     )
             self.warnings.extend(self._log_problems())
             self.tails = self.cluster.log_tails(40)
-            self.cluster.stop()
+            self.cluster.stop(keep_data=bool(self.failures) or self.config.keep)
+            self.failures.extend(f"volumes: {e}" for e in self.cluster.unmount_errors)
 
     def _log_problems(self) -> list[str]:
         assert self.cluster is not None
+        volumes = self.cluster.volumes
         out = []
         for n in self.cluster.nodes:
             try:
@@ -485,6 +617,8 @@ class _Session:
             seen: Counter[str] = Counter()
             for line in lines:
                 if _LOG_PROBLEM.search(line):
+                    if volumes and ("DISK FULL" in line or "the disk is full" in line):
+                        continue  # the disk nemesis at work (tallied in the notes)
                     seen[re.sub(r"^\d+:\S+ \S+ \S+ ", "", line)[:160]] += 1
             for text, count in seen.most_common(5):
                 out.append(f"{n.name} log: {text}" + (f" (x{count})" if count > 1 else ""))
@@ -500,6 +634,8 @@ class _Session:
         text = self._report(ops, faults)
         (self.base / "report.txt").write_text(text)
         self.history.save(self.base / "history.jsonl")
+        if self.types is not None:
+            self.types.save(self.base / "types.jsonl")
         (self.base / "schedule.txt").write_text(self._schedule_text(self.recorder.snapshot()))
         return RunResult(
             config=self.config,
@@ -598,9 +734,31 @@ def _state_diff(a: MachineState, b: MachineState) -> str:
     for key in sorted(set(a.data) | set(b.data)):
         if a.data.get(key) != b.data.get(key):
             diffs.append(f"{_show(key)}: {_show(a.data.get(key))} vs {_show(b.data.get(key))}")
+    for key in sorted(set(a.objects) | set(b.objects)):
+        if a.objects.get(key) != b.objects.get(key):
+            diffs.append(
+                f"{_show(key)}: {_show_plain(a.objects.get(key))} vs "
+                f"{_show_plain(b.objects.get(key))}"
+            )
     if a.expires != b.expires:
         diffs.append(f"expiries differ: {a.expires} vs {b.expires}")
     return "; ".join(diffs[:8])
+
+
+def _show_plain(value: Plain | None, most: int = 6) -> str:
+    """A value of another type than string, in short: its type, size and first items."""
+    if value is None:
+        return "nil"
+    kind, payload = value
+    items = (
+        list(payload.items())
+        if isinstance(payload, dict)
+        else sorted(payload)
+        if isinstance(payload, frozenset)
+        else list(payload)
+    )
+    more = f", ... ({len(items)} in all)" if len(items) > most else ""
+    return f"{kind} [{', '.join(repr(i) for i in items[:most])}{more}]"
 
 
 def _reads_of_written_values(ops: list[Op], counter: bytes) -> list[str]:

@@ -145,6 +145,11 @@ class RaftCore:
         # heartbeat just before crashing, and that leader's lease still runs.
         self._boot_guard = True
         self._votes: dict[NodeId, bool] = {}
+        self.may_campaign = True
+        """Cleared by a runtime that cannot persist for now (its disk is full): the
+        node then starts no election, not even when a leader hands over to it
+        (TimeoutNow), since it could neither record its vote nor append as leader.
+        It still answers votes; it cannot persist its own, so they wait with it."""
 
         # Present exactly while this node leads (role == LEADER).
         self._lead: Leader | None = None
@@ -323,12 +328,18 @@ class RaftCore:
         for its own timeout instead; to move leadership at once, ask the
         leader for :meth:`transfer_leadership`.
         """
-        if self.role == _LEADER or not self.is_voter():
+        if self.role == _LEADER or not self.is_voter() or not self.may_campaign:
             return False
         if self._in_lease() and self._tracker.membership.voters != {self.id}:
             return False
         self._campaign(pre=self.cfg.pre_vote, transfer=False)
         return True
+
+    def transfer_candidates(self) -> list[NodeId]:
+        """The voters a leader could hand over to, most caught-up first (empty if not leading)."""
+        if self._lead is None:
+            return []
+        return self._tracker.by_match(exclude=self.id)
 
     def transfer_leadership(self, to: NodeId | None = None) -> NodeId:
         """Hand leadership to ``to`` (default: the most caught-up voter)."""
@@ -430,7 +441,7 @@ class RaftCore:
             self.election_elapsed = 0
             self.leader = m.frm
             self._follower.on_snapshot(m)
-        elif t == _TIMEOUT_NOW and self.is_voter():
+        elif t == _TIMEOUT_NOW and self.is_voter() and self.may_campaign:
             self._campaign(pre=False, transfer=True)
 
     def _step_term(self, m: Message) -> bool:
@@ -489,7 +500,8 @@ class RaftCore:
             self._boot_guard = False
         if self.election_elapsed >= self._randomized_timeout and self.is_voter():
             self.election_elapsed = 0
-            self._campaign(pre=self.cfg.pre_vote, transfer=False)
+            if self.may_campaign:
+                self._campaign(pre=self.cfg.pre_vote, transfer=False)
 
     def _campaign(self, pre: bool, transfer: bool) -> None:
         if pre:

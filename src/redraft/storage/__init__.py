@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redraft.storage.base import CorruptLogError, LoadedLog, LogStore, StorageError
+from redraft.storage.base import (
+    CorruptLogError,
+    DiskFullError,
+    FsyncError,
+    LoadedLog,
+    LogStore,
+    StorageError,
+    is_disk_full,
+)
 from redraft.storage.fastlog import FastLogStore
 from redraft.storage.leveldb_backend import LevelDbStore
 from redraft.storage.lmdb_backend import LmdbStore
@@ -48,7 +56,9 @@ __all__ = [
     "BACKENDS",
     "CorruptLogError",
     "CorruptSnapshotError",
+    "DiskFullError",
     "FastLogStore",
+    "FsyncError",
     "IncomingSnapshot",
     "LevelDbStore",
     "LmdbStore",
@@ -61,5 +71,6 @@ __all__ = [
     "SnapshotStore",
     "SnapshotWriter",
     "StorageError",
+    "is_disk_full",
     "open_store",
 ]

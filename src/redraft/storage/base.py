@@ -13,6 +13,7 @@ loop thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,62 @@ from redraft.raft.types import Entry, HardState
 
 class StorageError(Exception):
     """A storage problem the node cannot work around by itself."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""The errors that mean "no space": the device is full or the user's quota is used up."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is a lack of space."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DiskFullError):
+            return True
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class DiskFullError(StorageError):
+    """A write failed for lack of space (ENOSPC, EDQUOT), and the store is as it was before.
+
+    Unlike every other :class:`StorageError`, this one is not fatal: nothing of
+    the failed call is stored, earlier writes are intact, and the same call may
+    be made again once space returns.  ``path`` names the file that could not
+    grow.  A failed *fsync* is never reported this way, whatever its errno:
+    after one, the kernel may have dropped the dirty pages, so the node stops.
+    """
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        super().__init__(f"disk full: write to {path} failed: {cause}")
+        self.path = path
+        self.cause = cause
+
+    @property
+    def reason(self) -> str:
+        """What failed, without the leading "disk full": ``write to <path> failed: <error>``."""
+        return f"write to {self.path} failed: {self.cause}"
+
+
+class FsyncError(StorageError):
+    """An fsync failed: always fatal, whatever its errno, and never a lack of space.
+
+    After a failed fsync the kernel may have dropped the dirty pages (and
+    cleared the error), so a later fsync that succeeds proves nothing: the
+    store refuses further writes and the node stops.  ``cause`` is the
+    failure, kept as an attribute but deliberately not chained: raised with
+    ``from`` an ``OSError(ENOSPC)`` (as a thin-provisioned or network disk may
+    report), :func:`is_disk_full` would take it for a full disk.  Raise it
+    outside the ``except`` clause that caught the failure, or the failure
+    becomes its implicit ``__context__`` and :func:`is_disk_full` sees it there.
+    """
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        super().__init__(f"fsync of {path} failed: {cause}")
+        self.path = path
+        self.cause = cause
 
 
 class CorruptLogError(StorageError):

@@ -38,6 +38,13 @@ meanwhile, fsyncs, renames the new file over the old one and fsyncs the
 directory, so ``save`` waits at most about two fsyncs.  A crash at any
 point leaves either the complete old file (the temporary one is deleted on
 open) or the complete new one.
+
+A full disk.  A record that cannot be written for lack of space is cut off
+again and the call raises :class:`DiskFullError`, the store as it was, so
+the same call can be made again later; :meth:`FastLogStore.sync` then fsyncs
+without its SYNC record.  A rewrite that runs out of space is abandoned (the
+old file stays in use) until the file has grown by another threshold.  A
+failed fsync, whatever its errno, makes the store refuse every later write.
 """
 
 from __future__ import annotations
@@ -51,22 +58,27 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import msgpack
 
 from redraft.raft.types import Entry, HardState
 from redraft.storage.base import (
+    DISK_FULL_ERRNOS,
     CorruptLogError,
+    DiskFullError,
+    FsyncError,
     LoadedLog,
     LogStore,
     StorageError,
     gc_paused,
+    is_disk_full,
 )
 from redraft.storage.files import (
     FILE_MODE,
     claim_directory,
     fsync_dir,
+    fsync_file,
     remove_quietly,
     write_all,
     write_file_atomic,
@@ -351,35 +363,68 @@ class FastLogStore(LogStore):
             raise StorageError(f"{self.path} is unusable after an earlier failure: {self._failed}")
 
     def _append(self, kind: int, body: bytes, sync: bool) -> None:
-        """Write one record (and fsync when ``sync``); caller holds the lock."""
+        """Write one record (and fsync when ``sync``); caller holds the lock.
+
+        Raises :class:`DiskFullError` when the record could not be written for
+        lack of space and was cut off again: the file is as it was.
+        """
         size = self._size
         header = _frame_header(
             self._salt, kind, body, size + RECORD_HEADER_SIZE + len(body) if sync else self._synced
         )
+        failure: OSError | None = None
+        written = 0
         try:
             # Header and body in one writev: a batch of large values is not
             # copied once more just to frame it.
             written = writev_all(self._fd, [header, body])
         except OSError as exc:
-            # Leave no partial record behind, or the next write would follow garbage.
-            try:
-                os.ftruncate(self._fd, size)
-            except OSError:
-                self._failed = exc
-            raise StorageError(f"write to {self.path} failed: {exc}") from exc
+            failure = exc
+        if failure is not None:
+            self._cut_back(size, failure)
         self._size = size + written
         if sync:
             self._fsync()
 
+    def _cut_back(self, size: int, failure: OSError) -> NoReturn:
+        """Cut off what a failed write left of its record, then raise the error to report."""
+        # Leave no partial record behind, or the next write would follow garbage.
+        cut: OSError | None = None
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            cut = exc
+        if cut is not None:
+            self._failed = failure
+            # Fatal whatever the errno, so not chained to a possible ENOSPC.
+            raise StorageError(
+                f"write to {self.path} failed: {failure}; "
+                f"cutting off the partial record failed too: {cut}"
+            )
+        if failure.errno in DISK_FULL_ERRNOS:
+            raise DiskFullError(str(self.path), failure) from failure
+        raise StorageError(f"write to {self.path} failed: {failure}") from failure
+
     def _fsync(self) -> None:
         try:
-            os.fdatasync(self._fd)
-        except OSError as exc:
+            fsync_file(self._fd, self.path)
+        except FsyncError as exc:
             # After a failed fsync the page cache can no longer be trusted.
             self._failed = exc
-            raise StorageError(f"fsync of {self.path} failed: {exc}") from exc
+            raise
         self.fsyncs += 1
         self._synced = self._size
+
+    def _sync_locked(self) -> None:
+        """Make everything written durable, on record with a SYNC record if there is room."""
+        try:
+            self._append(SYNC, b"", True)
+            return
+        except DiskFullError as exc:
+            log.warning("%s: no room for a sync record (%s); syncing without it", self.path, exc)
+        # Outside the except clause: a failed fsync must not look like the
+        # ENOSPC above.  Records written later claim this fsync in their turn.
+        self._fsync()
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry], sync: bool) -> None:
         self._check_batch(entries)
@@ -402,7 +447,7 @@ class FastLogStore(LogStore):
         with self._lock:
             self._check_usable()
             if self._synced < self._size:
-                self._append(SYNC, b"", True)
+                self._sync_locked()
 
     def compact(self, upto: int, term: int) -> None:
         if not self._check_compact(upto):
@@ -451,7 +496,7 @@ class FastLogStore(LogStore):
         with self._lock:
             try:
                 if self._failed is None and self._synced < self._size:
-                    self._append(SYNC, b"", True)
+                    self._sync_locked()
             finally:
                 self._closed = True
                 os.close(self._fd)
@@ -497,10 +542,16 @@ class FastLogStore(LogStore):
             self._rewrite()
         except _Cancelled:
             remove_quietly(self._tmp_path)
-        except Exception:
-            log.exception("rewriting %s failed; the old file stays in use", self.path)
+        except Exception as exc:
+            if is_disk_full(exc):
+                log.warning(
+                    "rewriting %s: out of space (%s); the old file stays in use", self.path, exc
+                )
+            else:
+                log.exception("rewriting %s failed; the old file stays in use", self.path)
             remove_quietly(self._tmp_path)
-            # Try again only once the file has grown by another threshold.
+            # Try again only once the file has grown by another threshold
+            # (a full disk is not retried in a loop).
             self._rewrite_after = self._size + self._rewrite_min
         finally:
             self._rewriter = None

@@ -1,5 +1,6 @@
 """File-system helpers shared by the backends: private directories, fsync of
-directories, atomic small files and the marker naming a directory's backend."""
+files and directories, atomic small files, the marker naming a directory's
+backend, and asking the file system whether it has room."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from redraft.storage.base import StorageError
+from redraft.storage.base import DISK_FULL_ERRNOS, FsyncError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,9 @@ MARKER_NAME = "REDRAFT_STORE"
 """Written first into every persistent store's directory."""
 
 _MARKER_HEAD = "redraft log store"
+
+SPACE_PROBE = ".space-probe"
+"""The scratch file :func:`no_room` allocates and deletes (removed when a store opens)."""
 
 # Files that betray a backend in a directory whose marker has gone missing.
 _SIGNATURES = {
@@ -59,6 +63,47 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_file(fd: int, path: Path | str) -> None:
+    """``fdatasync`` ``fd``; a failure raises :class:`FsyncError` naming ``path``.
+
+    The error is raised outside the ``except`` clause, so it carries no
+    ``OSError`` (not even as context) that :func:`is_disk_full` could take for
+    a lack of space.  Callers must not call this from an ``except`` clause of
+    their own for the same reason.
+    """
+    failure: OSError | None = None
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        failure = exc
+    if failure is not None:
+        raise FsyncError(os.fspath(path), failure)
+
+
+def no_room(directory: Path, nbytes: int) -> OSError | None:
+    """The error (ENOSPC, EDQUOT) saying ``directory``'s file system cannot give ``nbytes`` more.
+
+    None when it can, or when it cannot tell.  The file system itself is
+    asked, by allocating a scratch file that is deleted at once, rather than
+    ``statvfs``: quotas and the blocks reserved for root count as they would
+    for a real write.
+    """
+    path = directory / SPACE_PROBE
+    fd = -1
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        os.posix_fallocate(fd, 0, max(1, nbytes))
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            return exc
+        return None  # EOPNOTSUPP and the like: no answer
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        remove_quietly(path)
+    return None
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -167,7 +212,10 @@ def claim_directory(directory: Path, backend: str, version: int) -> DirLock:
             f"data dir {directory} was written in format {found_version} of the {backend} "
             f"backend; this version of redraft reads formats up to {version}"
         )
-    return DirLock(directory)
+    lock = DirLock(directory)
+    # Left by a space probe that a crash interrupted (it may hold many blocks).
+    remove_quietly(directory / SPACE_PROBE)
+    return lock
 
 
 def remove_quietly(path: Path) -> None:

@@ -13,10 +13,19 @@ environment: that is the price of durability levels below ``high``.
 
 Compacted entries are deleted a bounded number at a time by later writes
 so that a big compaction does not stall the writer.
+
+A full disk.  A commit that cannot grow ``data.mdb`` is aborted by LMDB,
+leaving the environment as it was; it raises :class:`DiskFullError` and may
+be made again.  LMDB reports a full disk as ``ENOSPC`` (:class:`lmdb.DiskError`)
+when nothing could be written, but as ``EIO`` after a short write; an EIO is
+taken for a full disk only when the file system confirms it has no room.  A
+failed ``env.sync``, whatever its cause, makes the store refuse every later
+write.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -29,12 +38,14 @@ import msgpack
 from redraft.raft.types import Entry, HardState
 from redraft.storage.base import (
     CorruptLogError,
+    DiskFullError,
+    FsyncError,
     LoadedLog,
     LogStore,
     StorageError,
     gc_paused,
 )
-from redraft.storage.files import FILE_MODE, claim_directory
+from redraft.storage.files import FILE_MODE, claim_directory, no_room
 
 FORMAT_VERSION = 1
 _KEY = struct.Struct(">Q")
@@ -44,6 +55,8 @@ _HS_KEY = b"hard_state"
 _PREV_KEY = b"prev"
 _PURGE_BATCH = 4096
 _MiB = 1 << 20
+_TXN_SLACK = 64 << 10
+"""Bytes a transaction writes besides its data (branch pages, free list, meta), about."""
 
 
 class LmdbStore(LogStore):
@@ -63,9 +76,16 @@ class LmdbStore(LogStore):
 
     def _open(self, map_size: int) -> None:
         data_file = self.directory / "data.mdb"
+        self._data_path = os.fspath(data_file)
         existing = data_file.stat().st_size if data_file.exists() else 0
         self.fsyncs = 0
+        self._failed: BaseException | None = None
         self._map_size = max(map_size, 2 * existing)
+        # Not writemap=True, and it must stay so: LMDB would then write
+        # through a shared mapping of a sparse data.mdb, and a page the file
+        # system has no block for (a full disk, a tmpfs at its size) kills
+        # the process with SIGBUS instead of failing a call.  Written with
+        # pwrite, a commit fails with ENOSPC (or EIO) and is aborted.
         self._env = lmdb.open(
             str(self.directory),
             map_size=self._map_size,
@@ -96,11 +116,22 @@ class LmdbStore(LogStore):
 
     # --- transactions
 
-    def _write(self, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
-        """Run ``body`` in one write transaction, growing the map when it is full."""
+    def _check_usable(self) -> None:
         if self._closed:
             raise StorageError(f"{self.directory} is closed")
+        if self._failed is not None:
+            raise StorageError(
+                f"{self._data_path} is unusable after an earlier failure: {self._failed}"
+            )
+
+    def _write(self, body: Callable[[lmdb.Transaction[bytes]], None], size: int = 0) -> None:
+        """Run ``body`` in one write transaction, growing the map when it is full.
+
+        ``size`` is about how many bytes of data the transaction stores.
+        """
+        self._check_usable()
         while True:
+            failure: lmdb.Error | None = None
             try:
                 with self._env.begin(write=True) as txn:
                     body(txn)
@@ -110,16 +141,61 @@ class LmdbStore(LogStore):
                 # The transaction was aborted; grow and replay it.
                 self._map_size *= 2
                 self._env.set_mapsize(self._map_size)
+                continue
+            except lmdb.Error as exc:
+                # Aborted too: by LMDB when the commit failed, by the
+                # context manager when a put did (spilling dirty pages).
+                failure = exc
+            raise self._write_failed(failure, size + _TXN_SLACK) from failure
+
+    def _write_failed(self, exc: lmdb.Error, need: int) -> StorageError:
+        """The error to raise for a failed write transaction: disk full, or fatal."""
+        full = self._lack_of_space(exc, need)
+        if full is None:
+            self._failed = exc
+            return StorageError(f"write to {self._data_path} failed: {exc}")
+        try:
+            # The environment must take the same call again: a failed meta
+            # page write (MDB_PANIC) would refuse every transaction from now on.
+            self._env.begin(write=True).abort()
+        except lmdb.Error as broken:
+            self._failed = broken
+            return StorageError(
+                f"write to {self._data_path} failed for lack of space ({exc}), "
+                f"and the environment is unusable since: {broken}"
+            )
+        return DiskFullError(self._data_path, full)
+
+    def _lack_of_space(self, exc: lmdb.Error, need: int) -> BaseException | None:
+        """What shows that ``exc`` is a lack of space (``exc`` itself or the file system's answer)."""
+        text = str(exc)
+        if isinstance(exc, lmdb.DiskError) or os.strerror(errno.EDQUOT) in text:
+            return exc
+        if os.strerror(errno.EIO) in text:
+            # LMDB turns a short write into EIO ("short write, filesystem
+            # full?"): after one, the file system is full.  A disk that
+            # fails while it has room stays a fatal error.
+            return no_room(self.directory, need)
+        return None
 
     def _env_sync(self) -> None:
         # Cleared first: a save racing with this sync (the durability MEDIUM
         # flusher runs in another thread) marks the store dirty again.
         self._dirty = False
+        failure: lmdb.Error | None = None
         try:
             self._env.sync(True)
+        except lmdb.Error as exc:
+            failure = exc
         except BaseException:
             self._dirty = True
             raise
+        if failure is not None:
+            # Fatal whatever the cause, a lack of space included: the pages
+            # the kernel failed to write may be gone from its cache.
+            self._dirty = True
+            self._failed = failure
+            raise FsyncError(self._data_path, failure)
         self.fsyncs += 1
 
     def _purge(self, txn: lmdb.Transaction[bytes], upto: int) -> bool:
@@ -142,6 +218,7 @@ class LmdbStore(LogStore):
             return
         last = self._last
         items = [(_KEY.pack(e.index), _VAL.pack(e.term, e.kind) + e.data) for e in entries]
+        size = sum(len(k) + len(v) for k, v in items)
         done = [True]  # whether the purge of compacted entries finished
 
         def body(txn: lmdb.Transaction[bytes]) -> None:
@@ -155,7 +232,7 @@ class LmdbStore(LogStore):
             if self._purge_pending:
                 done[0] = self._purge(txn, self._prev_index)
 
-        self._write(body)
+        self._write(body, size)
         self._purge_pending = not done[0]
         if hard_state is not None:
             self._hard_state = hard_state
@@ -165,6 +242,7 @@ class LmdbStore(LogStore):
             self._env_sync()
 
     def sync(self) -> None:
+        self._check_usable()
         if self._dirty:
             self._env_sync()
 
@@ -241,7 +319,8 @@ class LmdbStore(LogStore):
         if self._closed:
             return
         try:
-            self.sync()
+            if self._failed is None:
+                self.sync()
         finally:
             self._closed = True
             self._env.close()

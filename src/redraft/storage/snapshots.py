@@ -13,6 +13,12 @@ a file becomes visible under that name only once complete and fsynced.
 Thread use: a :class:`SnapshotWriter` may run in a worker thread while the
 event loop reads chunks and pins snapshots; the store's own bookkeeping is
 locked.
+
+A full disk.  A write that fails for lack of space leaves the published
+snapshots as they were: an aborted writer or incoming snapshot deletes its
+temporary file, and :meth:`IncomingSnapshot.write` raises
+:class:`DiskFullError` without moving its offset, so the same chunk can be
+written again once there is room.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 import msgpack
 
 from redraft.raft.types import Membership, SnapshotMeta
-from redraft.storage.base import StorageError
+from redraft.storage.base import DISK_FULL_ERRNOS, DiskFullError, StorageError
 from redraft.storage.files import (
     FILE_MODE,
     ensure_private_dir,
@@ -315,7 +321,11 @@ class IncomingSnapshot:
         return self._size
 
     def write(self, offset: int, data: bytes) -> None:
-        """Store a chunk that starts at ``offset`` of the file."""
+        """Store a chunk that starts at ``offset`` of the file.
+
+        Raises :class:`DiskFullError` when there is no room for it; the
+        offset stays where it was, and the same chunk may be written again.
+        """
         if self._finished:
             raise StorageError("incoming snapshot already finished")
         if offset == 0 and self._size:
@@ -324,10 +334,17 @@ class IncomingSnapshot:
             raise SnapshotOffsetError(self._size, offset)
         view = memoryview(data)
         pos = offset
-        while view:
-            n = os.pwrite(self._fd, view, pos)
-            view = view[n:]
-            pos += n
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, pos)
+                view = view[n:]
+                pos += n
+        except OSError as exc:
+            # What did land past the offset is overwritten by the next
+            # write, or cut off by finish().
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise DiskFullError(str(self._tmp), exc) from exc
+            raise
         self._size += len(data)
         # Hash everything except the last bytes, which may turn out to be
         # the seal (CRC and end magic) that the CRC does not cover.

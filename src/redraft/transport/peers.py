@@ -8,6 +8,8 @@ to us), and, in proxy mode, client requests forwarded to the leader, which
 it does answer (:mod:`redraft.transport.forward`).  A link that
 drops reconnects with exponential backoff.  Messages written while a link is
 down are dropped: Raft tolerates loss and the core re-sends what matters.
+Those written before a link first comes up are kept (a bounded few) and sent
+when it does: the first message to a peer is often a vote request.
 """
 
 from __future__ import annotations
@@ -113,6 +115,11 @@ class _LinkProtocol(asyncio.Protocol):
         self.forwarded.lost()
 
 
+_EARLY_MAX = 64
+_EARLY_BYTES = 8 << 20
+"""Messages (and bytes) a link keeps while it first connects; beyond them, they are dropped."""
+
+
 class PeerLink:
     """The connection from this node to one peer."""
 
@@ -147,6 +154,12 @@ class PeerLink:
         self._closed = False
         self._backoff = 0.05
         self._tls_warned = False
+        # Written before the link first came up: sent once it does. A node's
+        # first message to a peer is often a vote request (a leader handing
+        # over to a follower that never spoke to the others); dropping it
+        # would cost the election a whole timeout.
+        self._early: list[list[bytes]] | None = []
+        self._early_bytes = 0
 
     def start(self) -> None:
         if self._task is None and not self._closed:
@@ -157,7 +170,7 @@ class PeerLink:
         joining them; False (and dropped) if the link is down or full."""
         proto = self._proto
         if proto is None or proto.transport is None:
-            return False
+            return self._keep_early(parts)
         t = proto.transport
         if t.get_write_buffer_size() > self._max_buffer:
             # The peer is not reading: dropping lets Raft's retransmission
@@ -198,10 +211,26 @@ class PeerLink:
             self._proto.transport.close()
         self._proto = None
 
+    def _keep_early(self, parts: list[bytes]) -> bool:
+        """Keep a message written before the link first came up (up to a bound)."""
+        early = self._early
+        if early is None or len(early) >= _EARLY_MAX:
+            return False
+        size = sum(len(p) for p in parts)
+        if self._early_bytes + size > min(self._max_buffer, _EARLY_BYTES):
+            return False
+        early.append(parts)
+        self._early_bytes += size
+        return True
+
     def _on_ready(self, proto: _LinkProtocol) -> None:
         self._proto = proto
         self._backoff = 0.05
         log.debug("link to %s up", self.peer)
+        early, self._early = self._early, None
+        self._early_bytes = 0
+        for parts in early or ():
+            self.send(parts)
 
     def _on_lost(self, proto: _LinkProtocol) -> None:
         if self._proto is proto:
