@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from .harness import Wire, classify_error
+from .harness import Line, classify_error
 from .history import Outcome
 
 KEY_PREFIX = "bank:"
@@ -71,40 +71,14 @@ class Ledger:
             acc[:] = [0] * self.accounts
 
 
-class _Line:
+class _Line(Line):
     """One connection, stuck to the node it believes leads; follows ``-TRY``."""
 
     def __init__(
         self, ports: list[int], timeout: float, rng: random.Random, ledger: Ledger
     ) -> None:
-        self.ports = ports
-        self.timeout = timeout
-        self.rng = rng
+        super().__init__(ports, timeout, rng, ledger)
         self.ledger = ledger
-        self.target = rng.choice(ports)
-        self.conn: Wire | None = None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def _retarget(self, port: int | None = None) -> None:
-        self.close()
-        self.target = port if port is not None else self.rng.choice(self.ports)
-
-    def _connected(self) -> Wire | None:
-        if self.conn is None:
-            conn = Wire(self.target, self.timeout)
-            try:
-                conn.connect()
-            except (redis.RedisError, OSError):
-                self.ledger.connect_errors += 1
-                self._retarget()
-                time.sleep(self.rng.uniform(0.02, 0.1))
-                return None
-            self.conn = conn
-        return self.conn
 
     def transact(self, commands: list[list[Any]]) -> tuple[Outcome, Any] | None:
         """Send ``MULTI, *commands, EXEC`` at once: EXEC's outcome and reply (None: nothing sent).
@@ -112,7 +86,7 @@ class _Line:
         OK: EXEC answered an array (the commands' replies); FAIL: the
         transaction was certainly not applied; UNKNOWN: it may have been.
         """
-        conn = self._connected()
+        conn = self.connected()
         if conn is None:
             return None
         batch = [["MULTI"], *commands, ["EXEC"]]
@@ -121,7 +95,7 @@ class _Line:
             replies = [conn.read() for _ in batch]
         except (redis.RedisError, OSError):
             # Timeouts, lost connections, garbled replies: EXEC may have been applied.
-            self._retarget()
+            self.retarget()
             return Outcome.UNKNOWN, None
         reply = replies[-1]
         if isinstance(reply, list):
@@ -130,7 +104,7 @@ class _Line:
             return Outcome.FAIL, reply  # refused while queueing: nothing was logged
         if isinstance(reply, redis.ResponseError):
             return self._refused(reply), reply
-        self._retarget()
+        self.retarget()
         return Outcome.UNKNOWN, reply
 
     def _refused(self, reply: redis.ResponseError) -> Outcome:
@@ -140,16 +114,16 @@ class _Line:
         outcome, leader = classify_error(message)
         if outcome is Outcome.UNKNOWN:
             self.ledger.errors[message.split(" ", 1)[0]] += 1
-            self._retarget()
+            self.retarget()
             return outcome
         if leader:
             self.ledger.redirects += 1
             port = int(leader.rpartition(":")[2])
             if port == self.target:
                 time.sleep(self.rng.uniform(0.005, 0.02))
-            self._retarget(port)
+            self.retarget(port)
         else:
-            self._retarget()
+            self.retarget()
             time.sleep(self.rng.uniform(0.03, 0.1))
         return outcome
 

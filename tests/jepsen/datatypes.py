@@ -88,7 +88,7 @@ from typing import Any
 
 import redis
 
-from .harness import Plain, Wire, call, classify_error
+from .harness import Line, Plain, Wire, call, classify_error
 from .history import Outcome
 
 __all__ = [
@@ -272,38 +272,12 @@ class _Stats:
     """Error replies that left an outcome unknown, by their first word."""
 
 
-class _Line:
+class _Line(Line):
     """One connection, stuck to the node it believes leads; follows ``-TRY``."""
 
-    def __init__(self, ports: list[int], timeout: float, rng: random.Random, stats: _Stats):
-        self.ports = ports
-        self.timeout = timeout
-        self.rng = rng
+    def __init__(self, ports: list[int], timeout: float, rng: random.Random, stats: _Stats) -> None:
+        super().__init__(ports, timeout, rng, stats)
         self.stats = stats
-        self.target = rng.choice(ports)
-        self.conn: Wire | None = None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def _retarget(self, port: int | None = None) -> None:
-        self.close()
-        self.target = port if port is not None else self.rng.choice(self.ports)
-
-    def connected(self) -> Wire | None:
-        if self.conn is None:
-            conn = Wire(self.target, self.timeout)
-            try:
-                conn.connect()
-            except (redis.RedisError, OSError):
-                self.stats.connect_errors += 1
-                self._retarget()
-                time.sleep(self.rng.uniform(0.02, 0.1))
-                return None
-            self.conn = conn
-        return self.conn
 
     def run(self, conn: Wire, ops: list[TOp]) -> None:
         """Send ``ops`` at once (a pipeline) and record each one's outcome in place."""
@@ -313,7 +287,7 @@ class _Line:
         try:
             conn.send([op.command() for op in ops])
         except (redis.RedisError, OSError):
-            self._retarget()
+            self.retarget()
             return
         leader: str | None = None
         for op in ops:
@@ -322,7 +296,7 @@ class _Line:
             except (redis.RedisError, OSError):
                 # Timeouts, lost connections, garbled replies: this op and the
                 # rest may have been applied (they stay unknown).
-                self._retarget()
+                self.retarget()
                 return
             named = self._record(op, raw)
             if named is not None:
@@ -334,9 +308,9 @@ class _Line:
             port = int(leader.rpartition(":")[2])
             if port == self.target:
                 time.sleep(self.rng.uniform(0.005, 0.02))
-            self._retarget(port)
+            self.retarget(port)
         else:
-            self._retarget()
+            self.retarget()
             time.sleep(self.rng.uniform(0.03, 0.1))
 
     def _record(self, op: TOp, raw: Any) -> str | None:
@@ -358,7 +332,7 @@ class _Line:
         outcome, leader = classify_error(message)
         if outcome is Outcome.UNKNOWN:
             self.stats.errors[message.split(" ", 1)[0]] += 1
-            self._retarget()
+            self.retarget()
             return None
         op.complete = done
         op.outcome = Outcome.FAIL

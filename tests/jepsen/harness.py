@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -124,6 +124,52 @@ class Wire:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._conn.disconnect()
+
+
+class Counts(Protocol):
+    """What a :class:`Line` counts as it goes (a workload's tally)."""
+
+    connect_errors: int
+
+
+class Line:
+    """One connection of a workload's client, stuck to the node it believes leads.
+
+    A workload follows ``-TRY`` with :meth:`retarget`; a connection that
+    cannot be made moves the line to a random node after a short pause.
+    """
+
+    def __init__(self, ports: list[int], timeout: float, rng: random.Random, counts: Counts):
+        self.ports = ports
+        self.timeout = timeout
+        self.rng = rng
+        self.counts = counts
+        self.target = rng.choice(ports)
+        self.conn: Wire | None = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def retarget(self, port: int | None = None) -> None:
+        """Drop the connection; the next one goes to ``port`` (None: a random node)."""
+        self.close()
+        self.target = port if port is not None else self.rng.choice(self.ports)
+
+    def connected(self) -> Wire | None:
+        """The connection, made now if needed; None if it could not be."""
+        if self.conn is None:
+            conn = Wire(self.target, self.timeout)
+            try:
+                conn.connect()
+            except (redis.RedisError, OSError):
+                self.counts.connect_errors += 1
+                self.retarget()
+                time.sleep(self.rng.uniform(0.02, 0.1))
+                return None
+            self.conn = conn
+        return self.conn
 
 
 def call(port: int, *args: Any, timeout: float = ADMIN_TIMEOUT) -> Any:
