@@ -101,6 +101,8 @@ class Sample:
     errors: bool = False
     fsyncs_leader: float | None = None
     fsyncs_followers: list[float] = field(default_factory=list)
+    cpu_leader: float | None = None  # us of CPU per request, the node benchmarked
+    cpu_all: float | None = None  # the same, summed over the system's processes
 
 
 @dataclass
@@ -163,6 +165,18 @@ class Processes:
     def stop_all(self) -> None:
         while self.running:
             self.running.pop().stop()
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(proc: LocalProcess) -> float | None:
+    """The CPU time (user + system) ``proc`` has used, None if it cannot be read."""
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def stats(port: int) -> dict[str, str]:
@@ -284,14 +298,20 @@ def start_pysyncobj(procs: Processes, base: Path, args: str) -> System:
 
 
 def redis_benchmark(
-    port: int, row: Row, requests: int, size: int, timeout: float
+    port: int, row: Row, requests: int, size: int, timeout: float, random_keys: int = 0
 ) -> tuple[Sample | None, str]:
-    """One run; the sample (None if it failed) and a note about what went wrong."""
+    """One run; the sample (None if it failed) and a note about what went wrong.
+
+    ``random_keys``: redis-benchmark's ``-r`` (0: none, so ``__rand_int__`` is
+    sent as it is and SADD and ZADD add the same member every time).
+    """
     cmd = [
         "redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", row.test.lower(),
         "-c", str(row.clients), "-n", str(requests), "-P", str(row.pipeline),
         "-d", str(size), "--csv",
     ]  # fmt: skip
+    if random_keys:
+        cmd += ["-r", str(random_keys)]
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -323,7 +343,13 @@ def redis_benchmark(
 
 
 def run_one(
-    system: System, row: Row, requests: int, size: int, rnd: int, cells: dict[str, Cell]
+    system: System,
+    row: Row,
+    requests: int,
+    size: int,
+    rnd: int,
+    cells: dict[str, Cell],
+    random_keys: int = 0,
 ) -> None:
     """Run ``row`` once against ``system`` and add the sample to its cell."""
     cell = cells.setdefault(system.key, Cell())
@@ -340,8 +366,19 @@ def run_one(
     measure_fsyncs = system.raft_stats and row.test == "SET"
     before = system.raft_stats_all() if system.raft_stats else None
     timeout = 60 + requests / 300
-    sample, note = redis_benchmark(port, row, requests, size, timeout)
+    cpu_before = [cpu_seconds(p) for p in system.procs]
+    sample, note = redis_benchmark(port, row, requests, size, timeout, random_keys)
+    cpu_after = [cpu_seconds(p) for p in system.procs]
     after = system.raft_stats_all() if before is not None else None
+    if sample is not None:
+        used = [
+            None if a is None or b is None else (b - a) * 1e6 / requests
+            for a, b in zip(cpu_before, cpu_after, strict=True)
+        ]
+        if port in system.ports and len(system.procs) == len(system.ports):
+            sample.cpu_leader = used[system.ports.index(port)]
+        if None not in used:
+            sample.cpu_all = sum(u for u in used if u is not None)
     if before is not None and after is not None:
         applied = int(after[port]["commands_applied"]) - int(before[port]["commands_applied"])
         if row.test == "SET" and applied < requests and sample is not None:
@@ -358,6 +395,8 @@ def run_one(
     sample.round = rnd
     cell.samples.append(sample)
     extra = f"  fsyncs/write {sample.fsyncs_leader:.4f}" if sample.fsyncs_leader is not None else ""
+    if sample.cpu_leader is not None:
+        extra += f"  cpu {sample.cpu_leader:.1f} us/req"
     warn = f"  ({note})" if note else ""
     log(
         f"  {system.key:<13} {row.label:<18} {sample.ops:>11,.0f} ops/s  "
@@ -391,6 +430,7 @@ def run_rounds(
     single_requests: int,
     size: int,
     budget: Budget,
+    random_keys: int = 0,
 ) -> dict[Row, dict[str, Cell]]:
     """Every row against every system, ``rounds`` times, systems interleaved."""
     results: dict[Row, dict[str, Cell]] = {row: {} for row in rows}
@@ -403,7 +443,7 @@ def run_rounds(
             for system in order:
                 if not budget.left():
                     return results
-                run_one(system, row, n, size, r, results[row])
+                run_one(system, row, n, size, r, results[row], random_keys)
     return results
 
 
@@ -448,6 +488,12 @@ def ratio(a: Cell, b: Cell) -> float | None:
     return statistics.median(pairs) if pairs else None
 
 
+def fmt_cpu(leader: float | None, total: float | None) -> str:
+    if leader is None:
+        return "-"
+    return f"{leader:.1f}" if total is None else f"{leader:.1f} ({total:.1f})"
+
+
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -471,6 +517,7 @@ def main_table(
     keys = [s.key for s in systems]
     header = ["test", "redraft ops/s", "p50 ms", "p99 ms", "redis ops/s", "p50 ms", "p99 ms"]
     header += ["ratio", "target", "fsyncs/write leader (followers)"]
+    header += ["CPU us/req leader (all nodes)", "redis CPU us/req"]
     if "redis-always" in keys:
         header += ["redis always ops/s", "p50 ms", "p99 ms", "redraft/always"]
     if "pysyncobj" in keys:
@@ -496,6 +543,8 @@ def main_table(
             fmt_ops(ours.median("ops")), fmt_ms(ours.median("p50")), fmt_ms(ours.median("p99")),
             fmt_ops(ref.median("ops")), fmt_ms(ref.median("p50")), fmt_ms(ref.median("p99")),
             fmt_ratio(r), fmt_target(r, goals.get(row)), fsyncs,
+            fmt_cpu(ours.median("cpu_leader"), ours.median("cpu_all")),
+            fmt_cpu(ref.median("cpu_leader"), None),
         ]  # fmt: skip
         record: dict[str, Any] = {"row": row._asdict(), "ratio": r, "target": goals.get(row)}
         if "redis-always" in keys:
@@ -517,6 +566,8 @@ def main_table(
                 "p99_ms": cell.median("p99"),
                 "fsyncs_per_write_leader": cell.median("fsyncs_leader"),
                 "fsyncs_per_write_followers": cell.followers_fsyncs(),
+                "cpu_us_per_request": cell.median("cpu_leader"),
+                "cpu_us_per_request_all": cell.median("cpu_all"),
                 "failures": cell.failures,
                 "samples": [asdict(s) for s in cell.samples],
             }
@@ -527,7 +578,9 @@ def main_table(
         "\n\nops/s, p50 and p99: medians over rounds. ratio: median over rounds of redraft"
         " ops/s / redis-server (everysec) ops/s in the same round; target: issue 6's goal"
         " for that ratio (SET -c 1: round trip within 3x). fsyncs/write: fsyncs during the"
-        " SET run / SETs, on the leader (the busiest follower)."
+        " SET run / SETs, on the leader (the busiest follower). CPU: user + system time of"
+        " the server processes during the run (/proc) per request, medians over rounds:"
+        " the node benchmarked (all nodes), redis-server."
     )
     if flagged:
         text += "\n\n\\* some runs saw errors from the server (e.g. a leader change): suspect."
@@ -577,12 +630,14 @@ def standard_run(
     tables = []
     for size in ns.value_size:
         results = run_rounds(
-            systems, ns.rows, ns.rounds, ns.requests, ns.single_requests, size, budget
-        )
+            systems, ns.rows, ns.rounds, ns.requests, ns.single_requests, size, budget,
+            ns.random_keys,
+        )  # fmt: skip
         text, records = main_table(results, systems, goals)
         title = (
             f"### {systems[0].title}, value {size} B, {ns.rounds} round(s), "
             f"-n {ns.requests} (-c 1: -n {ns.single_requests})"
+            + (f", -r {ns.random_keys}" if ns.random_keys else "")
         )
         print(f"\n{title}\n\n{text}\n", flush=True)
         tables.append({"title": title, "value_size": size, "rows": records})
@@ -694,6 +749,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="",
         help="redis-benchmark tests instead of the SET/GET rows, each at -P 1 and -P 16 with"
         " -c 50 (e.g. hset,lpush,sadd,zadd,lrange_100: the data types)",
+    )
+    ap.add_argument(
+        "--random-keys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="redis-benchmark -r N: random keys, members (and ZADD scores) below N; without it"
+        " SADD and ZADD add one member over and over, which changes nothing after the first",
     )
     ap.add_argument("--max-minutes", type=float, default=30, help="bound on the whole run")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")

@@ -24,7 +24,7 @@ from redraft.examples.clone.hash_ops import (
     string2ld,
 )
 from redraft.examples.clone.scanning import parse_scan_cursor
-from redraft.machine import OK, Status
+from redraft.machine import OK, Pairs, Status
 from tests.test_clone_machine import MS, T0, FakeApplier, Node
 
 pytestmark = pytest.mark.timeout(60)
@@ -374,16 +374,17 @@ def test_hrandfield(node: Node) -> None:
     assert node("HRANDFIELD", "h", "0") == []
     assert node("HRANDFIELD", "h", "0", "WITHVALUES") == []
     assert node("HRANDFIELD", "h", "10") == fields  # the whole hash, in its order
-    assert node("HRANDFIELD", "h", "100", "withvalues") == [x for pair in pairs for x in pair]
+    # Pairs: flat in RESP2, [field, value] arrays in RESP3.
+    assert node("HRANDFIELD", "h", "100", "withvalues") == Pairs(pairs)
     some = node("HRANDFIELD", "h", "4")
     assert len(some) == len(set(some)) == 4 and set(some) <= set(fields)
     one = node("HRANDFIELD", "h", "1", "WITHVALUES")
-    assert len(one) == 2 and (one[0], one[1]) in pairs
+    assert isinstance(one, Pairs) and len(one) == 1 and one.pairs[0] in pairs
     many = node("HRANDFIELD", "h", "-25")
     assert len(many) == 25 and set(many) <= set(fields)
     with_values = node("HRANDFIELD", "h", "-7", "WITHVALUES")
-    assert len(with_values) == 14
-    assert all(p in pairs for p in zip(with_values[0::2], with_values[1::2], strict=True))
+    assert isinstance(with_values, Pairs) and len(with_values) == 7
+    assert all(p in pairs for p in with_values)
     assert node("HRANDFIELD", "nokey") is None
     assert node("HRANDFIELD", "nokey", "5") == []
     assert node.reply("HRANDFIELD", "h", str(-MAX_RANDOM_REPLY - 1)) == (

@@ -40,3 +40,20 @@ def differ(redis_server: RedisServer, clone_server: CloneServer) -> Iterator[Dif
         yield d
     finally:
         d.close()
+
+
+@pytest.fixture
+def differ3(redis_server: RedisServer, clone_server: CloneServer) -> Iterator[Differ]:
+    """As ``differ``, over RESP3 connections (``HELLO 3``)."""
+    d = Differ(redis_server.port, clone_server.port, resp3=True)
+    try:
+        d.reset()
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture(scope="module")
+def shared3(redis_server: RedisServer, clone_server: CloneServer) -> Differ:
+    """One module's RESP3 connections (``HELLO 3``), kept across its Hypothesis examples."""
+    return Differ(redis_server.port, clone_server.port, resp3=True)

@@ -4,13 +4,13 @@
   persistence), started and stopped by pid.
 * :class:`CloneServer`: a one-node redraft cluster of the clone (or any
   machine) serving from a thread of the test process.
-* :class:`Conn`: one raw RESP2 connection that sends commands and returns
-  each reply as the exact bytes that came back (:func:`reply_end` frames
-  them).
+* :class:`Conn`: one raw connection that sends commands and returns each
+  reply as the exact bytes that came back (:func:`reply_end` frames them,
+  RESP2's and RESP3's types alike).
 * :class:`Differ`: sends the same commands to both, over one connection to
-  each, and compares the raw replies (after a per-command normaliser for
-  the few replies that legitimately differ: KEYS's order, TTLs a few
-  milliseconds apart).
+  each (RESP2, or RESP3 after ``HELLO 3`` with ``resp3=True``), and compares
+  the raw replies (after a per-command normaliser for the few replies that
+  legitimately differ: KEYS's order, TTLs a few milliseconds apart).
 
 The tests in this package use them through the fixtures of ``conftest.py``;
 issue 19's data types plug in their own command strategies
@@ -45,33 +45,42 @@ def encode(args: Args) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(p), p) for p in parts)
 
 
+_LINES = frozenset(b"+-:,_#(")
+"""RESP2's and RESP3's one-line types: simple string, error, integer, double, null,
+boolean, big number."""
+_COUNTED = {ord("*"): 1, ord("~"): 1, ord(">"): 1, ord("%"): 2}
+"""Aggregate types and the replies each element counts: array, set, push, map."""
+
+
 def reply_end(buf: bytes | bytearray, pos: int = 0) -> int | None:
-    """Where the RESP2 reply starting at ``pos`` ends, or None if ``buf`` does not hold all of it."""
+    """Where the reply starting at ``pos`` ends (RESP2, or RESP3 after ``HELLO 3``), or None
+    if ``buf`` does not hold all of it."""
     eol = buf.find(b"\r\n", pos)
     if eol < 0:
         return None
-    kind = buf[pos : pos + 1]
-    if kind in (b"+", b"-", b":"):
+    kind = buf[pos]
+    if kind in _LINES:
         return eol + 2
     n = int(buf[pos + 1 : eol])
     if n < 0:
         return eol + 2
-    if kind == b"$":
+    if kind in b"$=!":  # bulk string, verbatim string, bulk error
         end = eol + 2 + n + 2
         return end if len(buf) >= end else None
-    if kind == b"*":
+    if kind in _COUNTED:
         at: int | None = eol + 2
-        for _ in range(n):
+        for _ in range(n * _COUNTED[kind]):
             assert at is not None
             at = reply_end(buf, at)
             if at is None:
                 return None
         return at
-    raise ValueError(f"not a RESP2 reply: {bytes(buf[pos : pos + 40])!r}")
+    raise ValueError(f"not a RESP reply: {bytes(buf[pos : pos + 40])!r}")
 
 
 class Conn:
-    """A raw RESP2 connection: replies come back as the bytes the server sent."""
+    """A raw connection: replies come back as the bytes the server sent (RESP2 unless sent
+    ``HELLO 3``)."""
 
     def __init__(self, port: int, timeout: float = 5.0) -> None:
         self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
@@ -260,11 +269,19 @@ class Mismatch(AssertionError):
 
 
 class Differ:
-    """One connection to redis-server and one to the clone; the same commands to both."""
+    """One connection to redis-server and one to the clone; the same commands to both.
 
-    def __init__(self, redis_port: int, clone_port: int) -> None:
+    With ``resp3`` both connections speak RESP3 (``HELLO 3``, whose replies,
+    which name the servers, are not compared).
+    """
+
+    def __init__(self, redis_port: int, clone_port: int, *, resp3: bool = False) -> None:
         self.redis = Conn(redis_port)
         self.clone = Conn(clone_port)
+        self.resp3 = resp3
+        if resp3:
+            for conn in (self.redis, self.clone):
+                assert conn.call("HELLO", "3").startswith(b"%")
         self.history: list[tuple[Args, bytes, bytes]] = []
 
     def close(self) -> None:

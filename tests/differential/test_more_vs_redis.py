@@ -419,6 +419,11 @@ def test_lcs_matches(shared: MoreDiffer) -> None:
     run_script(shared, LCS_SCRIPT)
 
 
+def test_lcs_matches_in_resp3(differ3: Differ) -> None:
+    """LCS ... IDX is a map in RESP3 (``%2 matches ... len ...``)."""
+    run_script(differ3, LCS_SCRIPT)
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -29,6 +29,8 @@ from fractions import Fraction
 from itertools import islice
 from random import Random
 
+from redraft.machine import Pairs
+
 from .parsing import INT64_MAX, SYNTAX_ERROR, parse_int
 from .string_float import LongDouble, add_long_doubles, format_long_double, parse_long_double
 
@@ -99,8 +101,9 @@ def random_field(fields: dict[bytes, bytes], rng: Random) -> bytes:
 
 def random_fields(
     fields: dict[bytes, bytes], count: int, withvalues: bool, rng: Random
-) -> list[bytes]:
-    """HRANDFIELD's reply for a non-zero ``count`` on a non-empty hash (flat with values).
+) -> list[bytes] | Pairs:
+    """HRANDFIELD's reply for a non-zero ``count`` on a non-empty hash (with values: pairs,
+    flat in RESP2 and ``[field, value]`` arrays in RESP3, as Redis 7.0 answers).
 
     A negative count picks that many with repeats, in random order; a
     count that takes the whole hash answers it in its own order (as Redis
@@ -119,10 +122,7 @@ def random_fields(
         picked = rng.sample(list(fields), count)
     if not withvalues:
         return picked
-    out: list[bytes] = []
-    for field in picked:
-        out += (field, fields[field])
-    return out
+    return Pairs([(field, fields[field]) for field in picked])
 
 
 # -- HINCRBY -------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ their ``check`` and fail when applied, because Redis refuses them from the
 command itself, not from its arity: inside MULTI they are queued and fail in
 EXEC's array.  HINCRBYFLOAT computes in C's ``long double``, exactly as
 Redis on x86-64 does (:func:`.hash_ops.incr_by_float`).  HRANDFIELD is a
-read and draws with ``m.random()``.
+read and draws with ``m.random()``; with WITHVALUES it answers
+:class:`~redraft.machine.Pairs` (``[field, value]`` arrays in RESP3), and
+HGETALL a ``dict`` (a map in RESP3), as Redis 7.0 does.
 
 WATCH: a command changes a key (and logs it) exactly where Redis signals a
 modified key: HSET and HMSET always (even to the same values), HSETNX when it
@@ -23,8 +25,7 @@ succeed.
 
 HSCAN answers a hash Redis would keep as a listpack, or one of at most COUNT
 fields, whole with cursor 0 (Redis does, for such hashes); a larger one is
-walked like SCAN (:mod:`.scanning`), from a copy of its fields taken on this
-node at cursor 0, leaving out fields removed since.
+walked as :func:`.scanning.member_scan` walks every container.
 """
 
 from __future__ import annotations
@@ -45,13 +46,7 @@ from .hash_ops import (
 )
 from .keyspace import Handler, Keyspace
 from .parsing import parse_int
-from .scanning import (
-    SCAN_POS_BITS,
-    SCAN_POS_MASK,
-    ScanLists,
-    parse_member_scan_options,
-    parse_scan_cursor,
-)
+from .scanning import ScanLists, member_scan, parse_member_scan_options, parse_scan_cursor
 
 __all__ = ["HashCommands"]
 
@@ -275,50 +270,22 @@ class HashCommands(Keyspace):
             if fields is None:
                 return [b"0", []]
             count, match = parse_member_scan_options(args[3:])
-            walk = self._hscan_walk(key, cursor) if cursor else None
-            if walk is None:
-                if len(fields) <= count or listpack_like(fields):
-                    return [b"0", _pairs(fields, fields, match)]
-                if cursor:
-                    raise ValueError("invalid cursor")
-                walk = [key, *fields]
-            return self._hscan_page(walk, fields, cursor, count, match)
+            return member_scan(
+                self._hash_scans, key, cursor, count, fields,
+                lambda: _whole(fields, count, match),
+                lambda names: _pairs(names, fields, match),
+            )  # fmt: skip
 
         return m.apply(conn, cmd, None, respond)
 
-    def _hscan_walk(self, key: bytes, cursor: int) -> list[bytes] | None:
-        """The field list of this node's walk over ``key`` that ``cursor`` continues, if any.
 
-        A walk goes on to its end even if the hash has shrunk meanwhile to a
-        size answered whole (as Redis's hash table, which never shrinks back
-        into a listpack, does).
-        """
-        try:
-            walk = self._hash_scans.get(cursor >> SCAN_POS_BITS)
-        except ValueError:
-            return None
-        return walk if walk[0] == key else None
-
-    def _hscan_page(
-        self,
-        walk: list[bytes],
-        fields: dict[bytes, bytes],
-        cursor: int,
-        count: int,
-        match: Callable[[bytes], bool] | None,
-    ) -> list[Any]:
-        """One page of a walk (``[key, field, ...]``, a copy of the fields taken at cursor 0)."""
-        scans = self._hash_scans
-        scan_id, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
-        end = pos + count
-        # Fields removed since the walk began are left out; ones added may be missed.
-        found = _pairs(walk[1 + pos : 1 + end], fields, match)
-        if 1 + end >= len(walk):
-            scans.close(scan_id)
-            return [b"0", found]
-        if scan_id == 0:
-            scan_id = scans.open(walk)
-        return [b"%d" % (scan_id << SCAN_POS_BITS | end), found]
+def _whole(
+    fields: dict[bytes, bytes], count: int, match: Callable[[bytes], bool] | None
+) -> list[bytes] | None:
+    """HSCAN's reply for a hash Redis answers whole (a listpack, or at most COUNT fields)."""
+    if len(fields) <= count or listpack_like(fields):
+        return _pairs(fields, fields, match)
+    return None
 
 
 def _pairs(

@@ -45,7 +45,7 @@ from .parsing import (
     parse_cursor,
     parse_int,
 )
-from .scanning import SCAN_POS_BITS, SCAN_POS_MASK, ScanLists, ScanOptions
+from .scanning import SCAN_POS_BITS, ScanLists, ScanOptions, next_page
 from .zset import ZSet
 
 __all__ = ["KeyCommands"]
@@ -351,18 +351,11 @@ class KeyCommands(Keyspace):
 
         def respond(_: Any) -> list[Any]:
             if cursor == 0:
-                scan_id, pos, keys = 0, 0, [*self._data, *self._objects]
+                keys = [*self._data, *self._objects]
             else:
-                scan_id, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
-                keys = self._scans.get(scan_id)
-            end = pos + opts.count
-            found = self._scan_step(m, keys[pos:end], opts)
-            if end >= len(keys):
-                self._scans.close(scan_id)
-                return [b"0", found]
-            if scan_id == 0:
-                scan_id = self._scans.open(keys)
-            return [b"%d" % (scan_id << SCAN_POS_BITS | end), found]
+                keys = self._scans.get(cursor >> SCAN_POS_BITS)
+            next_cursor, step = next_page(self._scans, keys, cursor, opts.count)
+            return [next_cursor, self._scan_step(m, step, opts)]
 
         return m.apply(conn, cmd, None, respond)
 

@@ -1,4 +1,5 @@
-"""SCAN's options and the node-local key lists behind its cursors.
+"""SCAN's options and the node-local key lists behind its cursors, and the one walk
+HSCAN, SSCAN and ZSCAN share.
 
 ``SCAN 0`` takes a list of the keys as they are now, kept on this node, and
 the cursors it returns walk that list.  Guarantees: every key present from
@@ -7,14 +8,23 @@ removed meanwhile may or may not be.  Cursors belong to the node that issued
 them, and at most :data:`MAX_OPEN_SCANS` scans stay open (the least recently
 used is dropped); a cursor this node does not know is answered ``ERR invalid
 cursor`` rather than silently skipping keys.
+
+HSCAN, SSCAN and ZSCAN (:func:`member_scan`) answer a container Redis would
+keep compact (a listpack or an intset), or one of at most COUNT elements,
+whole with cursor 0, as Redis does; a larger one is walked the same way,
+from a list ``[key, element, ...]`` taken on this node at cursor 0,
+leaving out the elements removed since.  A walk goes on to its end even if
+the container shrinks meanwhile to a size answered whole, as Redis's hash
+table, which never turns back into a listpack or an intset, does.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from redraft.examples.globmatch import compile_glob
 
@@ -26,6 +36,8 @@ __all__ = [
     "SCAN_POS_MASK",
     "ScanLists",
     "ScanOptions",
+    "member_scan",
+    "next_page",
     "parse_member_scan_options",
     "parse_scan_cursor",
 ]
@@ -100,6 +112,60 @@ class ScanLists:
 
     def clear(self) -> None:
         self._lists.clear()
+
+    def walk_of(self, key: bytes, cursor: int) -> list[bytes] | None:
+        """The list ``[key, element, ...]`` of the walk over ``key`` that ``cursor`` continues,
+        if this node has it."""
+        walk = self._lists.get(cursor >> SCAN_POS_BITS)
+        if walk is None or walk[0] != key:
+            return None
+        self._lists.move_to_end(cursor >> SCAN_POS_BITS)
+        return walk
+
+
+def next_page(
+    scans: ScanLists, listed: list[bytes], cursor: int, count: int, start: int = 0
+) -> tuple[bytes, list[bytes]]:
+    """One step of a walk over ``listed`` (its entries from ``start`` on): the cursor to
+    answer and the step's entries.  Cursor 0 starts a walk, kept in ``scans`` once it
+    needs more than one step; the last step forgets it."""
+    scan_id, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
+    end = pos + count
+    page = listed[start + pos : start + end]
+    if start + end >= len(listed):
+        scans.close(scan_id)
+        return b"0", page
+    if scan_id == 0:
+        scan_id = scans.open(listed)
+    return b"%d" % (scan_id << SCAN_POS_BITS | end), page
+
+
+def member_scan(
+    scans: ScanLists,
+    key: bytes,
+    cursor: int,
+    count: int,
+    elements: Iterable[bytes],
+    whole: Callable[[], list[Any] | None],
+    found: Callable[[list[bytes]], list[Any]],
+) -> list[Any]:
+    """HSCAN's, SSCAN's, ZSCAN's reply for the container at ``key`` (see the module notes).
+
+    ``elements`` lists its fields or members (taken at cursor 0), ``whole()``
+    is the whole reply for a container Redis answers whole (None for one it
+    walks), and ``found(names)`` the reply for one step's names: those still
+    in the container that pass MATCH, with their values or scores.
+    """
+    walk = scans.walk_of(key, cursor) if cursor else None
+    if walk is None:
+        reply = whole()
+        if reply is not None:
+            return [b"0", reply]
+        if cursor:
+            raise ValueError("invalid cursor")
+        walk = [key, *elements]
+    next_cursor, names = next_page(scans, walk, cursor, count, 1)
+    return [next_cursor, found(names)]
 
 
 _ULONG_MAX = (1 << 64) - 1

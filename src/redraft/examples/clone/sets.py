@@ -24,8 +24,7 @@ members) or delete.
 
 SSCAN answers a set Redis would keep as an intset, or one of at most COUNT
 members, whole with cursor 0 (Redis does, for such sets); a larger one is
-walked like SCAN (:mod:`.scanning`), from a copy of its members taken on
-this node at cursor 0, leaving out members removed since.
+walked as :func:`.scanning.member_scan` walks every container.
 """
 
 from __future__ import annotations
@@ -37,13 +36,7 @@ from redraft.machine import Applier, Command, Conn, ErrWrongNumberOfArguments, R
 
 from .keyspace import Handler, Keyspace
 from .parsing import SYNTAX_ERROR, parse_count
-from .scanning import (
-    SCAN_POS_BITS,
-    SCAN_POS_MASK,
-    ScanLists,
-    parse_member_scan_options,
-    parse_scan_cursor,
-)
+from .scanning import ScanLists, member_scan, parse_member_scan_options, parse_scan_cursor
 from .set_ops import (
     MAX_INTSET_ENTRIES,
     SetReply,
@@ -108,9 +101,15 @@ class SetCommands(Keyspace):
         members = self._object_at(key, now, set)
         if members is None:
             members = self._new_object(key, now, set())
-        before = len(members)
-        members.update(args[2:])
-        added = len(members) - before
+        if len(args) == 3:  # one member: every benchmark's SADD
+            added = 0
+            if args[2] not in members:
+                members.add(args[2])
+                added = 1
+        else:
+            before = len(members)
+            members.update(args[2:])
+            added = len(members) - before
         if added:
             self._touched.append(key)
         self._after_write(m, now)
@@ -332,38 +331,22 @@ class SetCommands(Keyspace):
             if members is None:
                 return [b"0", []]
             count, match = parse_member_scan_options(args[3:])
-            if len(members) <= count or _intset_like(members):
-                return [b"0", matching(ordered(members), match)]
-            return self._sscan_page(key, members, cursor, count, match)
+            return member_scan(
+                self._set_scans, key, cursor, count, members,
+                lambda: _whole(members, count, match),
+                lambda names: matching((x for x in names if x in members), match),
+            )  # fmt: skip
 
         return m.apply(conn, cmd, None, respond)
 
-    def _sscan_page(
-        self,
-        key: bytes,
-        members: set[bytes],
-        cursor: int,
-        count: int,
-        match: Callable[[bytes], bool] | None,
-    ) -> list[Any]:
-        """One page of a walk over a large set, from this node's copy of its members."""
-        scans = self._set_scans
-        if cursor == 0:
-            scan_id, pos, listed = 0, 0, [key, *members]
-        else:
-            scan_id, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
-            listed = scans.get(scan_id)
-            if listed[0] != key:
-                raise ValueError("invalid cursor")
-        end = pos + count
-        # Members removed since the walk began are left out; ones added may be missed.
-        found = matching((x for x in listed[1 + pos : 1 + end] if x in members), match)
-        if 1 + end >= len(listed):
-            scans.close(scan_id)
-            return [b"0", found]
-        if scan_id == 0:
-            scan_id = scans.open(listed)
-        return [b"%d" % (scan_id << SCAN_POS_BITS | end), found]
+
+def _whole(
+    members: set[bytes], count: int, match: Callable[[bytes], bool] | None
+) -> list[bytes] | None:
+    """SSCAN's reply for a set Redis answers whole (an intset, or at most COUNT members)."""
+    if len(members) <= count or _intset_like(members):
+        return matching(ordered(members), match)
+    return None
 
 
 def _intset_like(members: set[bytes]) -> bool:

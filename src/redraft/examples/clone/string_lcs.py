@@ -99,7 +99,7 @@ def lcs_reply(a: bytes, b: bytes, opts: LcsOptions) -> Any:
     subsequence, matches = _walk_back(a, b, table, total, opts)
     if not opts.idx:
         return subsequence
-    return [b"matches", matches, b"len", total]
+    return {b"matches": matches, b"len": total}  # a flat array in RESP2, a map in RESP3
 
 
 def _walk_back(

@@ -1,9 +1,13 @@
 """The sorted set: members with float scores, ordered by (score, member) as Redis orders them.
 
-A dict maps each member to its score (ZSCORE, membership in O(1)); a
-``sortedcontainers.SortedList`` of ``(score, member)`` pairs keeps the order,
-so ranks and score or lexicographic ranges cost O(log n + k).  Scores are
-Python floats (IEEE doubles, as Redis's); NaN never gets in (the commands
+A dict maps each member to its score (ZSCORE, membership in O(1)); a sorted
+list of ``(score, member)`` pairs keeps the order, so ranks and score or
+lexicographic ranges cost O(log n + k).  The list is a plain Python list
+kept sorted by bisection (:class:`SmallOrder`) up to :data:`SMALL_ORDER`
+members and a ``sortedcontainers.SortedList`` past that: the latter's
+instance costs about 400 bytes, twice what a one-member sorted set costs
+without it, and inserts in a plain list of that size are as quick.  Scores
+are Python floats (IEEE doubles, as Redis's); NaN never gets in (the commands
 refuse it, as Redis does).
 
 Encoding.  Redis 7.0 keeps a sorted set of at most :data:`LISTPACK_ENTRIES`
@@ -21,12 +25,16 @@ pages it), which keeps it the same on every node, a restored one too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import NamedTuple
+import sys
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from operator import index as as_index
+from typing import NamedTuple, SupportsIndex
 
 from sortedcontainers import SortedList
 
-__all__ = ["LISTPACK_ENTRIES", "LISTPACK_VALUE", "LexBound", "ZSet"]
+__all__ = ["LISTPACK_ENTRIES", "LISTPACK_VALUE", "SMALL_ORDER", "LexBound", "SmallOrder", "ZSet"]
 
 LISTPACK_ENTRIES = 128
 """Redis's zset-max-listpack-entries: a larger sorted set is a skip list."""
@@ -34,7 +42,67 @@ LISTPACK_ENTRIES = 128
 LISTPACK_VALUE = 64
 """Redis's zset-max-listpack-value: a sorted set with a longer member is a skip list."""
 
+SMALL_ORDER = 1000
+"""The most members a sorted set keeps in a :class:`SmallOrder` (SortedList's own sublist
+size): one more turns it into a ``SortedList`` for good."""
+
 _INF = math.inf
+
+Pair = tuple[float, bytes]
+"""``(score, member)``: the order's entries."""
+
+
+class SmallOrder(list[Pair]):
+    """A plain list of ``(score, member)`` pairs kept sorted: the SortedList methods
+    :class:`ZSet` calls, by bisection (see the module notes)."""
+
+    __slots__ = ()
+
+    def add(self, value: Pair) -> None:
+        insort(self, value)
+
+    def remove(self, value: Pair, /) -> None:
+        i = bisect_left(self, value)
+        if i == len(self) or self[i] != value:
+            raise ValueError(f"{value!r} not in list")
+        del self[i]
+
+    def index(
+        self, value: Pair, start: SupportsIndex = 0, stop: SupportsIndex = sys.maxsize, /
+    ) -> int:
+        i = bisect_left(self, value, as_index(start), min(as_index(stop), len(self)))
+        if i == len(self) or self[i] != value:
+            raise ValueError(f"{value!r} is not in list")
+        return i
+
+    def bisect_left(self, value: Pair) -> int:
+        return bisect_left(self, value)
+
+    def bisect_right(self, value: Pair) -> int:
+        return bisect_right(self, value)
+
+    def islice(
+        self, start: int | None = None, stop: int | None = None, reverse: bool = False
+    ) -> Iterator[Pair]:
+        """The entries of ranks ``start`` to ``stop - 1``, as SortedList.islice answers them."""
+        lo, hi, _ = slice(start, stop).indices(len(self))
+        if lo >= hi:
+            return iter(())
+        if reverse:
+            return islice(reversed(self), len(self) - hi, len(self) - lo)
+        return islice(self, lo, hi)
+
+    def copy(self) -> SmallOrder:
+        return SmallOrder(self)
+
+
+Order = SortedList[Pair] | SmallOrder
+
+
+def _order(pairs: Iterable[Pair]) -> Order:
+    """A sorted order of ``pairs``, of the kind their number calls for."""
+    small = SmallOrder(sorted(pairs))
+    return small if len(small) <= SMALL_ORDER else SortedList(small)
 
 
 class LexBound(NamedTuple):
@@ -70,7 +138,7 @@ class ZSet:
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
-        self.order: SortedList[tuple[float, bytes]] = SortedList()
+        self.order: Order = SmallOrder()
         """``(score, member)`` pairs in Redis's order."""
         self._long = 0  # members longer than LISTPACK_VALUE
 
@@ -112,7 +180,10 @@ class ZSet:
         elif score == 0.0 and not self._long and len(scores) < LISTPACK_ENTRIES:
             score = 0.0
         scores[member] = score
-        self.order.add((score, member))
+        order = self.order
+        order.add((score, member))
+        if len(order) > SMALL_ORDER and type(order) is SmallOrder:
+            self.order = SortedList(order)
         return old is None
 
     def discard(self, member: bytes) -> bool:
@@ -267,6 +338,6 @@ class ZSet:
         """A sorted set of ``(member, score)`` pairs (distinct members), scores as given."""
         z = ZSet()
         z.scores = dict(pairs)
-        z.order = SortedList((s, m) for m, s in z.scores.items())
+        z.order = _order((s, m) for m, s in z.scores.items())
         z._long = sum(1 for m in z.scores if len(m) > LISTPACK_VALUE)
         return z

@@ -8,18 +8,18 @@ exclusive end, then ``strtod`` up to the first NUL byte, which skips leading
 spaces, lets an overflow be an infinity and an empty string be 0.  Scores go
 out as Redis 7.0's ``addReplyDouble`` writes them: ``%.17g`` (``0.1`` is
 ``0.10000000000000001``; 7.2 writes the shortest form instead), ``inf`` and
-``-inf``.  Scores are bytes in replies, so RESP3 clients get them as bulk
-strings (Redis 7.0 sends RESP3 doubles).
+``-inf``.  A score in a reply is a :class:`~redraft.machine.Double` of those
+digits (:func:`score_reply`): a bulk string in RESP2, a double in RESP3, as
+Redis 7.0 sends it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from redraft.examples.globmatch import compile_glob
+from redraft.machine import Double
 
 from .parsing import SYNTAX_ERROR, parse_int
 from .zset import LexBound
@@ -46,9 +46,8 @@ __all__ = [
     "parse_zadd",
     "parse_zmpop",
     "parse_zrandmember",
-    "parse_zscan_cursor",
-    "parse_zscan_options",
     "scan_score",
+    "score_reply",
 ]
 
 NOT_A_FLOAT = "value is not a valid float"
@@ -136,6 +135,11 @@ def parse_lex_bound(raw: bytes) -> LexBound:
 def format_score(score: float) -> bytes:
     """A score as Redis 7.0 replies it: ``%.17g``, ``inf``, ``-inf``."""
     return b"%.17g" % score
+
+
+def score_reply(score: float) -> Double:
+    """A score as Redis 7.0 replies it: :func:`format_score`'s digits, a double in RESP3."""
+    return Double(b"%.17g" % score)
 
 
 def scan_score(score: float) -> bytes:
@@ -374,44 +378,3 @@ def parse_zrandmember(args: list[bytes]) -> tuple[int | None, bool]:
     if len(args) == 4 and abs(count) > _LONG_MAX // 2:  # twice as many replies: no overflow
         raise ValueError("value is out of range")
     return count, len(args) == 4
-
-
-# -- ZSCAN -------------------------------------------------------------------------------
-
-_ULONG_MAX = (1 << 64) - 1
-
-
-def parse_zscan_cursor(raw: bytes) -> int:
-    """A ZSCAN cursor as Redis reads it: C's ``strtoul`` in base 10 over the whole argument
-    (a sign allowed, ``-1`` wrapping; an empty cursor is 0; a NUL ends it)."""
-    if raw[:1] and raw[0] in _C_SPACE:
-        raise ValueError("invalid cursor")
-    text = raw.split(b"\0", 1)[0]
-    if not text:
-        return 0
-    digits = text[1:] if text[:1] in (b"-", b"+") else text
-    if not digits.isdigit() or int(digits) > _ULONG_MAX:
-        raise ValueError("invalid cursor")
-    value = int(digits)
-    return (-value) & _ULONG_MAX if text[:1] == b"-" else value
-
-
-def parse_zscan_options(args: list[bytes]) -> tuple[int, Callable[[bytes], bool] | None]:
-    """``[MATCH pattern] [COUNT count]`` (``args`` after the cursor): count and matcher.
-
-    Redis reads them only once the key holds a sorted set: a missing key
-    answers an empty scan whatever they say.  TYPE is SCAN's alone.
-    """
-    count = 10
-    match: Callable[[bytes], bool] | None = None
-    for i in range(0, len(args), 2):
-        opt = args[i].lower()
-        if opt == b"count" and i + 1 < len(args):
-            count = parse_int(args[i + 1])
-            if count < 1:
-                raise ValueError(SYNTAX_ERROR)
-        elif opt == b"match" and i + 1 < len(args):
-            match = None if args[i + 1] == b"*" else compile_glob(args[i + 1])
-        else:
-            raise ValueError(SYNTAX_ERROR)
-    return count, match

@@ -15,41 +15,40 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+from redraft.machine import Pairs
+
 from .zset import ZSet
-from .zset_args import LEX, NAN_RESULT, RANK, SCORE, RangeSpec, SetOpSpec, ZaddSpec, format_score
+from .zset_args import LEX, NAN_RESULT, RANK, SCORE, RangeSpec, SetOpSpec, ZaddSpec, score_reply
 
 __all__ = [
-    "Pairs",
+    "Scored",
     "Source",
     "diff",
-    "flat",
     "inter",
     "inter_card",
     "random_members",
     "range_items",
     "range_span",
     "rank_span",
+    "scored_reply",
     "sorted_pairs",
     "union",
     "zadd_into",
 ]
 
-Pairs = list[tuple[bytes, float]]
+Scored = list[tuple[bytes, float]]
 """``(member, score)`` pairs."""
 
 Source = ZSet | set[bytes] | None
 """An input of a set operation: a sorted set, a plain set (scores 1) or a missing key."""
 
 
-def flat(pairs: Pairs, withscores: bool) -> list[bytes]:
-    """A RESP2 reply of members, or of members and scores taking turns."""
+def scored_reply(pairs: Scored, withscores: bool) -> list[bytes] | Pairs:
+    """A reply of members, or of members with their scores: flat in RESP2, ``[member,
+    score]`` pairs in RESP3 (as Redis 7.0 answers WITHSCORES and ZPOPMIN with a count)."""
     if not withscores:
         return [m for m, _ in pairs]
-    out: list[bytes] = []
-    for member, score in pairs:
-        out.append(member)
-        out.append(format_score(score))
-    return out
+    return Pairs([(member, score_reply(score)) for member, score in pairs])
 
 
 # -- ranges ----------------------------------------------------------------------------
@@ -78,7 +77,7 @@ def range_span(z: ZSet, spec: RangeSpec, reverse: bool) -> tuple[int, int]:
     return z.lex_span(spec.lex_lo, spec.lex_hi, reverse)
 
 
-def range_items(z: ZSet, spec: RangeSpec) -> Pairs:
+def range_items(z: ZSet, spec: RangeSpec) -> Scored:
     """What a ZRANGE-like command answers: its range, with LIMIT, in its direction.
 
     LIMIT as Redis walks it: a negative offset walks off the end (nothing), a
@@ -105,7 +104,7 @@ def range_items(z: ZSet, spec: RangeSpec) -> Pairs:
     return z.items(i, j, reverse)
 
 
-def _lex_walk(z: ZSet, spec: RangeSpec, start: int) -> Pairs:
+def _lex_walk(z: ZSet, spec: RangeSpec, start: int) -> Scored:
     """A lexicographic range over mixed scores, as Redis walks its listpack: from
     ``start``, OFFSET members passed over unchecked, then members taken while they
     stay inside the range's far end."""
@@ -115,7 +114,7 @@ def _lex_walk(z: ZSet, spec: RangeSpec, start: int) -> Pairs:
     step = -1 if spec.reverse else 1
     pos = start + step * spec.offset
     inside = spec.lex_lo.at_least if spec.reverse else spec.lex_hi.at_most
-    out: Pairs = []
+    out: Scored = []
     while 0 <= pos < len(order) and len(out) != spec.limit:
         score, member = order[pos]
         if not inside(member):
@@ -262,7 +261,7 @@ def diff(sources: list[Source]) -> dict[bytes, float]:
     return {m: s for m, s in _pairs(first) if all(_find(o, m) is None for o in others)}
 
 
-def sorted_pairs(acc: dict[bytes, float]) -> Pairs:
+def sorted_pairs(acc: dict[bytes, float]) -> Scored:
     """A result in Redis's order: by score, then by member."""
     return sorted(acc.items(), key=lambda pair: (pair[1], pair[0]))
 
@@ -270,7 +269,7 @@ def sorted_pairs(acc: dict[bytes, float]) -> Pairs:
 # -- ZRANDMEMBER -----------------------------------------------------------------------------
 
 
-def random_members(z: ZSet, count: int, rng: random.Random) -> Pairs:
+def random_members(z: ZSet, count: int, rng: random.Random) -> Scored:
     """ZRANDMEMBER with a count: ``-count`` draws with repeats if negative, else up to
     ``count`` distinct members (the whole set highest first, as Redis walks it, if it
     has no more)."""

@@ -28,10 +28,14 @@ ZREM and the ZREMRANGEBY commands when they removed a member, the pops when
 they took one, the ``*STORE`` commands whenever they store (even the same
 members) or delete.
 
+Scores go out as Redis 7.0 writes them (``%.17g``), a double in RESP3
+(:class:`~redraft.machine.Double`), and members with their scores (WITHSCORES,
+ZPOPMIN with a count) as :class:`~redraft.machine.Pairs`: flat in RESP2,
+``[member, score]`` arrays in RESP3.  ZSCAN's scores stay bulk strings in both.
+
 ZSCAN answers a set Redis would keep as a listpack, or one of at most COUNT
 members, whole with cursor 0 (scores as the listpack holds them); a larger
-one is walked like SCAN (:mod:`.scanning`), from a copy of its members taken
-on this node at cursor 0, leaving out members removed since.
+one is walked as :func:`.scanning.member_scan` walks every container.
 """
 
 from __future__ import annotations
@@ -45,14 +49,16 @@ from redraft.machine import (
     Block,
     Command,
     Conn,
+    Double,
     ErrWrongNumberOfArguments,
+    Pairs,
     Read,
     Write,
 )
 
 from .keyspace import Handler, Keyspace
 from .parsing import SYNTAX_ERROR, WRONGTYPE, parse_count, parse_timeout
-from .scanning import SCAN_POS_BITS, SCAN_POS_MASK, ScanLists
+from .scanning import ScanLists, member_scan, parse_member_scan_options, parse_scan_cursor
 from .zset import ZSet
 from .zset_args import (
     LEX,
@@ -70,20 +76,19 @@ from .zset_args import (
     parse_zadd,
     parse_zmpop,
     parse_zrandmember,
-    parse_zscan_cursor,
-    parse_zscan_options,
     scan_score,
+    score_reply,
 )
 from .zset_ops import (
-    Pairs,
+    Scored,
     Source,
     diff,
-    flat,
     inter,
     inter_card,
     random_members,
     range_items,
     range_span,
+    scored_reply,
     sorted_pairs,
     union,
     zadd_into,
@@ -94,6 +99,9 @@ __all__ = ["MAX_RANDOM_REPLY", "ZSetCommands"]
 MAX_RANDOM_REPLY = 1 << 24
 """The most members one ZRANDMEMBER with a negative count answers (Redis has no bound and
 would build a reply of any length; here a node must not hang building one)."""
+
+_FINITE_DIGITS = 300
+"""Fewer decimal digits than this always make a finite double (the largest is about 1.8e308)."""
 
 _SET_OPS: dict[str, Callable[[list[Source], Any], dict[bytes, float]]] = {
     "union": union,
@@ -160,12 +168,19 @@ class ZSetCommands(Keyspace):
     # -- writes ----------------------------------------------------------------------
 
     def _zadd(self, m: Applier, args: list[bytes]) -> Any:
-        if len(args) == 4 and args[2].lower() not in ZADD_FLAGS:
-            return self._zadd_one(m, args[1], parse_score(args[2]), args[3])
-        return self._zadd_spec(m, args[1], parse_zadd(args))
-
-    def _zadd_one(self, m: Applier, key: bytes, score: float, member: bytes) -> int:
-        """ZADD key score member, every benchmark's ZADD: kept lean."""
+        """ZADD; ``ZADD key score member``, every benchmark's, kept lean."""
+        if len(args) != 4:
+            return self._zadd_spec(m, args[1], parse_zadd(args))
+        raw = args[2]
+        if raw.isdigit() and len(raw) < _FINITE_DIGITS:
+            # A whole score, never a flag: through int, which reads digits twice as
+            # fast as float does and rounds the same (exactly).
+            score = float(int(raw))
+        elif raw.lower() in ZADD_FLAGS:
+            return self._zadd_spec(m, args[1], parse_zadd(args))
+        else:
+            score = parse_score(raw)
+        key, member = args[1], args[3]
         now = m.now_ns()
         z = self._object_at(key, now, ZSet)
         if z is None:
@@ -200,7 +215,7 @@ class ZSetCommands(Keyspace):
                 m.key_ready(key)
         self._after_write(m, now)
         if spec.incr:
-            return format_score(score) if processed else None
+            return score_reply(score) if processed else None
         return added + updated if spec.ch else added
 
     def _zrem(self, m: Applier, args: list[bytes]) -> int:
@@ -245,26 +260,29 @@ class ZSetCommands(Keyspace):
 
         return apply
 
-    def _zpopmin(self, m: Applier, args: list[bytes]) -> list[bytes]:
+    def _zpopmin(self, m: Applier, args: list[bytes]) -> list[Any] | Pairs:
         return self._zpop(m, args, False)
 
-    def _zpopmax(self, m: Applier, args: list[bytes]) -> list[bytes]:
+    def _zpopmax(self, m: Applier, args: list[bytes]) -> list[Any] | Pairs:
         return self._zpop(m, args, True)
 
-    def _zpop(self, m: Applier, args: list[bytes], highest: bool) -> list[bytes]:
-        """ZPOPMIN/ZPOPMAX key [count]: member, score, ... (an empty array for none)."""
+    def _zpop(self, m: Applier, args: list[bytes], highest: bool) -> list[Any] | Pairs:
+        """ZPOPMIN/ZPOPMAX key [count]: ``[member, score]`` without a count, else pairs (RESP3
+        nests them, as Redis 7.0 does); an empty array for none."""
         count = parse_count(args[2]) if len(args) == 3 else 1
         key = args[1]
         now = m.now_ns()
         z = self._object_at(key, now, ZSet)
-        taken: Pairs = []
+        taken: Scored = []
         if z is None:
             self._drop_if_expired(key, now)
         elif count:
             taken = z.pop(count, highest)
             self._zset_changed(key, z, len(taken))
         self._after_write(m, now)
-        return flat(taken, True)
+        if len(args) == 3:
+            return scored_reply(taken, True)
+        return [x for member, score in taken for x in (member, score_reply(score))]
 
     def _zmpop(self, m: Applier, args: list[bytes]) -> Any:
         keys, highest, count = parse_zmpop(args, 1)
@@ -281,7 +299,7 @@ class ZSetCommands(Keyspace):
             if z is not None:
                 taken = z.pop(count, highest)
                 self._zset_changed(key, z, len(taken))
-                return [key, [[member, format_score(score)] for member, score in taken]]
+                return [key, [[member, score_reply(score)] for member, score in taken]]
         return None
 
     def _zrangestore(self, m: Applier, args: list[bytes]) -> int:
@@ -341,19 +359,19 @@ class ZSetCommands(Keyspace):
         z = self._read_object(m, args[1], ZSet)
         return 0 if z is None else len(z)
 
-    def _zscore(self, m: Applier, args: list[bytes]) -> bytes | None:
+    def _zscore(self, m: Applier, args: list[bytes]) -> Double | None:
         _arity(args, 3)
         z = self._read_object(m, args[1], ZSet)
         score = None if z is None else z.scores.get(args[2])
-        return None if score is None else format_score(score)
+        return None if score is None else score_reply(score)
 
-    def _zmscore(self, m: Applier, args: list[bytes]) -> list[bytes | None]:
+    def _zmscore(self, m: Applier, args: list[bytes]) -> list[Double | None]:
         _arity(args, -3)
         z = self._read_object(m, args[1], ZSet)
         if z is None:
             return [None] * (len(args) - 2)
         scores = z.scores
-        return [None if (s := scores.get(x)) is None else format_score(s) for x in args[2:]]
+        return [None if (s := scores.get(x)) is None else score_reply(s) for x in args[2:]]
 
     def _zrank(self, m: Applier, args: list[bytes]) -> int | None:
         _arity(args, 3)
@@ -387,11 +405,11 @@ class ZSetCommands(Keyspace):
     def _zranger(self, kind: str | None, reverse: bool | None) -> Read:
         """ZRANGE (``kind`` None) or one of its older forms."""
 
-        def read(m: Applier, args: list[bytes]) -> list[bytes]:
+        def read(m: Applier, args: list[bytes]) -> list[bytes] | Pairs:
             _arity(args, -4)
             spec = parse_range(args, 1, False, kind, reverse)
             z = self._read_object(m, args[1], ZSet)
-            return [] if z is None else flat(range_items(z, spec), spec.withscores)
+            return [] if z is None else scored_reply(range_items(z, spec), spec.withscores)
 
         return read
 
@@ -406,20 +424,20 @@ class ZSetCommands(Keyspace):
             return []
         if count < -MAX_RANDOM_REPLY:
             raise ValueError(f"count is out of range, must be at least {-MAX_RANDOM_REPLY}")
-        return flat(random_members(z, count, m.random()), withscores)
+        return scored_reply(random_members(z, count, m.random()), withscores)
 
     def _zset_op_reader(self, op: str) -> Read:
         """ZUNION, ZINTER or ZDIFF."""
         name = f"z{op}"
 
-        def read(m: Applier, args: list[bytes]) -> list[bytes]:
+        def read(m: Applier, args: list[bytes]) -> list[bytes] | Pairs:
             _arity(args, -3)
             keys = parse_numkeys(args, 1, name)
             sources = [self._zread_source(m, key) for key in keys]
             spec = parse_setop_options(
                 args, 2 + len(keys), len(keys), diff=op == "diff", store=False, card=False
             )
-            return flat(sorted_pairs(_SET_OPS[op](sources, spec)), spec.withscores)
+            return scored_reply(sorted_pairs(_SET_OPS[op](sources, spec)), spec.withscores)
 
         return read
 
@@ -454,7 +472,7 @@ class ZSetCommands(Keyspace):
         timeout_ms = parse_timeout(args[-1])
         keys = args[1:-1]
 
-        def mutate() -> list[bytes]:
+        def mutate() -> list[Any]:
             now = m.now_ns()
             for key in keys:
                 z = self._object_at(key, now, ZSet)  # WRONGTYPE stops the scan, as in Redis
@@ -462,7 +480,7 @@ class ZSetCommands(Keyspace):
                     [(member, score)] = z.pop(1, highest)
                     self._zset_changed(key, z, 1)
                     self._after_write(m, now)
-                    return [key, member, format_score(score)]
+                    return [key, member, score_reply(score)]
             raise Block(keys, timeout_ms, NULL_ARRAY)
 
         return m.blocking(conn, cmd, mutate, None)
@@ -491,47 +509,30 @@ class ZSetCommands(Keyspace):
         args = cmd.args
         _arity(args, -3)
         key = args[1]
-        cursor = parse_zscan_cursor(args[2])
+        cursor = parse_scan_cursor(args[2])
 
         def respond(_: Any) -> list[Any]:
             z = self._read_object(m, key, ZSet)
             if z is None:
                 return [b"0", []]
-            count, match = parse_zscan_options(args[3:])
-            if z.compact:
-                return [b"0", _scan_pairs(z.scores, (x for _, x in z.order), match, scan_score)]
-            if len(z) <= count:
-                return [b"0", _scan_pairs(z.scores, (x for _, x in z.order), match)]
-            return self._zscan_page(key, z, cursor, count, match)
+            count, match = parse_member_scan_options(args[3:])
+            return member_scan(
+                self._zset_scans, key, cursor, count, z.scores,
+                lambda: _whole(z, count, match),
+                lambda names: _scan_pairs(z.scores, names, match),
+            )  # fmt: skip
 
         return m.apply(conn, cmd, None, respond)
 
-    def _zscan_page(
-        self,
-        key: bytes,
-        z: ZSet,
-        cursor: int,
-        count: int,
-        match: Callable[[bytes], bool] | None,
-    ) -> list[Any]:
-        """One page of a walk over a large set, from this node's copy of its members."""
-        scans = self._zset_scans
-        if cursor == 0:
-            scan_id, pos, listed = 0, 0, [key, *z.scores]
-        else:
-            scan_id, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
-            listed = scans.get(scan_id)
-            if listed[0] != key:
-                raise ValueError("invalid cursor")
-        end = pos + count
-        # Members removed since the walk began are left out; ones added may be missed.
-        found = _scan_pairs(z.scores, listed[1 + pos : 1 + end], match)
-        if 1 + end >= len(listed):
-            scans.close(scan_id)
-            return [b"0", found]
-        if scan_id == 0:
-            scan_id = scans.open(listed)
-        return [b"%d" % (scan_id << SCAN_POS_BITS | end), found]
+
+def _whole(z: ZSet, count: int, match: Callable[[bytes], bool] | None) -> list[bytes] | None:
+    """ZSCAN's reply for a sorted set Redis answers whole: a listpack (its scores as the
+    listpack holds them), or a skip list of at most COUNT members."""
+    if z.compact:
+        return _scan_pairs(z.scores, (x for _, x in z.order), match, scan_score)
+    if len(z) <= count:
+        return _scan_pairs(z.scores, (x for _, x in z.order), match)
+    return None
 
 
 def _scan_pairs(
@@ -564,9 +565,13 @@ def _arity_check(arity: int) -> Callable[[list[bytes]], None]:
 
 
 def _check_zadd(args: list[bytes]) -> None:
-    if len(args) == 4 and args[2].lower() not in ZADD_FLAGS:
-        parse_score(args[2])
-        return
+    if len(args) == 4:
+        raw = args[2]
+        if raw.isdigit() and len(raw) < _FINITE_DIGITS:
+            return  # a whole score (see _zadd)
+        if raw.lower() not in ZADD_FLAGS:
+            parse_score(raw)
+            return
     _arity(args, -4)
     parse_zadd(args)
 
