@@ -71,7 +71,10 @@ class ClientProtocol(asyncio.Protocol):
             return
         self.last_active = time.monotonic()
         session.feed(data)
-        self.flush()
+        if session.out or session.ending is not _NO_END:
+            # Written at the end of the loop turn with every other
+            # connection's: see Server.mark_dirty.
+            self.server.mark_dirty(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         session = self.session

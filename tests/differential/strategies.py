@@ -109,13 +109,19 @@ def blocking_without_waiting() -> st.SearchStrategy[Cmd]:
 
 
 def keyspace() -> st.SearchStrategy[Cmd]:
+    """Keyspace commands for random sequences.
+
+    No DBSIZE: redis-server counts a key SET with a past EXAT/PXAT (which
+    :func:`strings` makes) until its active expiry cycle (some 100 ms) or an
+    access removes it, the clone never does: a timing race, not a reply
+    format. DBSIZE has focused tests instead.
+    """
     return st.one_of(
         st.builds(lambda ks: ["DEL", *ks], keys),
         st.builds(lambda ks: ["EXISTS", *ks], keys),
         st.tuples(st.just("TYPE"), key).map(list),
         st.tuples(st.sampled_from(["TTL", "PTTL"]), key).map(list),
         st.tuples(st.just("PERSIST"), key).map(list),
-        st.just(["DBSIZE"]),
         st.just(["KEYS", "*"]),
         st.tuples(st.just("KEYS"), st.sampled_from(["l*", "[ab]", "?"])).map(list),
         st.tuples(st.just("EXPIRE"), key, relative_s).map(list),
@@ -125,7 +131,7 @@ def keyspace() -> st.SearchStrategy[Cmd]:
         st.tuples(st.just("EXPIREAT"), key, absolute_s).map(list),
         st.tuples(st.just("EXPIREAT"), key, absolute_s, order_flag).map(list),
         st.tuples(st.just("PEXPIREAT"), key, absolute_ms, order_flag).map(list),
-        st.sampled_from([["FLUSHDB"], ["FLUSHALL"], ["DBSIZE"]]),
+        st.sampled_from([["FLUSHDB"], ["FLUSHALL"]]),
     )
 
 

@@ -12,10 +12,7 @@ C's ``long double`` and its ``%.17Lf`` print included.
 
 A random test (Hypothesis) over hash, string and keyspace commands on the
 shared keys; a bounded budget in CI (``REDRAFT_DIFF_EXAMPLES`` raises it).
-It leaves DBSIZE out: after ``SET k v EXAT 1`` (a time long past)
-redis-server still counts ``k`` until an access or its active expiry cycle
-removes it, while the clone leaves it out at once; the shared random test in
-``test_clone_vs_redis.py`` can meet the same race.
+Like every random test, it leaves DBSIZE out (see ``strategies.keyspace``).
 """
 
 from __future__ import annotations
@@ -877,11 +874,7 @@ def test_random_hash_sequences_match_in_resp3(data: st.DataObject, shared3: Diff
 
 def random_sequence(data: st.DataObject, shared: Differ) -> None:
     shared.reset()
-    # No DBSIZE: redis-server counts a key SET with a past EXAT/PXAT until its active expiry
-    # cycle (some 100 ms) or an access removes it, the clone never does (a timing race, and
-    # no hash's: see the module notes).
-    others = keyspace().filter(lambda cmd: cmd != ["DBSIZE"])
-    family = st.one_of(hashes(), hashes(), random_hashes(), strings(), others)
+    family = st.one_of(hashes(), hashes(), random_hashes(), strings(), keyspace())
     sequence: list[Cmd] = data.draw(st.lists(family, min_size=1, max_size=40), label="commands")
     for args in sequence:
         if is_random(args):
