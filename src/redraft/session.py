@@ -647,7 +647,7 @@ class Session(ReplyLine):
         shared = self.shared
         try:
             if kind is READ:
-                # What _plain_reads could not answer in place: served as the
+                # What _reads_in_place could not answer in place: served as the
                 # machine's own m.apply of a read would be.
                 value = self.read(deferred(fn, shared.applier, args), name)
             elif kind is WRITE:
