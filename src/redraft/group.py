@@ -363,6 +363,7 @@ class RaftGroup:
         core = self.core
         self.reads.invalidate()
         full = self.full_disk if self.full_disk.error is not None else None
+        commit = core.commit_index
         for m in msgs:
             if m.frm != peer:
                 log.warning("dropping message from %s claiming to be from %s", peer, m.frm)
@@ -370,7 +371,14 @@ class RaftGroup:
             if full is not None and full.drops(m):
                 continue
             core.step(m)
-        self.schedule()
+        if core.commit_index != commit and core.role is _LEADER:
+            # An acknowledgement committed writes: answer them now, before
+            # the rest of this turn's input (the other followers' acks for
+            # the same entries, as a rule) is read.  New writes still wait
+            # for the end of the turn (schedule), to be proposed together.
+            self.process()
+        else:
+            self.schedule()
 
     def peer_unreachable(self, peer: str) -> None:
         """The link to ``peer`` dropped or is full: probe it again once it is back."""
