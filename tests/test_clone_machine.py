@@ -916,7 +916,8 @@ def test_scan_skips_expired_keys(node: Node) -> None:
     ("args", "error"),
     [
         (("abc",), "ERR invalid cursor"),
-        (("-1",), "ERR invalid cursor"),
+        (("+-1",), "ERR invalid cursor"),  # "-1" parses (strtoul wraps it), then is unknown
+        ((" 0",), "ERR invalid cursor"),
         ((str(2**64),), "ERR invalid cursor"),
         (("0", "COUNT", "0"), "ERR syntax error"),
         (("0", "COUNT", "-1"), "ERR syntax error"),

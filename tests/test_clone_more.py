@@ -1,7 +1,7 @@
 """The clone's other string and keyspace commands, driven directly (no server).
 
 SETEX, PSETEX, SETRANGE, GETRANGE, SUBSTR, GETDEL, GETEX, INCRBYFLOAT, MSETNX,
-LCS; RENAME, RENAMENX, COPY, TOUCH, UNLINK, RANDOMKEY, OBJECT, EXPIRETIME,
+LCS; RENAME, RENAMENX, COPY, TOUCH, UNLINK, RANDOMKEY, OBJECT, MEMORY, TIME, EXPIRETIME,
 PEXPIRETIME.  The replies were taken from redis-server 7.0.15 (the
 differential tests in ``tests/differential/test_more_vs_redis.py`` compare
 them live); here are the parts a server test cannot see: what is refused
@@ -684,3 +684,89 @@ def test_unchanged_deque_after_failed_copy(node: BNode) -> None:
     assert node("COPY", "l", "d") == 0
     assert node.snapshot() == before
     assert isinstance(node.clone._objects[b"l"], deque)
+
+
+# -- TIME, MEMORY, scan cursors ------------------------------------------------------------------
+
+
+def test_time_reads_the_node_clock_without_the_log(node: BNode) -> None:
+    node.m.clock = T0 + 1 * SEC + 500_007_000
+    writes = node.m.writes
+    assert node("TIME") == [b"%d" % (T0 // SEC + 1), b"500007"]
+    node.advance(2 * MS)
+    assert node("TIME") == [b"%d" % (T0 // SEC + 1), b"502007"]
+    assert node.m.writes == writes
+    assert "time" in node.clone.reads()  # served by the node that is asked, never logged
+    assert node.reply("TIME", "x") == ("error", "ERR wrong number of arguments for 'time' command")
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        # What redis-server 7.0.15 answers for these (jemalloc, default configuration).
+        (("SET", "k", "v"), 64),
+        (("SET", "k", "12345"), 48),
+        (("SET", "k", "x" * 100), 160),
+        (("HSET", "k", "a", "1", "b", "2"), 80),
+        (("SADD", "k", "1", "2", "3"), 64),
+        (("SADD", "k", "a", "b", "c"), 232),
+        (("ZADD", "k", "1", "a", "2", "b"), 80),
+    ],
+)
+def test_memory_usage_estimates_redis_bytes(
+    node: BNode, command: tuple[str, ...], usage: int
+) -> None:
+    node(*command)
+    assert node("MEMORY", "USAGE", "k") == usage
+
+
+def test_memory_usage_grows_with_the_value_and_samples_extrapolate(node: BNode) -> None:
+    node("SET", "short", "x" * 10)
+    node("SET", "long", "x" * 10_000)
+    assert node("MEMORY", "USAGE", "long") > 10_000
+    assert node("MEMORY", "USAGE", "short") < node("MEMORY", "USAGE", "long")
+    node("RPUSH", "l", *["x" * 100] * 1000)
+    assert 100_000 < node("MEMORY", "USAGE", "l") < 120_000
+    node.clone._objects[b"h"] = {b"f%d" % i: b"v" * 10 for i in range(1000)}
+    node.clone._extras = True
+    assert node("MEMORY", "USAGE", "h") == node("MEMORY", "USAGE", "h", "SAMPLES", 0)
+    # Samples of the first elements stand for the rest: a set of short members, then long ones.
+    node.clone._objects[b"s"] = {b"m%d" % i for i in range(5)} | {
+        b"x" * 90 + b"%d" % i for i in range(995)
+    }
+    assert node("MEMORY", "USAGE", "s", "SAMPLES", 0) != node("MEMORY", "USAGE", "s", "SAMPLES", 1)
+
+
+def test_memory_usage_of_an_expired_key_is_nil(node: BNode) -> None:
+    node("SET", "k", "v", "PX", 100)
+    assert isinstance(node("MEMORY", "USAGE", "k"), int)
+    node.advance(100 * MS)
+    assert node("MEMORY", "USAGE", "k") is None
+
+
+def test_memory_subcommands(node: BNode) -> None:
+    assert node("MEMORY", "DOCTOR").startswith(b"Hi Sam, this instance is empty")
+    node("SET", "k", "v")
+    assert node("MEMORY", "doctor").startswith(b"Hi Sam, I can't find any memory issue")
+    assert node("MEMORY", "PURGE") == OK
+    assert node("MEMORY", "MALLOC-STATS") == b"Stats not supported for the current allocator"
+    assert node.reply("MEMORY", "STATS") == (
+        "error",
+        "ERR MEMORY STATS is not supported by redraft",
+    )
+    help_lines = node("MEMORY", "HELP")
+    assert len(help_lines) == 14 and help_lines[-1] == Status("    Prints this help.")
+
+
+def test_a_scan_cursor_reads_as_strtoul(node: BNode) -> None:
+    for i in range(5):
+        node("SET", f"k{i}", "v")
+    cursor, page = node("SCAN", "", "COUNT", 2)
+    assert page == [b"k0", b"k1"]
+    following = node("SCAN", cursor, "COUNT", 2)
+    assert following[1] == [b"k2", b"k3"]
+    wrapped = b"-%d" % (2**64 - int(cursor))
+    for spelled in (b"+" + cursor, b"00" + cursor, wrapped, cursor + b"\0junk"):
+        assert node("SCAN", spelled, "COUNT", 2) == following, spelled
+    for refused in (b" " + cursor, cursor + b" ", b"+-" + cursor, b"%d" % 2**64):
+        assert node.reply("SCAN", refused) == ("error", "ERR invalid cursor"), refused

@@ -209,8 +209,41 @@ def command(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     return [*table.values()] if not sub else []
 
 
+CONFIG_HELP = [
+    Status(line)
+    for line in (
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "REWRITE",
+        "    Rewrite the configuration file.",
+        "HELP",
+        "    Prints this help.",
+    )
+]
+"""CONFIG HELP's lines, as Redis 7.0 prints them."""
+
+_CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help": 2}
+"""CONFIG's subcommands and their arity as Redis 7.0's ``COMMAND`` gives it (-n: n or more)."""
+
+
 def config(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """CONFIG GET answers no parameter (redraft has none of Redis's): an empty map, which
+    RESP2 sends as an empty array and RESP3 as ``%0``, as Redis answers an unknown one.
+    CONFIG HELP is Redis's; SET, RESETSTAT and REWRITE are refused once their arity passes."""
     arity(args, 2)
-    if args[1].lower() == b"get":
-        return []
+    sub = args[1].lower()
+    want = _CONFIG_ARITY.get(sub)
+    if want is None:
+        raise ValueError(f"unknown subcommand '{text(args[1][:128])}'. Try CONFIG HELP.")
+    if len(args) < -want if want < 0 else len(args) != want:
+        raise ValueError(f"wrong number of arguments for 'config|{sub.decode()}' command")
+    if sub == b"get":
+        return {}
+    if sub == b"help":
+        return CONFIG_HELP
     raise ValueError(f"ERR CONFIG {text(args[1])} is not supported by redraft")

@@ -24,11 +24,12 @@ byte against a real redis-server by ``tests/differential``:
   ZRANGESTORE, ZREMRANGEBYRANK/SCORE/LEX, ZPOPMIN, ZPOPMAX, ZMPOP, ZRANDMEMBER,
   ZUNION, ZINTER, ZDIFF and their STORE forms, ZINTERCARD, ZSCAN and the
   blocking BZPOPMIN, BZPOPMAX, BZMPOP;
-* the keyspace (:mod:`.keys`, :mod:`.key_object`): DEL, UNLINK, EXISTS,
-  TOUCH, TYPE, RENAME, RENAMENX, COPY, RANDOMKEY, OBJECT, EXPIRE, PEXPIRE,
-  EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT), EXPIRETIME, PEXPIRETIME,
-  TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE, FLUSHDB, FLUSHALL, and the
-  ``Keyspace`` section of INFO;
+* the keyspace (:mod:`.keys`, :mod:`.key_object`, :mod:`.key_memory`): DEL,
+  UNLINK, EXISTS, TOUCH, TYPE, RENAME, RENAMENX, COPY, RANDOMKEY, OBJECT,
+  MEMORY, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT),
+  EXPIRETIME, PEXPIRETIME, TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE, FLUSHDB,
+  FLUSHALL, and the ``Keyspace`` section of INFO;
+* TIME, a read of the clock of the node asked (never logged);
 * WATCH (with redraft's MULTI/EXEC), through :meth:`Clone.watch` and
   :meth:`Clone.watch_changed`: EXEC aborts exactly when Redis's would;
 * COMMAND, from :mod:`.commands` (Redis's own entries).

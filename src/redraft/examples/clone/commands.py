@@ -153,6 +153,8 @@ zinterstore -4 write,denyoom,movablekeys 1 1 1
 zdiffstore -4 write,denyoom,movablekeys 1 1 1
 zintercard -3 readonly,movablekeys 0 0 0
 zscan -3 readonly 1 1 1
+time 1 loading,stale,fast 0 0 0
+memory -2 - 0 0 0
 """
 
 

@@ -1,13 +1,13 @@
 """Generic keyspace commands, for keys of every type: DEL, UNLINK, EXISTS, TOUCH, TYPE,
 EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (each with NX, XX, GT, LT), TTL, PTTL,
-EXPIRETIME, PEXPIRETIME, PERSIST, RENAME, RENAMENX, COPY, RANDOMKEY, OBJECT, KEYS,
-SCAN, DBSIZE, FLUSHDB and FLUSHALL.
+EXPIRETIME, PEXPIRETIME, PERSIST, RENAME, RENAMENX, COPY, RANDOMKEY, OBJECT, MEMORY,
+KEYS, SCAN, DBSIZE, FLUSHDB and FLUSHALL.
 
 RENAME and COPY move or copy a value of any type with its expiry; a copy is
 a deep copy (the two keys never share a container).  Moving a list or a
 sorted set onto a key calls ``m.key_ready`` for it, as Redis wakes the
 clients blocked there.  RANDOMKEY is a read but draws from ``m.random()``;
-OBJECT's answers are in :mod:`.key_object`.
+OBJECT's answers are in :mod:`.key_object`, MEMORY's in :mod:`.key_memory`.
 
 KEYS and SCAN list the strings in insertion order, then the keys of the
 other types in theirs (Redis's order is its hash table's); DBSIZE, KEYS and SCAN leave out
@@ -34,6 +34,16 @@ from redraft.machine import (
     Status,
 )
 
+from .key_memory import (
+    DOCTOR_EMPTY,
+    DOCTOR_FINE,
+    MALLOC_STATS,
+    MEMORY_HELP,
+    STATS_REFUSED,
+    check_memory,
+    usage,
+    usage_samples,
+)
 from .key_object import OBJECT_HELP, answer, check_object
 from .keyspace import TYPE_NAMES, Handler, Keyspace, Value, expired_keys
 from .parsing import (
@@ -42,10 +52,9 @@ from .parsing import (
     NS_PER_MS,
     NS_PER_S,
     SYNTAX_ERROR,
-    parse_cursor,
     parse_int,
 )
-from .scanning import SCAN_POS_BITS, ScanLists, ScanOptions, next_page
+from .scanning import SCAN_POS_BITS, ScanLists, ScanOptions, next_page, parse_scan_cursor
 from .zset import ZSet
 
 __all__ = ["KeyCommands"]
@@ -89,6 +98,7 @@ class KeyCommands(Keyspace):
             "touch": self._exists,
             "randomkey": self._randomkey,
             "object": self._object,
+            "memory": self._memory,
         }
 
     # -- existence -----------------------------------------------------------------------
@@ -321,6 +331,26 @@ class KeyCommands(Keyspace):
         value = self._read(m, args[2])
         return None if value is None else answer(sub, value)
 
+    def _memory(self, m: Applier, args: list[bytes]) -> Any:
+        """MEMORY USAGE key [SAMPLES n], DOCTOR, MALLOC-STATS, PURGE, STATS, HELP; see
+        :mod:`.key_memory`."""
+        if len(args) < 2:
+            raise ErrWrongNumberOfArguments()
+        sub = check_memory(args)
+        if sub == b"usage":
+            samples = usage_samples(args[3:])  # checked before the key, as Redis does
+            value = self._read(m, args[2])
+            return None if value is None else usage(args[2], value, samples)
+        if sub == b"help":
+            return MEMORY_HELP
+        if sub == b"doctor":
+            return DOCTOR_FINE if self._key_count() else DOCTOR_EMPTY
+        if sub == b"malloc-stats":
+            return MALLOC_STATS
+        if sub == b"purge":
+            return OK
+        raise ValueError(STATS_REFUSED)
+
     # -- listing ---------------------------------------------------------------------------
 
     def _keys(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
@@ -346,7 +376,7 @@ class KeyCommands(Keyspace):
         args = cmd.args
         if len(args) < 2:
             raise ErrWrongNumberOfArguments()
-        cursor = parse_cursor(args[1])
+        cursor = parse_scan_cursor(args[1])
         opts = ScanOptions.parse(args)
 
         def respond(_: Any) -> list[Any]:

@@ -1,4 +1,4 @@
-"""The :class:`Clone` machine: the command families put together, snapshots, tick and INFO."""
+"""The :class:`Clone` machine: the command families put together, TIME, snapshots, tick and INFO."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from redraft.machine import (
     CommandSpec,
     Conn,
     ErrUnknownCommand,
+    ErrWrongNumberOfArguments,
     Machine,
     Read,
     Write,
@@ -27,7 +28,19 @@ from .snapshot import Capture, read_snapshot
 from .strings import StringCommands
 from .zsets import ZSetCommands
 
-__all__ = ["Clone"]
+__all__ = ["Clone", "server_time"]
+
+_NS_PER_US = 1000
+_US_PER_S = 1_000_000
+
+
+def server_time(m: Applier, args: list[bytes]) -> list[bytes]:
+    """TIME: this node's clock as Redis answers it, unix seconds and microseconds (two bulk
+    strings).  A read, never logged: each node answers from its own clock."""
+    if len(args) != 1:
+        raise ErrWrongNumberOfArguments()
+    seconds, micros = divmod(m.now_ns() // _NS_PER_US, _US_PER_S)
+    return [b"%d" % seconds, b"%d" % micros]
 
 
 class Clone(
@@ -71,6 +84,7 @@ class Clone(
     def reads(self) -> dict[str, Read]:
         """The commands that only read, served without :meth:`command`."""
         return {
+            "time": server_time,
             **self._string_reads(),
             **self._list_reads(),
             **self._hash_reads(),

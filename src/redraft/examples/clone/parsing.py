@@ -70,15 +70,6 @@ def parse_count(raw: bytes) -> int:
     return value
 
 
-def parse_cursor(raw: bytes) -> int:
-    """A SCAN cursor: an unsigned 64-bit integer."""
-    if raw.isdigit() and len(raw) <= 20:
-        cursor = int(raw)
-        if cursor < 1 << 64:
-            return cursor
-    raise ValueError("invalid cursor")
-
-
 def parse_side(raw: bytes) -> bool:
     """LEFT (True) or RIGHT (False), in any case, as LMOVE's arguments."""
     side = raw.lower()
