@@ -168,11 +168,16 @@ class Server:
             await self._server.wait_closed()
 
     def mark_dirty(self, proto: ClientProtocol) -> None:
-        """``proto``'s session has replies to send outside a read of its own."""
+        """``proto``'s session has replies to send: they are written at the end of the loop turn.
+
+        Every connection's replies of a turn go out together: each write
+        wakes a client waiting in ``epoll``, and a burst of writes wakes it
+        once instead of once per connection.
+        """
         self._dirty.add(proto)
         if not self._flush_scheduled:
             # The node flushes at the end of each pass over the core's work;
-            # this catches replies filled anywhere else (timers, futures).
+            # this catches replies filled anywhere else (reads, timers, futures).
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 

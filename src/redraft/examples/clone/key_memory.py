@@ -29,7 +29,7 @@ from redraft.machine import Status
 
 from .key_object import encoding
 from .keyspace import Value
-from .parsing import INT64_MAX, SYNTAX_ERROR, parse_int
+from .parsing import INT64_MAX, SYNTAX_ERROR, check_subcommand, parse_int
 from .zset import ZSet
 
 __all__ = [
@@ -85,8 +85,8 @@ STATS_REFUSED = "ERR MEMORY STATS is not supported by redraft"
 
 DEFAULT_SAMPLES = 5  # OBJ_COMPUTE_SIZE_DEF_SAMPLES
 
-_ARITY = {b"help": 2, b"doctor": 2, b"malloc-stats": 2, b"purge": 2, b"stats": 2}
-"""The subcommands of a fixed arity (USAGE takes 3 or more arguments)."""
+_ARITIES = {b"usage": -3, b"help": 2, b"doctor": 2, b"malloc-stats": 2, b"purge": 2, b"stats": 2}
+"""MEMORY's subcommands and their arity (see :func:`.parsing.check_subcommand`)."""
 
 # Sizes of Redis 7.0's structures on a 64-bit build.
 _ROBJ = 16
@@ -105,18 +105,7 @@ _LISTPACK_EMPTY = 7  # header and end byte
 
 def check_memory(args: list[bytes]) -> bytes:
     """MEMORY's subcommand (lower case) once the arity passes Redis's checks."""
-    sub = args[1].lower()
-    if sub == b"usage":
-        if len(args) < 3:
-            raise ValueError("wrong number of arguments for 'memory|usage' command")
-        return sub
-    arity = _ARITY.get(sub)
-    if arity is None:
-        name = args[1][:128].decode("utf-8", "replace")
-        raise ValueError(f"unknown subcommand '{name}'. Try MEMORY HELP.")
-    if len(args) != arity:
-        raise ValueError(f"wrong number of arguments for 'memory|{sub.decode()}' command")
-    return sub
+    return check_subcommand(args, "MEMORY", _ARITIES)
 
 
 def usage_samples(opts: list[bytes]) -> int:

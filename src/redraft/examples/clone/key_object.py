@@ -29,7 +29,7 @@ from collections import deque
 from redraft.machine import Status
 
 from .keyspace import Value
-from .parsing import parse_int
+from .parsing import check_subcommand, parse_int
 from .zset import ZSet
 
 __all__ = ["OBJECT_HELP", "answer", "check_object", "encoding", "refcount"]
@@ -69,22 +69,12 @@ OBJECT_HELP = [
 ]
 """OBJECT HELP's lines, as Redis 7.0 prints them."""
 
-_SUBCOMMANDS = (b"encoding", b"refcount", b"idletime", b"freq")
+_ARITIES = {b"help": 2, b"encoding": 3, b"refcount": 3, b"idletime": 3, b"freq": 3}
 
 
 def check_object(args: list[bytes]) -> bytes:
     """OBJECT's subcommand (lower case) once the arguments pass Redis's checks; help: ``b"help"``."""
-    sub = args[1].lower()
-    if sub == b"help":
-        if len(args) != 2:
-            raise ValueError("wrong number of arguments for 'object|help' command")
-        return sub
-    if sub not in _SUBCOMMANDS:
-        name = args[1][:128].decode("utf-8", "replace")
-        raise ValueError(f"unknown subcommand '{name}'. Try OBJECT HELP.")
-    if len(args) != 3:
-        raise ValueError(f"wrong number of arguments for 'object|{sub.decode()}' command")
-    return sub
+    return check_subcommand(args, "OBJECT", _ARITIES)
 
 
 def answer(sub: bytes, value: Value) -> bytes | int:

@@ -70,6 +70,24 @@ def parse_count(raw: bytes) -> int:
     return value
 
 
+def check_subcommand(args: list[bytes], command: str, arities: dict[bytes, int]) -> bytes:
+    """``args[1]`` in lower case, once Redis's checks of a container command pass.
+
+    ``arities`` maps each subcommand to its arity as Redis's ``COMMAND`` gives
+    it (the arguments with the command's name: ``n`` exactly, ``-n`` at
+    least ``n``); anything else is an unknown subcommand.
+    """
+    sub = args[1].lower()
+    want = arities.get(sub)
+    if want is None:
+        name = args[1][:128].decode("utf-8", "replace")
+        raise ValueError(f"unknown subcommand '{name}'. Try {command} HELP.")
+    if len(args) < -want if want < 0 else len(args) != want:
+        name = f"{command.lower()}|{sub.decode()}"
+        raise ValueError(f"wrong number of arguments for '{name}' command")
+    return sub
+
+
 def parse_side(raw: bytes) -> bool:
     """LEFT (True) or RIGHT (False), in any case, as LMOVE's arguments."""
     side = raw.lower()
