@@ -6,11 +6,13 @@ declared one for the name, else by calling its ``command`` again with an
 :class:`ApplyingApplier` (``conn`` None), whose ``apply`` runs ``mutate``.
 On the node that proposed the entry, the results then answer the clients.
 
-Three framework commands are applied here too, before the machine sees
+Framework commands are applied here too, before the machine sees
 anything: ``RAFTSESSION`` opens and closes client sessions, ``RAFTSEQ``
 runs the command it wraps at most once per session and sequence
-(:mod:`redraft.dedup`), and ``RAFTTICK``, which only a leader logs, runs the
-machine's :meth:`~redraft.machine.Machine.tick`.
+(:mod:`redraft.dedup`), ``RAFTTICK``, which only a leader logs, runs the
+machine's :meth:`~redraft.machine.Machine.tick`, and ``RAFTWOKEN``, which
+only a leader logs, runs a woken blocking request again with the keys that
+woke it (:mod:`redraft.waiting`, :meth:`~redraft.machine.Applier.woken_by`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from redraft.raft.types import Entry, EntryKind, Membership
 from redraft.registry import READ, WRITE, Registry
 from redraft.replies import Parked
 from redraft.transaction import EXEC_COMMAND, run_exec
-from redraft.waiting import Waiters
+from redraft.waiting import WOKEN_COMMAND, Waiters, unwrap_woken
 
 log = logging.getLogger("redraft")
 
@@ -46,7 +48,7 @@ _NORMAL = EntryKind.NORMAL
 class ApplyingApplier(Applier):
     """``m`` while a committed entry is applied: runs ``mutate`` deterministically."""
 
-    __slots__ = ("in_tx", "index", "pos", "rng", "stamp", "sub", "waiters")
+    __slots__ = ("in_tx", "index", "pos", "rng", "stamp", "sub", "waiters", "woken")
 
     def __init__(self, waiters: Waiters | None = None) -> None:
         self.stamp = 0
@@ -59,6 +61,8 @@ class ApplyingApplier(Applier):
         """Applying a transaction's commands: a blocking one answers at once."""
         self.waiters = waiters
         """The requests this node parked (None: nothing ever parks, as in tests)."""
+        self.woken: tuple[bytes, ...] = ()
+        """While a ``RAFTWOKEN`` applies: the keys that woke its request."""
 
     def apply(
         self, conn: Conn | None, cmd: Command, mutate: Mutate | None, respond: Respond | None
@@ -89,6 +93,9 @@ class ApplyingApplier(Applier):
         waiters = self.waiters
         if waiters is not None:
             waiters.ready(key)
+
+    def woken_by(self) -> tuple[bytes, ...]:
+        return self.woken
 
     def now_ns(self) -> int:
         return self.stamp
@@ -135,6 +142,7 @@ class Applying:
             SESSION_COMMAND: self._session,
             TICK_COMMAND: self._tick,
             EXEC_COMMAND: self._exec,
+            WOKEN_COMMAND: self._woken,
         }
         """The framework's own logged commands (built-in names), applied here, by name."""
 
@@ -192,7 +200,7 @@ class Applying:
                     result = route.fn.apply(m, args)
                 else:
                     result = self._other(args)
-                    if type(result) is Parked:
+                    if type(result) is Parked and not result.args:
                         result.args = args  # logged again, as it is, when woken
             except Exception as exc:
                 log.debug("command %r failed at index %d: %s", args[:1], index, exc)
@@ -246,6 +254,22 @@ class Applying:
             raise ValueError(f"ERR '{route.name}' cannot run inside a transaction")
         return self._other(cmd)
 
+    def _woken(self, args: list[bytes]) -> Any:
+        """``RAFTWOKEN n key... command...``: a woken request, run with ``m.woken_by()`` its keys."""
+        keys, inner = unwrap_woken(args)
+        route = self._registry.route(inner[0])
+        if route.key in _NOT_WOKEN:
+            raise ValueError(f"ERR '{route.name}' cannot run inside RAFTWOKEN")
+        m = self._m
+        m.woken = keys
+        try:
+            result = self._other(inner)
+        finally:
+            m.woken = ()
+        if type(result) is Parked:
+            result.args = inner  # woken again, it is logged with the keys that woke it then
+        return result
+
     def _sequenced(self, args: list[bytes]) -> Any:
         """``RAFTSEQ sid seq ack command...``: the command's reply, applying it only once."""
         sid, seq, ack = int(args[1]), int(args[2]), int(args[3])
@@ -256,7 +280,7 @@ class Applying:
             return unpack_reply(stored)
         route = self._registry.route(inner[0])
         try:
-            if route.key in (SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND):
+            if route.key in (SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, WOKEN_COMMAND):
                 raise ValueError(f"ERR '{route.name}' cannot run inside RAFTSEQ")
             result = self._other(inner)
         except Exception as exc:
@@ -278,7 +302,9 @@ class Applying:
         return OK
 
 
-_NOT_IN_TX = frozenset((SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND))
+_NOT_IN_TX = frozenset((SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND, WOKEN_COMMAND))
+_NOT_WOKEN = _NOT_IN_TX - {SEQ_COMMAND}
+"""What a woken request cannot be: only a client's command parks, bare or in ``RAFTSEQ``."""
 
 
 def _log_membership(e: Entry) -> None:

@@ -18,7 +18,9 @@ fast way for hot commands; anything else goes through ``command``.
 Blocking commands (BLPOP and the like) go through :meth:`Applier.blocking`:
 their ``mutate`` raises :class:`Block` while it cannot be answered, and the
 request waits, holding its connection's place in line, until a later write
-calls :meth:`Applier.key_ready` for one of its keys (or its timeout).
+calls :meth:`Applier.key_ready` for one of its keys (or its timeout); tried
+again, it learns which of its keys were made ready, first one first, from
+:meth:`Applier.woken_by`.
 Transactions (MULTI/EXEC) need nothing of a machine; WATCH needs
 :meth:`Machine.watch` and :meth:`Machine.watch_changed`.
 
@@ -101,7 +103,8 @@ class Block(Exception):
 
     Raise it before changing anything.  The request waits, on the leader,
     until a write applied later calls :meth:`Applier.key_ready` for one of
-    ``keys`` (then it is logged and applied again), or until ``timeout_ms``
+    ``keys`` (then it is logged and applied again, and
+    :meth:`Applier.woken_by` names the keys made ready), or until ``timeout_ms``
     passes on the leader's clock (0: no timeout), when ``reply`` answers it.
     Inside a transaction a command never waits: ``multi_reply`` (by default
     ``reply``) answers it at once, as in Redis.
@@ -321,9 +324,25 @@ class Applier(ABC):
         """From ``mutate``: ``key`` changed in a way that may answer a blocked request.
 
         Cheap, and a no-op where nothing waits; the leader retries the
-        requests blocked on ``key``, the longest-waiting first.
+        requests blocked on ``key``, the longest-waiting first, each told
+        which of its keys were made ready (:meth:`woken_by`).
         """
         return
+
+    def woken_by(self) -> Sequence[bytes]:
+        """From a blocking command's ``mutate``: the keys whose :meth:`key_ready` woke it.
+
+        Empty on a request's first try (and outside blocking commands).  When
+        writes wake a parked request, the leader logs it again with the keys
+        it waits on (its :class:`Block`'s) that those writes made ready, in
+        the order :meth:`key_ready` was first called for each (one
+        transaction, or the entries applied in one pass, may make several
+        ready); every node applies it with the same keys.  Redis 7.0 serves
+        a waiter from the key made ready first: try these keys in this order,
+        passing over one emptied again meanwhile, before the command's own
+        order.  Deterministic, like everything ``mutate`` reads.
+        """
+        return ()
 
     def now(self) -> float:
         """:meth:`now_ns` in seconds."""

@@ -8,10 +8,17 @@ reply slot here instead of answering it.  The slot keeps its connection's
 place in line (what the client pipelined behind it waits, as in Redis).
 
 A later write that calls :meth:`~redraft.machine.Applier.key_ready` for one
-of the keys wakes the requests parked on it: after the entry is applied
-they are logged again, longest-waiting first, in one batch; one that blocks
-again keeps its place.  A timeout is measured on the leader's clock from
-when the request first parked, and answers it with ``Block.reply``.
+of the keys wakes the requests parked on it: after the pass of applied
+entries they are logged again, longest-waiting first, in one batch; one that
+blocks again keeps its place.  Each is logged as ``RAFTWOKEN n key...
+command...`` (:data:`WOKEN_COMMAND`): the keys it waits on that the pass made
+ready, in the order they were first made ready, before the command as it was
+first logged.  Every node applies it with those keys as
+:meth:`~redraft.machine.Applier.woken_by`, so a command can serve the waiter
+from the key that woke it, as Redis 7.0 does.  A log written before this form
+holds the bare command, which applies as a first try (no keys).  A timeout
+is measured on the leader's clock from when the request first parked, and
+answers it with ``Block.reply``.
 
 Parked requests live only on the leader: when it steps down they are
 answered with a redirect (the client retries at the new leader, where the
@@ -24,7 +31,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redraft.errors import Redirect
@@ -41,6 +48,24 @@ PROXY_BLOCKING = (
 )
 """A request forwarded by a follower may not wait: the link it came on carries every
 request that follower forwards (and its Raft messages), in order."""
+
+
+WOKEN_COMMAND = b"raftwoken"
+"""A woken request logged again, ``RAFTWOKEN n key... command...``: a built-in's name, so no
+machine may declare it and a client that sends it is refused (only the leader logs it)."""
+
+
+def woken_form(keys: Sequence[bytes], args: list[bytes]) -> list[bytes]:
+    """What a request woken by ``keys`` (in the order they were made ready) is logged again as."""
+    return [b"RAFTWOKEN", b"%d" % len(keys), *keys, *args]
+
+
+def unwrap_woken(args: list[bytes]) -> tuple[tuple[bytes, ...], list[bytes]]:
+    """The keys and the command of a logged ``RAFTWOKEN`` (:func:`woken_form`)."""
+    n = int(args[1]) if len(args) > 1 and args[1].isdigit() else -1
+    if n < 1 or len(args) < n + 3:
+        raise ValueError("ERR malformed RAFTWOKEN: RAFTWOKEN n key [key ...] command [arg ...]")
+    return tuple(args[2 : 2 + n]), args[2 + n :]
 
 
 def _forwarded(slot: Slot) -> bool:
@@ -135,20 +160,26 @@ class Waiters:
             return
         keys = list(self._woken)
         self._woken.clear()
-        batch: list[_Waiter] = []
-        for key in keys:
+        woken: dict[_Waiter, list[bytes]] = {}
+        for key in keys:  # in the order they were made ready
             for w in self._by_key.get(key, ()):
-                if not w.flying and not w.gone:
-                    w.flying = True
-                    batch.append(w)
-        batch.sort(key=lambda w: w.seq)
+                by = woken.get(w)
+                if by is not None:
+                    if key not in by:  # a request may name a key twice
+                        by.append(key)
+                elif not w.flying and not w.gone:
+                    woken[w] = [key]
+        batch = sorted(woken, key=lambda w: w.seq)
         for w in batch:
-            self._relog(w)
+            w.flying = True
+        for w in batch:
+            self._relog(w, woken[w])
 
-    def _relog(self, w: _Waiter) -> None:
+    def _relog(self, w: _Waiter, keys: list[bytes]) -> None:
+        """Log ``w`` again, with the ``keys`` that woke it (:func:`woken_form`)."""
         slot = w.slot
         try:
-            self._write(slot.conn, slot, w.args, slot.respond, slot.name)
+            self._write(slot.conn, slot, woken_form(keys, w.args), slot.respond, slot.name)
         except Exception as exc:
             self._forget(w)
             slot.conn.fill_error(slot, exc)
@@ -243,4 +274,4 @@ class Waiters:
                     del self._by_key[key]
 
 
-__all__ = ["Waiters"]
+__all__ = ["WOKEN_COMMAND", "Waiters", "unwrap_woken", "woken_form"]

@@ -379,6 +379,51 @@ def watch_replies(
         other.close()
 
 
+def waiters_served(
+    port: int,
+    waiting: Sequence[Args],
+    writes: Sequence[Args],
+    *,
+    multi: bool,
+    after: Sequence[Args] = (),
+) -> list[bytes]:
+    """Blocked requests served by ``writes`` at ``port``: which key each is served from.
+
+    FLUSHALL; each of ``waiting`` is sent on a connection of its own and
+    seen to block before the next is sent (so they wait in that order);
+    then ``writes`` run on another connection, in one MULTI/EXEC if
+    ``multi``, else one by one.  Returns the writes' replies (EXEC's alone
+    with ``multi``), each waiter's reply, then the replies to ``after``.
+    """
+    writer = Conn(port)
+    waiters: list[Conn] = []
+    try:
+        assert writer.call("FLUSHALL") == b"+OK\r\n"
+        for args in waiting:
+            waiter = Conn(port)
+            waiters.append(waiter)
+            waiter.send(args)
+            try:
+                early = waiter.reply(timeout=0.2)
+            except TimeoutError:
+                pass
+            else:
+                raise AssertionError(f"{list(args)} did not block: {early!r}")
+        if multi:
+            assert writer.call("MULTI") == b"+OK\r\n"
+            for args in writes:
+                assert writer.call(*args) == b"+QUEUED\r\n"
+            got = [writer.call("EXEC")]
+        else:
+            got = [writer.call(*args) for args in writes]
+        got += [waiter.reply(timeout=5) for waiter in waiters]
+        return got + [writer.call(*args) for args in after]
+    finally:
+        for waiter in waiters:
+            waiter.close()
+        writer.close()
+
+
 def _words(command: str) -> list[str]:
     return ["" if word == "''" else word for word in command.split()]
 

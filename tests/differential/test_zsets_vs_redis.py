@@ -21,7 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.differential.harness import Args, CloneServer, Conn, Differ, RedisServer, watch_replies
+from tests.differential.harness import (
+    Args,
+    CloneServer,
+    Conn,
+    Differ,
+    RedisServer,
+    waiters_served,
+    watch_replies,
+)
 from tests.differential.strategies import Cmd, keyspace, strings
 from tests.differential.strategies_zsets import (
     blocking_zsets,
@@ -1038,6 +1046,71 @@ def test_a_waiting_pop_is_woken_alike(
         finally:
             waiter.close()
             writer.close()
+
+
+READY_FIRST_CASES = [
+    # (waiting, in order; writes; in one MULTI/EXEC; read after; the waiters' replies)
+    (
+        ["BZPOPMAX z1 z2 5"],
+        ["ZADD z2 1 a 2 b", "ZADD z1 3 c"],
+        True,
+        ["ZRANGE z1 0 -1"],
+        [[b"z2", b"b", b"2"]],
+    ),
+    (
+        ["BZPOPMIN z1 z2 5", "BZMPOP 5 2 z1 z2 MAX"],
+        ["ZADD z2 1 a 2 b", "ZADD z1 3 c"],
+        True,
+        ["ZRANGE z1 0 -1", "EXISTS z2"],
+        [[b"z2", b"a", b"1"], [b"z2", [[b"b", b"2"]]]],
+    ),
+    # The key made ready first emptied by the waiter before: the next one made ready serves.
+    (
+        ["BZMPOP 5 3 z1 z2 z3 MIN COUNT 5", "BZPOPMIN z1 z3 z2 5"],
+        ["ZADD z3 1 a", "ZADD z2 2 b 3 c", "ZADD z1 4 d"],
+        True,
+        ["ZRANGE z1 0 -1", "ZRANGE z2 0 -1", "EXISTS z3"],
+        [[b"z3", [[b"a", b"1"]]], [b"z2", b"b", b"2"]],
+    ),
+    # Writes one by one: the first wakes the waiter, which takes from it, as before.
+    (
+        ["BZPOPMIN z1 z2 5"],
+        ["ZADD z2 1 a", "ZADD z1 3 c"],
+        False,
+        ["ZRANGE z1 0 -1"],
+        [[b"z2", b"a", b"1"]],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("waiting", "writes", "multi", "after", "served"),
+    READY_FIRST_CASES,
+    ids=["bzpopmax-exec", "bzpopmin-and-bzmpop-exec", "ready-key-emptied", "separate-writes"],
+)
+def test_waiters_are_served_from_the_key_made_ready_first_alike(
+    redis_server: RedisServer,
+    clone_server: CloneServer,
+    waiting: list[str],
+    writes: list[str],
+    multi: bool,
+    after: list[str],
+    served: list[Any],
+) -> None:
+    """Redis 7.0 serves a waiter from the key made ready first, not from its first key."""
+    theirs, ours = (
+        waiters_served(
+            port,
+            [line.split() for line in waiting],
+            [line.split() for line in writes],
+            multi=multi,
+            after=[line.split() for line in after],
+        )
+        for port in (redis_server.port, clone_server.port)
+    )
+    first = 1 if multi else len(writes)
+    assert [parse(r) for r in theirs[first : first + len(waiting)]] == served  # redis-server's
+    assert ours == theirs
 
 
 def test_a_pop_waits_through_writes_that_add_nothing_alike(

@@ -75,6 +75,7 @@ HANDLERS: dict[bytes, Handler] = {
     b"raftbackup": raftadmin.raftbackup,
     b"rafttransferleader": raftadmin.rafttransferleader,
     b"rafttick": raftadmin.rafttick,
+    b"raftwoken": raftadmin.raftwoken,
     b"raftsession": sessions.raftsession,
     b"raftseq": sessions.raftseq,
     b"raftpeer": peer.raftpeer,

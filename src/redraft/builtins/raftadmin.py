@@ -273,3 +273,14 @@ def rafttick(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     raise ValueError(
         "ERR RAFTTICK is logged by the leader for the machine's tick; clients cannot send it"
     )
+
+
+def raftwoken(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """``RAFTWOKEN`` is how a leader logs a woken blocking request again: never a client's to send.
+
+    Its name is a built-in's so that no machine can declare it and no client
+    can log it; the entry is applied by :mod:`redraft.applying`.
+    """
+    raise ValueError(
+        "ERR RAFTWOKEN is logged by the leader for a woken blocking command; clients cannot send it"
+    )

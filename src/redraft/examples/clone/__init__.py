@@ -58,7 +58,8 @@ How a redraft machine is written, as this one shows:
   ``mutate=None`` and a ``respond``.
 * A blocking command (BLPOP) passes ``mutate`` to ``m.blocking``; it raises
   :class:`~redraft.machine.Block` while there is nothing to pop, and every
-  write that makes a list non-empty calls ``m.key_ready(key)``.
+  write that makes a list non-empty calls ``m.key_ready(key)``; tried again,
+  it pops from the key made ready first (``m.woken_by()``), as Redis 7.0 does.
 
 Types.  A string is ``bytes``, a list a ``collections.deque`` (pushes and
 pops at either end in O(1)), a hash a ``dict``, a set a ``set``, a sorted

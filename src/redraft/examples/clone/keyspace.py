@@ -200,6 +200,32 @@ class Keyspace:
             return value
         raise ValueError(WRONGTYPE)
 
+    def _waited_object(
+        self, m: Applier, keys: list[bytes], now: int, kind: type[C]
+    ) -> tuple[bytes, C] | None:
+        """Where a blocking pop of ``kind`` takes from: the key and its value, or None.
+
+        On a first try, the first of ``keys`` that holds one (WRONGTYPE at
+        the first key of another type, Redis's scan).  Woken
+        (:meth:`~redraft.machine.Applier.woken_by`), the keys made ready come
+        first, in the order they were, then ``keys`` in order, and a key of
+        another type is passed over: Redis 7.0 serves a waiter from each key
+        made ready in turn, when it holds the waiter's type, and never
+        answers it with an error.
+        """
+        woken = list(m.woken_by())
+        if not woken:
+            for key in keys:
+                value = self._object_at(key, now, kind)
+                if value is not None:
+                    return key, value
+            return None
+        for key in woken + keys:
+            found = self._live(key, now)
+            if type(found) is kind:
+                return key, found
+        return None
+
     def _read_object(self, m: Applier, key: bytes, kind: type[C]) -> C | None:
         """:meth:`_object_at` for reads."""
         value = self._read(m, key)

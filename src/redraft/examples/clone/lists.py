@@ -15,7 +15,10 @@ while every key they wait on is empty, with the reply Redis gives at the
 timeout, a null array (inside MULTI BLMOVE and BRPOPLPUSH answer a nil
 instead); every write that creates a list (LPUSH, RPUSH, the destination of
 LMOVE and RPOPLPUSH) calls :meth:`~redraft.machine.Applier.key_ready` so
-that a waiter is tried again.  Like Redis, the writes that only add to a
+that a waiter is tried again.  A woken BLPOP, BRPOP or BLMPOP pops from the
+key made ready first that still holds a list
+(:meth:`~redraft.machine.Applier.woken_by`), as Redis 7.0 serves it, not from
+the first of its keys.  Like Redis, the writes that only add to a
 list that exists (LPUSHX, RPUSHX, LINSERT, LSET) do not: nothing can be
 waiting on a non-empty list.
 
@@ -392,17 +395,17 @@ class ListCommands(Keyspace):
 
         def mutate() -> list[bytes]:
             now = m.now_ns()
-            for key in keys:
-                lst = self._list_at(key, now)  # WRONGTYPE stops the scan, as in Redis
-                if lst is not None:
-                    item = lst.popleft() if left else lst.pop()
-                    if lst:
-                        self._touched.append(key)
-                    else:
-                        self._delete(key)
-                    self._after_write(m, now)
-                    return [key, item]
-            raise Block(keys, timeout_ms, NULL_ARRAY)
+            found = self._waited_object(m, keys, now, deque)
+            if found is None:
+                raise Block(keys, timeout_ms, NULL_ARRAY)
+            key, lst = found
+            item = lst.popleft() if left else lst.pop()
+            if lst:
+                self._touched.append(key)
+            else:
+                self._delete(key)
+            self._after_write(m, now)
+            return [key, item]
 
         return m.blocking(conn, cmd, mutate, None)
 
@@ -456,7 +459,7 @@ class ListCommands(Keyspace):
 
         def mutate() -> list[Any]:
             now = m.now_ns()
-            found = self._first_list(keys, now)
+            found = self._waited_object(m, keys, now, deque)
             if found is None:
                 raise Block(keys, timeout_ms, NULL_ARRAY)
             return self._pop_many(m, *found, left, count, now)

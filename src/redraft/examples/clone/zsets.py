@@ -21,6 +21,8 @@ Blocking: BZPOPMIN, BZPOPMAX and BZMPOP raise :class:`~redraft.machine.Block`
 while every key they name is empty, with Redis's null array for a timeout
 (inside MULTI too); every write that adds members (ZADD, ZINCRBY, a
 ``*STORE`` that stores) calls :meth:`~redraft.machine.Applier.key_ready`.
+Woken, they pop from the key made ready first that still holds a sorted set
+(:meth:`~redraft.machine.Applier.woken_by`), as Redis 7.0 serves a waiter.
 
 WATCH: a command changes a key (and logs it) exactly where Redis signals a
 modified key: ZADD and ZINCRBY when a member was added or its score changed,
@@ -297,10 +299,14 @@ class ZSetCommands(Keyspace):
         for key in keys:
             z = self._object_at(key, now, ZSet)
             if z is not None:
-                taken = z.pop(count, highest)
-                self._zset_changed(key, z, len(taken))
-                return [key, [[member, score_reply(score)] for member, score in taken]]
+                return self._zpop_from(key, z, highest, count)
         return None
+
+    def _zpop_from(self, key: bytes, z: ZSet, highest: bool, count: int) -> list[Any]:
+        """ZMPOP's reply and effect on ``z`` at ``key``: ``[key, [[member, score], ...]]``."""
+        taken = z.pop(count, highest)
+        self._zset_changed(key, z, len(taken))
+        return [key, [[member, score_reply(score)] for member, score in taken]]
 
     def _zrangestore(self, m: Applier, args: list[bytes]) -> int:
         spec = parse_range(args, 2, True, None, None)
@@ -474,14 +480,14 @@ class ZSetCommands(Keyspace):
 
         def mutate() -> list[Any]:
             now = m.now_ns()
-            for key in keys:
-                z = self._object_at(key, now, ZSet)  # WRONGTYPE stops the scan, as in Redis
-                if z is not None:
-                    [(member, score)] = z.pop(1, highest)
-                    self._zset_changed(key, z, 1)
-                    self._after_write(m, now)
-                    return [key, member, score_reply(score)]
-            raise Block(keys, timeout_ms, NULL_ARRAY)
+            found = self._waited_object(m, keys, now, ZSet)
+            if found is None:
+                raise Block(keys, timeout_ms, NULL_ARRAY)
+            key, z = found
+            [(member, score)] = z.pop(1, highest)
+            self._zset_changed(key, z, 1)
+            self._after_write(m, now)
+            return [key, member, score_reply(score)]
 
         return m.blocking(conn, cmd, mutate, None)
 
@@ -494,9 +500,10 @@ class ZSetCommands(Keyspace):
 
         def mutate() -> Any:
             now = m.now_ns()
-            result = self._zpop_first(keys, highest, count, now)
-            if result is None:
+            found = self._waited_object(m, keys, now, ZSet)
+            if found is None:
                 raise Block(keys, timeout_ms, NULL_ARRAY)
+            result = self._zpop_from(*found, highest, count)
             self._after_write(m, now)
             return result
 
