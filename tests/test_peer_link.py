@@ -70,3 +70,20 @@ def test_messages_written_while_a_link_that_was_up_is_down_are_dropped() -> None
     assert unreachable == ["127.0.0.1:1"]
     assert not pl.send([b"stale"])
     assert up(pl).written == []
+
+
+def test_forwarded_requests_carry_their_clients_protocol_with_a_hello_only_on_a_change() -> None:
+    from redraft.transport.forward import HELLO, Forwarded
+
+    pl, _ = link()
+    proto: Any = FakeProto()
+    proto.forwarded = Forwarded(100)
+    pl._on_ready(proto)
+    written: list[bytes] = proto.transport.written
+    relay: Any = lambda _: None  # noqa: E731
+    assert pl.forward(b"<r2>", relay)
+    assert pl.forward(b"<r3a>", relay, 2, resp3=True)
+    assert pl.forward(b"<r3b>", relay, 1, resp3=True)
+    assert pl.forward(b"<r2>", relay, 1, resp3=False)
+    assert written == [b"<r2>", HELLO[True] + b"<r3a>", b"<r3b>", HELLO[False] + b"<r2>"]
+    assert len(proto.forwarded) == 7  # 5 requests and 2 HELLOs wait for their replies

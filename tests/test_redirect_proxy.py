@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,6 +18,7 @@ from redraft.errors import NOT_APPLIED, Redirect
 from redraft.replies import fail
 from redraft.resp import ReplyParser, encode_command
 from redraft.testing import LOOPBACK, wait_for
+from redraft.transport.forward import reply_end
 from tests.cluster import Cluster, running_cluster
 from tests.test_session import req, session
 
@@ -101,6 +103,30 @@ def test_a_write_taken_then_dropped_by_a_lost_leadership_says_it_was_not_applied
     assert s.take_output() == f"-{NOT_APPLIED}\r\n".encode() * 2
 
 
+def test_a_resp3_clients_requests_are_forwarded_to_be_answered_in_resp3() -> None:
+    s, group = session(redirect="proxy")
+    group.leader = group.lease = False
+    s.feed(req(["HGETALL", "h"]))
+    s.use_resp3(True)  # what HELLO 3 does
+    s.feed(req(["HGETALL", "h"], ["ZSCORE", "z", "a"]))
+    assert group.forwarded_resp3 == [False, True]
+    relays = [relay for _, _, relay, _ in group.forwarded]
+    relays[0](b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n")
+    relays[1](b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n")
+    relays[1](b",1.5\r\n")
+    assert s.take_output() == (b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n,1.5\r\n")
+
+
+def test_a_peers_connection_never_gets_a_push() -> None:
+    # Its link takes whatever comes back for the reply of the next forwarded request.
+    s, _ = session()
+    s.peer_id = "127.0.0.1:3"
+    for resp3 in (False, True):
+        s.use_resp3(resp3)
+        s.push([b"message", b"ch", b"hi"])
+        assert s.take_output() == b""
+
+
 # --- real processes ----------------------------------------------------------------------
 
 
@@ -178,3 +204,120 @@ def test_the_exactly_once_client_works_through_a_follower(cluster: Cluster) -> N
     with Client(follower.addr) as r:
         assert [r.incr("through-proxy") for _ in range(3)] == [1, 2, 3]
         assert r.leader == follower.addr  # never redirected: the follower forwarded
+
+
+# --- a RESP3 client at a follower gets the leader's bytes --------------------------------
+
+
+class Raw:
+    """A client on a plain socket: requests sent and replies read as bytes, nothing parsed."""
+
+    def __init__(self, port: int, resp3: bool) -> None:
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=20)
+        self.buf = bytearray()
+        if resp3:
+            assert self.ask(["HELLO", "3"])[0].startswith(b"%7\r\n")
+
+    def send(self, *cmds: list[str]) -> None:
+        self.sock.sendall(b"".join(encode_command(c) for c in cmds))
+
+    def read(self, count: int) -> list[bytes]:
+        """The next ``count`` replies, each exactly as it came."""
+        out: list[bytes] = []
+        while len(out) < count:
+            end = reply_end(self.buf, 0) if self.buf else -1
+            if end >= 0:
+                out.append(bytes(self.buf[:end]))
+                del self.buf[:end]
+                continue
+            data = self.sock.recv(65536)
+            assert data, "the connection closed"
+            self.buf += data
+        return out
+
+    def ask(self, *cmds: list[str]) -> list[bytes]:
+        self.send(*cmds)
+        return self.read(len(cmds))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _prepare(node: Any, *prefixes: str) -> None:
+    """The same keys under each prefix (same length each: replies never name keys)."""
+    with node.client() as r:
+        for p in prefixes:
+            r.hset(f"{p}h", mapping={"f1": "v1", "f2": "v2"})
+            r.zadd(f"{p}z", {"a": 1.5, "b": 2})
+            r.sadd(f"{p}set", "x")
+
+
+def _requests(p: str) -> list[list[str]]:
+    """Replies whose RESP3 form differs from RESP2's, and some whose form does not."""
+    return [
+        ["HGETALL", f"{p}h"],
+        ["HGETALL", f"{p}none"],
+        ["ZSCORE", f"{p}z", "a"],
+        ["ZSCORE", f"{p}z", "none"],
+        ["ZRANGE", f"{p}z", "0", "-1", "WITHSCORES"],
+        ["ZINCRBY", f"{p}z", "2", "b"],
+        ["SMEMBERS", f"{p}set"],
+        ["SET", f"{p}s", "v"],
+        ["SET", f"{p}s", "w", "GET"],
+        ["GET", f"{p}none"],
+        ["INCR", f"{p}s"],  # an error the leader answers
+        ["HGET", f"{p}z", "f"],  # WRONGTYPE
+        ["SET", f"{p}s"],  # an error the follower answers itself
+        ["CONFIG", "GET", "maxmemory"],
+        ["MULTI"],
+        ["HGETALL", f"{p}h"],
+        ["ZSCORE", f"{p}z", "b"],
+        ["EXEC"],
+    ]
+
+
+def test_a_resp3_client_at_a_follower_gets_what_the_leader_gives_it(cluster: Cluster) -> None:
+    leader = cluster.wait_leader()
+    follower = cluster.followers()[0]
+    _prepare(leader, "L1:", "F1:", "L2:", "F2:")
+    at_leader, at_follower = Raw(leader.port, True), Raw(follower.port, True)
+    try:
+        # One request at a time...
+        want = [at_leader.ask(c)[0] for c in _requests("L1:")]
+        got = [at_follower.ask(c)[0] for c in _requests("F1:")]
+        assert got == want
+        assert want[0].startswith(b"%2\r\n") and want[2] == b",1.5\r\n"  # RESP3's forms
+        assert want[4].startswith(b"*2\r\n*2\r\n") and want[9] == b"_\r\n"
+        # ...and all of them pipelined, in one write.
+        assert at_follower.ask(*_requests("F2:")) == at_leader.ask(*_requests("L2:")) == want
+    finally:
+        at_leader.close()
+        at_follower.close()
+
+
+def test_resp2_and_resp3_clients_at_one_follower_each_get_their_own_protocol(
+    cluster: Cluster,
+) -> None:
+    # Their requests take turns on the follower's one link to the leader.
+    leader = cluster.wait_leader()
+    follower = cluster.followers()[0]
+    _prepare(leader, "L3:", "L4:", "F3:", "F4:")
+    clients = [Raw(port, resp3) for port in (leader.port, follower.port) for resp3 in (False, True)]
+    r2_leader, r3_leader, r2_follower, r3_follower = clients
+    try:
+        want2 = r2_leader.ask(*_requests("L3:"))
+        want3 = r3_leader.ask(*_requests("L4:"))
+        assert want2[0].startswith(b"*4\r\n") and want3[0].startswith(b"%2\r\n")
+        for c2, c3 in zip(_requests("F3:"), _requests("F4:"), strict=True):
+            r2_follower.send(c2)
+            r3_follower.send(c3)
+        n = len(want2)
+        assert r2_follower.read(n) == want2
+        assert r3_follower.read(n) == want3
+        # A client that switches protocol mid-pipeline: each reply in the protocol of its turn.
+        hgetall = ["HGETALL", "F3:h"]
+        got = r2_follower.ask(hgetall, ["HELLO", "3"], hgetall, ["HELLO", "2"], hgetall)
+        assert got[0::2] == [want2[0], want3[0], want2[0]]
+    finally:
+        for c in clients:
+            c.close()

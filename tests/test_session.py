@@ -40,6 +40,8 @@ class FakeGroup:
         self.runs: list[Slot] = []
         self.link_up = True
         self.forwarded: list[tuple[str, bytes, Callable[[bytes | None], None], int]] = []
+        self.forwarded_resp3: list[bool] = []
+        """Whether each forwarded run was to be answered in RESP3."""
 
     def read_now(self) -> bool:
         return self.lease
@@ -76,10 +78,16 @@ class FakeGroup:
         return self.batch
 
     def forward(
-        self, leader: str, commands: bytes, relay: Callable[[bytes | None], None], count: int
+        self,
+        leader: str,
+        commands: bytes,
+        relay: Callable[[bytes | None], None],
+        count: int,
+        resp3: bool,
     ) -> bool:
         if self.link_up:
             self.forwarded.append((leader, commands, relay, count))
+            self.forwarded_resp3.append(resp3)
         return self.link_up
 
     def leader_address(self) -> str:

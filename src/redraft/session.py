@@ -96,10 +96,10 @@ class Requests:
     """
     last_stamp: Callable[[], int]
     """The newest time stamp applied (what ``m.now_ns()`` never goes below)."""
-    forward: Callable[[str, bytes, Callable[[bytes | None], None], int], bool]
-    """Send ``count`` requests (their RESP bytes) to the leader at the address given;
-    the callable gets each reply in turn, or None for each lost with the link.
-    False if nothing was sent."""
+    forward: Callable[[str, bytes, Callable[[bytes | None], None], int, bool], bool]
+    """Send ``count`` requests (their RESP bytes) to the leader at the address given, to be
+    answered in RESP3 if the last argument is True (else RESP2); the callable gets each
+    reply in turn, or None for each lost with the link.  False if nothing was sent."""
     leader: Callable[[], str]
     """The leader as this node knows it ("" if none)."""
 
@@ -347,8 +347,10 @@ class ReplyLine:
         slot, take their place in line.
 
         Proxy mode (:mod:`redraft.transport.forward`): a pipelined run goes in
-        one write.  A request that came forwarded is not sent on again: two
-        nodes that each believe the other leads must not pass it back and forth.
+        one write, to be answered in this client's protocol (RESP3 after
+        ``HELLO 3``), so the leader's reply bytes are relayed as they come.
+        A request that came forwarded is not sent on again: two nodes that
+        each believe the other leads must not pass it back and forth.
         """
         if self.peer_id:
             self.reply_bytes(encode_error(ErrorReply(NOT_APPLIED), name) * len(cmds))
@@ -356,7 +358,10 @@ class ReplyLine:
         slot = self.new_slot(WAIT)
         slot.name = name
         data = b"".join(map(encode_command, cmds))
-        if not self.shared.requests.forward(leader, data, _Gather(slot, len(cmds)), len(cmds)):
+        n = len(cmds)
+        if not self.shared.requests.forward(
+            leader, data, _Gather(slot, n), n, self.encode is encode3
+        ):
             self.drop_slot(slot)
             failed = encode_error(
                 ErrorReply(f"{FORWARD_FAILED} {leader}; it was not applied"), name
@@ -773,8 +778,10 @@ class Session(ReplyLine):
         owed.  Unsent output (this connection's buffer and the socket's)
         over ``Options.max_output_buffer`` drops the connection: a
         subscriber that does not read must not hold the node's memory.
+        A peer's connection gets none: its link frames what comes back as the
+        replies of the requests it forwarded (:mod:`redraft.transport.forward`).
         """
-        if self.ending is not _NO_END or self.closed:
+        if self.ending is not _NO_END or self.closed or self.peer_id:
             return
         if self.encode is encode3:
             self.out += resp3

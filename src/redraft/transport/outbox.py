@@ -53,7 +53,9 @@ class Outbox:
                 link.start()
             link.send(raftmsg_parts(encode_message_parts(batch, shared)))
 
-    def forward(self, peer: str, commands: bytes, relay: Relay, count: int = 1) -> bool:
+    def forward(
+        self, peer: str, commands: bytes, relay: Relay, count: int = 1, resp3: bool = False
+    ) -> bool:
         """Send client requests to ``peer`` on this node's link to it (see :class:`PeerLink`).
 
         False when it could not be sent (no link up yet, or too many waiting).
@@ -62,7 +64,7 @@ class Outbox:
         if link is None:
             link = self.links[peer] = self._dial(peer, self._on_unreachable)
             link.start()
-        return link.forward(commands, relay, count)
+        return link.forward(commands, relay, count, resp3)
 
     async def close(self) -> None:
         for link in self.links.values():

@@ -51,7 +51,7 @@ class _LinkProtocol(asyncio.Protocol):
         self._greeted = False
         self._buf = b""
         self._handshake = DialerHandshake(link.self_id, link.secret, link.peer)
-        self.forwarded = Forwarded(link.forward_limit)
+        self.forwarded = Forwarded(link.forward_limit, link.peer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -183,12 +183,14 @@ class PeerLink:
             t.writelines(parts)  # one writev: a batch of large values is not copied to join it
         return True
 
-    def forward(self, commands: bytes, relay: Relay, count: int = 1) -> bool:
+    def forward(self, commands: bytes, relay: Relay, count: int = 1, resp3: bool = False) -> bool:
         """Send ``count`` client requests (their RESP bytes, one after the other) to the
         peer in one write; ``relay`` gets each reply in turn.
 
-        False when the link is down, or too many forwarded requests wait
-        already: nothing was sent, so nothing ran.
+        ``resp3``: the client speaks RESP3, and the peer is to answer in it
+        (the link is switched with a HELLO first if it speaks the other:
+        :meth:`Forwarded.switch`).  False when the link is down, or too
+        many forwarded requests wait already: nothing was sent, so nothing ran.
         """
         proto = self._proto
         if proto is None or proto.transport is None:
@@ -196,7 +198,14 @@ class PeerLink:
         t = proto.transport
         if t.get_write_buffer_size() > self._max_buffer:
             return False
-        if not proto.forwarded.expect(relay, count):
+        forwarded = proto.forwarded
+        if resp3 is not forwarded.resp3:
+            hello = forwarded.switch(resp3, count)
+            if hello is None:
+                return False
+            if hello:
+                commands = hello + commands
+        if not forwarded.expect(relay, count):
             return False
         t.write(commands)
         return True
