@@ -48,9 +48,16 @@ def missing_hot_modules(root: str = ".") -> list[str]:
 CRESP = Extension(
     "redraft._cresp", ["src/redraft/_cresp.c"], optional=True, extra_compile_args=["-O2"]
 )
+# optional: without it the clone's sorted sets keep their order in Python (zset.PyOrder).
+ZORDER = Extension(
+    "redraft.examples.clone._zorder",
+    ["src/redraft/examples/clone/_zorder.c"],
+    optional=True,
+    extra_compile_args=["-O2"],
+)
 
 if __name__ == "__main__":
-    ext_modules = [CRESP]
+    ext_modules = [CRESP, ZORDER]
     if os.environ.get("REDRAFT_COMPILE") == "1":
         from mypyc.build import mypycify
 

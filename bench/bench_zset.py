@@ -22,7 +22,15 @@ And **memory**: bytes the clone's structures allocate (``tracemalloc``) per
 member of sets of 1, 10, 100 and 10,000 members (as ``bench_memory.py``
 loads them: members ``m:<9 digits>``, scores 0, 1, 2, ...; some 200,000
 members in all).  CPU time (``time.process_time``), best of three rounds;
-on a shared machine compare only figures of one invocation.
+on a shared machine compare only figures of one invocation.  The first line
+names the order each tree's sorted sets keep (``ZSet().order``'s type).
+
+``--orders`` measures instead, in this tree alone, ``ZSet.add`` (half
+inserts, half moves, as above) on sets of 1 to 40,000 members with each
+order it has: the one in use (the C ``_zorder.Order`` when built) and the
+pure-Python ``PyOrder`` (a plain sorted list up to 1,000 members), and the
+bytes per member of each (``tracemalloc``, as **memory** above but with the
+set's own ``add``).
 """
 
 from __future__ import annotations
@@ -196,8 +204,85 @@ def memory_per_member(members: int, total: int = 200_000) -> float:
     return (after - before) / (keys * members)
 
 
+def order_kind() -> str:
+    """The type of the order a new sorted set keeps."""
+    from redraft.examples.clone.zset import ZSet
+
+    kind = type(ZSet().order)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+ORDER_SIZES = (1, 10, 100, 1_000, 40_000)
+"""Members of the sets ``--orders`` takes its figures at."""
+
+
+def order_costs(size: int, kind: Any, total: int = 40_000) -> tuple[float, float]:
+    """``ZSet.add`` in ns (best of three) and bytes per member, sets of ``size`` members
+    keeping their order in ``kind``."""
+    from redraft.examples.clone.zset import ZSet
+
+    rng = random.Random(size)
+    keys = max(1, total // size)
+    best = float("inf")
+    for _ in range(3):
+        sets = []
+        for _ in range(keys):
+            z = ZSet()
+            z.order = kind()
+            for i in range(0, 2 * size, 2):
+                z.add(_member(i), float(rng.randrange(SCORES)))
+            sets.append(z)
+        draws = [
+            [(_member(rng.randrange(2 * size)), float(rng.randrange(SCORES))) for _ in range(size)]
+            for _ in range(keys)
+        ]
+        gc.collect()
+        start = time.process_time()
+        for z, pairs in zip(sets, draws, strict=True):
+            add = z.add
+            for member, score in pairs:
+                add(member, score)
+        best = min(best, (time.process_time() - start) / (keys * size))
+    members = [_member(i) for i in range(size)]
+    scores = [float(i) for i in range(size)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = []
+    for _ in range(keys):
+        z = ZSet()
+        z.order = kind()
+        for member, score in zip(members, scores, strict=True):
+            z.add(member, score)
+        kept.append(z)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return best * 1e9, (after - before) / (keys * size)
+
+
+def orders_table() -> None:
+    """``--orders``: this tree's orders side by side."""
+    from redraft.examples.clone.zset import PyOrder, new_order
+
+    kinds = [("in use", new_order), ("PyOrder", PyOrder)]
+    print(f"# python bench/bench_zset.py {' '.join(sys.argv[1:])}")
+    print(f"# in use: {order_kind()}")
+    head = ["members per set"]
+    head += [f"ZSet.add ns: {label}" for label, _ in kinds]
+    head += [f"B/member: {label}" for label, _ in kinds]
+    rows = []
+    for n in ORDER_SIZES:
+        figures = [order_costs(n, kind) for _, kind in kinds]
+        rows.append(
+            [f"{n:,}", *(f"{f[0]:.0f}" for f in figures), *(f"{f[1]:.0f}" for f in figures)]
+        )
+    _table(head, rows)
+
+
 def measure(section: str, size: int) -> Any:
-    """One figure set: ``zadd``, ``reads`` or ``memory`` at ``size`` members."""
+    """One figure set: ``zadd``, ``reads``, ``memory`` at ``size`` members, or ``order``."""
+    if section == "order":
+        return order_kind()
     if section == "zadd":
         return zadd_cost(size)
     if section == "reads":
@@ -232,10 +317,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--against", metavar="SRC", help="another tree's src directory, beside")
     ap.add_argument("--quick", action="store_true", help="sets of at most 40,000 members")
+    ap.add_argument("--orders", action="store_true", help="this tree's orders side by side")
     ap.add_argument("--json-only", nargs=2, metavar=("SECTION", "SIZE"), help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.json_only:
         print(json.dumps(measure(ns.json_only[0], int(ns.json_only[1]))))
+        return
+    if ns.orders:
+        orders_table()
         return
     sizes = SIZES[:2] if ns.quick else SIZES
     trees: list[tuple[str, str | None]] = [("this tree", None)]
@@ -253,6 +342,8 @@ def main() -> None:
     print(f"# python bench/bench_zset.py {' '.join(sys.argv[1:])}")
     if ns.against:
         print(f"# before: {ns.against}; after: this tree")
+    for label, src in trees:
+        print(f"# order, {label}: {_measure_in(src, 'order', 0)}")
     head = ["ns per command", *(f"{n:,} members: {lab}" for n in sizes for lab in labels)]
     rows = [
         ["ZADD (check + apply)"]

@@ -23,7 +23,7 @@ import pytest
 from sortedcontainers import SortedList
 
 from redraft.examples.clone import Clone, keyspace
-from redraft.examples.clone.zset import SMALL_ORDER, LexBound, SmallOrder, ZSet
+from redraft.examples.clone.zset import SMALL_ORDER, LexBound, PyOrder, SmallOrder, ZSet
 from redraft.examples.clone.zset_args import (
     format_score,
     parse_lex_bound,
@@ -186,7 +186,7 @@ def test_copy_is_independent() -> None:
 
 
 def test_small_order_answers_as_sortedlist_does() -> None:
-    """SmallOrder stands in for SortedList: the same answers to every call ZSet makes."""
+    """SmallOrder stands in for SortedList: the same answers to every call PyOrder makes."""
     rng = random.Random(7)
     small, ref = SmallOrder(), SortedList()
     for _ in range(3000):
@@ -210,19 +210,20 @@ def test_small_order_answers_as_sortedlist_does() -> None:
     assert type(small.copy()) is SmallOrder and small.copy() == small
 
 
-def test_a_growing_set_moves_to_a_sortedlist_and_answers_alike() -> None:
+def test_a_growing_python_order_moves_to_a_sortedlist_and_answers_alike() -> None:
     z, pairs = ZSet(), []
+    z.order = order = PyOrder()
     for i in range(SMALL_ORDER + 200):
         member, score = b"m%05d" % (i * 7919 % 5000), float(i % 13)
         z.add(member, score)
         pairs.append((member, score))
         if i in (SMALL_ORDER - 1, SMALL_ORDER + 199):
-            assert type(z.order) is (SmallOrder if i < SMALL_ORDER else SortedList)
+            assert type(order.sorted) is (SmallOrder if i < SMALL_ORDER else SortedList)
             assert list(z) == sorted(pairs, key=lambda p: (p[1], p[0]))
             assert z.rank(member) == list(z).index((member, score))
             assert z.items(3, 9, reverse=True) == list(z)[3:9][::-1]
-    assert type(ZSet.from_pairs(pairs).order) is SortedList
-    assert type(ZSet.from_pairs(pairs[:10]).order) is SmallOrder
+    assert type(PyOrder([(s, m) for m, s in pairs]).sorted) is SortedList
+    assert type(PyOrder([(s, m) for m, s in pairs[:10]]).sorted) is SmallOrder
 
 
 def test_ranges_cost_log_n_plus_k() -> None:

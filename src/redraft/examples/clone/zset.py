@@ -1,14 +1,19 @@
 """The sorted set: members with float scores, ordered by (score, member) as Redis orders them.
 
-A dict maps each member to its score (ZSCORE, membership in O(1)); a sorted
-list of ``(score, member)`` pairs keeps the order, so ranks and score or
-lexicographic ranges cost O(log n + k).  The list is a plain Python list
-kept sorted by bisection (:class:`SmallOrder`) up to :data:`SMALL_ORDER`
-members and a ``sortedcontainers.SortedList`` past that: the latter's
-instance costs about 400 bytes, twice what a one-member sorted set costs
-without it, and inserts in a plain list of that size are as quick.  Scores
-are Python floats (IEEE doubles, as Redis's); NaN never gets in (the commands
-refuse it, as Redis does).
+A dict maps each member to its score (ZSCORE, membership in O(1)); an
+*order* keeps ``(score, member)`` entries sorted, so ranks and score or
+lexicographic ranges cost O(log n + k).  The order is the C extension
+``_zorder.Order`` (a counted B+-tree of doubles and member pointers, see
+``_zorder.c``) when it was built, else :class:`PyOrder`: a plain Python list
+of pairs kept sorted by bisection (:class:`SmallOrder`) up to
+:data:`SMALL_ORDER` members and a ``sortedcontainers.SortedList`` past that
+(the latter's instance costs about 400 bytes, twice what a one-member sorted
+set costs without it, and inserts in a plain list of that size are as
+quick).  Both answer the same calls (:class:`Order`); :data:`new_order` is the
+one place that picks, and ``REDRAFT_PURE_PYTHON=1`` forces the Python one, as
+it does the RESP codec's.  Scores are Python floats (IEEE doubles, as
+Redis's); NaN never gets in (the commands refuse it, as Redis does, and the C
+order refuses it too).
 
 Encoding.  Redis 7.0 keeps a sorted set of at most :data:`LISTPACK_ENTRIES`
 members, none longer than :data:`LISTPACK_VALUE` bytes, as a *listpack*
@@ -25,16 +30,28 @@ pages it), which keeps it the same on every node, a restored one too.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from operator import index as as_index
-from typing import NamedTuple, SupportsIndex
+from typing import Final, NamedTuple, Protocol, SupportsIndex
 
 from sortedcontainers import SortedList
 
-__all__ = ["LISTPACK_ENTRIES", "LISTPACK_VALUE", "SMALL_ORDER", "LexBound", "SmallOrder", "ZSet"]
+__all__ = [
+    "LISTPACK_ENTRIES",
+    "LISTPACK_VALUE",
+    "SMALL_ORDER",
+    "SPEEDUPS",
+    "LexBound",
+    "Order",
+    "PyOrder",
+    "SmallOrder",
+    "ZSet",
+    "new_order",
+]
 
 LISTPACK_ENTRIES = 128
 """Redis's zset-max-listpack-entries: a larger sorted set is a skip list."""
@@ -43,8 +60,8 @@ LISTPACK_VALUE = 64
 """Redis's zset-max-listpack-value: a sorted set with a longer member is a skip list."""
 
 SMALL_ORDER = 1000
-"""The most members a sorted set keeps in a :class:`SmallOrder` (SortedList's own sublist
-size): one more turns it into a ``SortedList`` for good."""
+"""The most members a :class:`PyOrder` keeps in a :class:`SmallOrder` (SortedList's own
+sublist size): one more turns it into a ``SortedList`` for good."""
 
 _INF = math.inf
 
@@ -54,7 +71,7 @@ Pair = tuple[float, bytes]
 
 class SmallOrder(list[Pair]):
     """A plain list of ``(score, member)`` pairs kept sorted: the SortedList methods
-    :class:`ZSet` calls, by bisection (see the module notes)."""
+    :class:`PyOrder` calls, by bisection (see the module notes)."""
 
     __slots__ = ()
 
@@ -96,13 +113,135 @@ class SmallOrder(list[Pair]):
         return SmallOrder(self)
 
 
-Order = SortedList[Pair] | SmallOrder
+class Order(Protocol):
+    """What a sorted set's order answers: ``(score, member)`` entries in Redis's order
+    (by score, then by member's bytes), equal entries allowed.  Ranks are 0-based."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rank: int, /) -> Pair:
+        """The entry of ``rank`` (negative: from the end)."""
+        ...
+
+    def __iter__(self) -> Iterator[Pair]: ...
+
+    def put(self, score: float, member: bytes, /) -> None:
+        """Insert an entry."""
+
+    def drop(self, score: float, member: bytes, /) -> None:
+        """Remove an entry; ValueError if it is not there."""
+
+    def rank(self, score: float, member: bytes, /) -> int:
+        """An entry's rank; ValueError if it is not there."""
+        ...
+
+    def bisect_pair(self, score: float, member: bytes, right: bool = False, /) -> int:
+        """How many entries sort before ``(score, member)`` (``right``: not after it)."""
+        ...
+
+    def bisect_score(self, score: float, above: bool = False, /) -> int:
+        """How many entries score below ``score`` (``above``: at most ``score``)."""
+        ...
+
+    def items(self, lo: int, hi: int, reverse: bool = False, /) -> list[tuple[bytes, float]]:
+        """``(member, score)`` of the ranks ``[lo:hi]`` (a slice's bounds), highest first
+        if ``reverse``."""
+        ...
+
+    def cut(self, lo: int, hi: int, /) -> list[bytes]:
+        """Remove the ranks ``[lo:hi]`` (a slice's bounds); their members, lowest first."""
+        ...
+
+    def copy(self) -> Order: ...
 
 
-def _order(pairs: Iterable[Pair]) -> Order:
-    """A sorted order of ``pairs``, of the kind their number calls for."""
-    small = SmallOrder(sorted(pairs))
-    return small if len(small) <= SMALL_ORDER else SortedList(small)
+class PyOrder:
+    """The order in Python: a :class:`SmallOrder` up to :data:`SMALL_ORDER` entries, then a
+    ``SortedList`` for good (see the module notes)."""
+
+    __slots__ = ("_list",)
+
+    def __init__(self, pairs: Iterable[Pair] = (), /) -> None:
+        small = SmallOrder(sorted(pairs))
+        self._list: SmallOrder | SortedList[Pair] = (
+            small if len(small) <= SMALL_ORDER else SortedList(small)
+        )
+
+    @property
+    def sorted(self) -> SmallOrder | SortedList[Pair]:
+        """The list the entries are kept in."""
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __getitem__(self, rank: int, /) -> Pair:
+        return self._list[rank]
+
+    def __iter__(self) -> Iterator[Pair]:
+        return iter(self._list)
+
+    def put(self, score: float, member: bytes, /) -> None:
+        lst = self._list
+        lst.add((score, member))
+        if type(lst) is SmallOrder and len(lst) > SMALL_ORDER:
+            self._list = SortedList(lst)
+
+    def drop(self, score: float, member: bytes, /) -> None:
+        self._list.remove((score, member))
+
+    def rank(self, score: float, member: bytes, /) -> int:
+        rank: int = self._list.index((score, member))
+        return rank
+
+    def bisect_pair(self, score: float, member: bytes, right: bool = False, /) -> int:
+        lst = self._list
+        return lst.bisect_right((score, member)) if right else lst.bisect_left((score, member))
+
+    def bisect_score(self, score: float, above: bool = False, /) -> int:
+        """A probe ``(x, b"")`` sorts before every ``(x, member)`` but the empty member's,
+        and the next double up turns "at most x" into "below next(x)"."""
+        if above:
+            if score == _INF:
+                return len(self._list)
+            score = math.nextafter(score, _INF)
+        return self._list.bisect_left((score, b""))
+
+    def items(self, lo: int, hi: int, reverse: bool = False, /) -> list[tuple[bytes, float]]:
+        return [(m, s) for s, m in self._list.islice(lo, hi, reverse=reverse)]
+
+    def cut(self, lo: int, hi: int, /) -> list[bytes]:
+        lst = self._list
+        gone = lst[lo:hi]
+        del lst[lo:hi]
+        return [m for _, m in gone]
+
+    def copy(self) -> PyOrder:
+        c = PyOrder()
+        c._list = self._list.copy()
+        return c
+
+
+class _NewOrder(Protocol):
+    def __call__(self, pairs: Iterable[Pair] = (), /) -> Order: ...
+
+
+def _c_order() -> _NewOrder | None:
+    """The C order, unless it was not built or ``REDRAFT_PURE_PYTHON`` is set."""
+    if os.environ.get("REDRAFT_PURE_PYTHON"):
+        return None
+    try:
+        from ._zorder import Order as COrder
+    except ImportError:  # built without a C compiler: the Python order serves alone
+        return None
+    return COrder
+
+
+new_order: _NewOrder = _c_order() or PyOrder
+"""A new order of the given pairs (in any order): the one place the kind is chosen."""
+
+SPEEDUPS: Final = new_order is not PyOrder
+"""Whether sorted sets keep their order in C (``_zorder``)."""
 
 
 class LexBound(NamedTuple):
@@ -138,7 +277,7 @@ class ZSet:
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
-        self.order: Order = SmallOrder()
+        self.order: Order = new_order()
         """``(score, member)`` pairs in Redis's order."""
         self._long = 0  # members longer than LISTPACK_VALUE
 
@@ -174,16 +313,13 @@ class ZSet:
                 return False
             if score == 0.0 and not self._long and len(scores) <= LISTPACK_ENTRIES:
                 score = 0.0
-            self.order.remove((old, member))
+            self.order.drop(old, member)
         elif len(member) > LISTPACK_VALUE:
             self._long += 1
         elif score == 0.0 and not self._long and len(scores) < LISTPACK_ENTRIES:
             score = 0.0
         scores[member] = score
-        order = self.order
-        order.add((score, member))
-        if len(order) > SMALL_ORDER and type(order) is SmallOrder:
-            self.order = SortedList(order)
+        self.order.put(score, member)
         return old is None
 
     def discard(self, member: bytes) -> bool:
@@ -191,7 +327,7 @@ class ZSet:
         old = self.scores.pop(member, None)
         if old is None:
             return False
-        self.order.remove((old, member))
+        self.order.drop(old, member)
         if len(member) > LISTPACK_VALUE:
             self._long -= 1
         return True
@@ -204,36 +340,26 @@ class ZSet:
         score = self.scores.get(member)
         if score is None:
             return None
-        rank: int = self.order.index((score, member))
-        return rank
+        return self.order.rank(score, member)
 
     def by_rank(self, start: int, stop: int) -> list[tuple[bytes, float]]:
         """``(member, score)`` for ranks ``start`` to ``stop`` inclusive (non-negative, clamped)."""
-        return [(m, s) for s, m in self.order.islice(start, stop + 1)]
+        return self.order.items(start, stop + 1)
 
     def items(self, lo: int, hi: int, reverse: bool = False) -> list[tuple[bytes, float]]:
         """``(member, score)`` for ranks ``lo`` to ``hi - 1`` (clamped), highest first if ``reverse``."""
-        return [(m, s) for s, m in self.order.islice(lo, hi, reverse=reverse)]
+        return self.order.items(lo, hi, reverse)
 
     # -- ranges, as index spans [i, j) of the order ------------------------------------
 
     def score_span(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[int, int]:
         """The ranks ``[i, j)`` of the members whose score lies between ``lo`` and ``hi``.
 
-        ``lo_ex``/``hi_ex`` make an end exclusive.  A probe ``(x, b"")`` sorts
-        before every ``(x, member)`` but the empty member's, and the next
-        double up turns "above x" into "at least next(x)".
+        ``lo_ex``/``hi_ex`` make an end exclusive.
         """
         order = self.order
-        n = len(order)
-        if lo_ex:
-            i = n if lo == _INF else order.bisect_left((math.nextafter(lo, _INF), b""))
-        else:
-            i = order.bisect_left((lo, b""))
-        if hi_ex:
-            j = order.bisect_left((hi, b""))
-        else:
-            j = n if hi == _INF else order.bisect_left((math.nextafter(hi, _INF), b""))
+        i = order.bisect_score(lo, lo_ex)
+        j = order.bisect_score(hi, not hi_ex)
         return i, max(i, j)
 
     def lex_span(self, lo: LexBound, hi: LexBound, reverse: bool = False) -> tuple[int, int]:
@@ -274,29 +400,21 @@ class ZSet:
         n = len(order)
         if lo.kind:
             i = 0 if lo.kind < 0 else n
-        elif lo.exclusive:
-            i = order.bisect_right((score, lo.value))
         else:
-            i = order.bisect_left((score, lo.value))
+            i = order.bisect_pair(score, lo.value, lo.exclusive)
         if hi.kind:
             j = n if hi.kind > 0 else 0
-        elif hi.exclusive:
-            j = order.bisect_left((score, hi.value))
         else:
-            j = order.bisect_right((score, hi.value))
+            j = order.bisect_pair(score, hi.value, not hi.exclusive)
         return i, max(i, j)
 
     # -- removal of many -----------------------------------------------------------------
 
     def remove_span(self, i: int, j: int) -> int:
         """Remove the members of ranks ``[i, j)``; how many went."""
-        order = self.order
-        gone = order[i:j]
-        if not gone:
-            return 0
-        del order[i:j]
+        gone = self.order.cut(i, j)
         scores = self.scores
-        for _, member in gone:
+        for member in gone:
             del scores[member]
             if len(member) > LISTPACK_VALUE:
                 self._long -= 1
@@ -338,6 +456,6 @@ class ZSet:
         """A sorted set of ``(member, score)`` pairs (distinct members), scores as given."""
         z = ZSet()
         z.scores = dict(pairs)
-        z.order = _order((s, m) for m, s in z.scores.items())
+        z.order = new_order([(s, m) for m, s in z.scores.items()])
         z._long = sum(1 for m in z.scores if len(m) > LISTPACK_VALUE)
         return z
