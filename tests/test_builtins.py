@@ -141,3 +141,51 @@ def test_a_wrong_password_is_answered_after_the_delay() -> None:
     out = run(ctx, ["AUTH", "nope"], ["PING"], password="pw")
     assert out == (b"-WRONGPASS invalid username-password pair or user is disabled.\r\n+PONG\r\n")
     assert len(ctx.later) == 1  # the answer came from the timer the delay set
+
+
+def test_text_replies_are_verbatim_strings_in_resp3_as_in_redis() -> None:
+    """INFO and CLIENT INFO/LIST: bulk strings in RESP2, ``=N txt:...`` after HELLO 3."""
+    ctx = FakeCluster()
+    out = run(ctx, ["CLIENT", "INFO"])
+    line = out[out.index(b"\n") + 1 : -2]
+    assert line.startswith(b"id=") and line.endswith(b" name=\n")  # LF-ended, as Redis's
+    assert out == b"$%d\r\n%b\r\n" % (len(line), line)
+    assert run(ctx, ["CLIENT", "LIST"]).startswith(b"$")
+    info = run(ctx, ["INFO", "stats"])
+    assert info.startswith(b"$") and b"\r\n# Stats\r\npubsub_channels:0\r\n" in info
+    out = run(ctx, ["HELLO", "3"], ["CLIENT", "INFO"], ["INFO", "stats"], ["CLIENT", "LIST"])
+    hello_end = out.index(b"\r\n=") + 2
+    client_info, info3, client_list = _verbatims(out[hello_end:])
+    assert client_info.startswith(b"id=") and client_info.endswith(b" name=\n")
+    assert info3 == info[info.index(b"\n") + 1 : -2]
+    assert client_list.count(b"\n") == len(ctx.open_sessions)
+
+
+def _verbatims(data: bytes) -> list[bytes]:
+    """The texts of the RESP3 verbatim strings ``data`` holds, one after the other."""
+    texts = []
+    while data:
+        head, rest = data.split(b"\r\n", 1)
+        assert head[:1] == b"=" and rest[:4] == b"txt:", data
+        n = int(head[1:])
+        texts.append(rest[4:n])
+        assert rest[n : n + 2] == b"\r\n"
+        data = rest[n + 2 :]
+    return texts
+
+
+def test_config_resetstat_zeroes_the_stats_section_and_nothing_else() -> None:
+    ctx = FakeCluster()
+    ctx.pubsub.published, ctx.pubsub.delivered = 5, 7
+    sub = run(ctx, ["SUBSCRIBE", "news"])
+    assert sub.endswith(b"$4\r\nnews\r\n:1\r\n")
+    before = run(ctx, ["INFO", "stats"])
+    assert b"pubsub_messages_applied:5\r\npubsub_messages_delivered:7\r\n" in before
+    assert run(ctx, ["CONFIG", "RESETSTAT"]) == b"+OK\r\n"
+    assert run(ctx, ["HELLO", "3"], ["CONFIG", "resetstat"]).endswith(b"+OK\r\n")
+    after = run(ctx, ["INFO", "stats"])
+    assert b"pubsub_channels:1\r\n" in after  # a gauge: the subscription stays
+    assert b"pubsub_messages_applied:0\r\npubsub_messages_delivered:0\r\n" in after
+    assert run(ctx, ["CONFIG", "RESETSTAT", "x"]) == (
+        b"-ERR wrong number of arguments for 'config|resetstat' command\r\n"
+    )

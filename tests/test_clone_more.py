@@ -745,9 +745,9 @@ def test_memory_usage_of_an_expired_key_is_nil(node: BNode) -> None:
 
 
 def test_memory_subcommands(node: BNode) -> None:
-    assert node("MEMORY", "DOCTOR").startswith(b"Hi Sam, this instance is empty")
+    assert node("MEMORY", "DOCTOR").text.startswith(b"Hi Sam, this instance is empty")
     node("SET", "k", "v")
-    assert node("MEMORY", "doctor").startswith(b"Hi Sam, I can't find any memory issue")
+    assert node("MEMORY", "doctor").text.startswith(b"Hi Sam, I can't find any memory issue")
     assert node("MEMORY", "PURGE") == OK
     assert node("MEMORY", "MALLOC-STATS") == b"Stats not supported for the current allocator"
     assert node.reply("MEMORY", "STATS") == (

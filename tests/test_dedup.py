@@ -14,7 +14,7 @@ from redraft.dedup import (
     pack_reply,
     unpack_reply,
 )
-from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status
+from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status, Verbatim
 from redraft.resp import ErrorReply, encode, encode3
 
 SECOND = 1_000_000_000
@@ -125,6 +125,8 @@ def test_a_truncated_block_is_refused() -> None:
         NULL_ARRAY,
         Double(b"0.10000000000000001"),
         Pairs([(b"a", Double(b"inf")), (b"b", [Double(b"2"), None, Pairs()])]),
+        Verbatim(b"# Server\r\nredis_version:7.0.15\r\n"),
+        [Verbatim(b"", b"mkd"), Pairs([(b"k", Verbatim(b"v\n"))])],
     ],
 )
 def test_a_kept_reply_encodes_as_the_original(value: object) -> None:

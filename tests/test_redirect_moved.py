@@ -430,6 +430,16 @@ def test_resp3_keeps_redis_shapes(real_cluster: int) -> None:
     assert ours.endswith(b"%0\r\n") and ours.count(b"%0\r\n") == 2
 
 
+def test_cluster_info_and_nodes_are_verbatim_strings_in_resp3(real_cluster: int) -> None:
+    for sub in ("INFO", "NODES"):
+        ours = run(Node(), ["HELLO", "3"], ["CLUSTER", sub])
+        theirs = _raw(real_cluster, req(["HELLO", "3"], ["CLUSTER", sub]), 2)
+        for reply in (ours, theirs):
+            head, body = reply[reply.index(b"\r\n=") + 2 :].split(b"\r\n", 1)
+            assert int(head[1:]) == len(body) - 2 and body.startswith(b"txt:"), reply
+        assert run(Node(), ["CLUSTER", sub]).startswith(b"$")
+
+
 def _raw(port: int, data: bytes, replies: int) -> bytes:
     """Send ``data``; the bytes of the first ``replies`` replies."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:

@@ -21,6 +21,7 @@ from redraft.machine import (
     ErrWrongNumberOfArguments,
     Pairs,
     Status,
+    Verbatim,
 )
 from redraft.resp import (
     NULL_BULK,
@@ -676,6 +677,52 @@ def test_a_double_holds_no_line_break_and_pairs_are_pairs() -> None:
     assert pairs == Pairs([(b"a", b"1")]) and list(pairs) == [(b"a", b"1")] and len(pairs) == 1
     with pytest.raises(ValueError):
         encode(Pairs([(b"a", b"1", b"2")]))  # type: ignore[list-item]
+
+
+class MyVerbatim(Verbatim):
+    pass
+
+
+DOCTOR = b"Hi Sam, I can't find any memory issue.\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "resp2", "resp3"),
+    [
+        (Verbatim(DOCTOR), b"$39\r\n" + DOCTOR + b"\r\n", b"=43\r\ntxt:" + DOCTOR + b"\r\n"),
+        (Verbatim(b""), b"$0\r\n\r\n", b"=4\r\ntxt:\r\n"),
+        (MyVerbatim(b"# T\r\n", b"mkd"), b"$5\r\n# T\r\n\r\n", b"=9\r\nmkd:# T\r\n\r\n"),
+        (
+            Verbatim(b"x" * 600),
+            b"$600\r\n" + b"x" * 600 + b"\r\n",
+            b"=604\r\ntxt:" + b"x" * 600 + b"\r\n",
+        ),
+        (  # in an array (EXEC's)
+            [Verbatim(b"a:1\r\n"), b"b"],
+            b"*2\r\n$5\r\na:1\r\n\r\n$1\r\nb\r\n",
+            b"*2\r\n=9\r\ntxt:a:1\r\n\r\n$1\r\nb\r\n",
+        ),
+    ],
+)
+def test_verbatim_text_is_a_bulk_string_in_resp2_and_a_verbatim_string_in_resp3(
+    value: object, resp2: bytes, resp3: bytes
+) -> None:
+    """Redis 7.0's INFO, CLIENT LIST, MEMORY DOCTOR: ``$N`` in RESP2, ``=N txt:...`` in RESP3
+    (N counting ``txt:``), by the C and the Python encoders alike."""
+    assert encode(value) == resp._encode_py(value) == encode_many([value]) == resp2
+    assert encode3(value) == resp._encode3_py(value) == resp3
+    buf = bytearray(b"prefix")
+    encode3_into(buf, value)
+    assert bytes(buf) == b"prefix" + resp3
+
+
+def test_a_verbatim_format_is_three_bytes() -> None:
+    with pytest.raises(ValueError, match="three bytes"):
+        Verbatim(b"x", b"text")
+    assert Verbatim(b"x") == Verbatim(b"x", b"txt") != Verbatim(b"x", b"mkd")
+    assert Verbatim(b"x") != b"x" and hash(Verbatim(b"x")) == hash(Verbatim(b"x"))
+    assert repr(Verbatim(b"x")) == "Verbatim(b'x')"
+    assert repr(Verbatim(b"x", b"mkd")) == "Verbatim(b'x', b'mkd')"
 
 
 @pytest.mark.parametrize("bad", [object(), 1j, [1, object()], {b"k": object()}])

@@ -23,6 +23,7 @@ from redraft.machine import (
     RedraftError,
     SnapshotCapture,
     Status,
+    Verbatim,
     Write,
 )
 from redraft.node import Node, open, serve
@@ -52,6 +53,7 @@ __all__ = [
     "RedraftError",
     "SnapshotCapture",
     "Status",
+    "Verbatim",
     "Write",
     "__version__",
     "open",

@@ -27,7 +27,7 @@ from typing import IO, Any
 import msgpack
 
 from redraft.errors import error_text
-from redraft.machine import NULL_ARRAY, Double, Pairs, Status
+from redraft.machine import NULL_ARRAY, Double, Pairs, Status, Verbatim
 from redraft.resp import ErrorReply
 
 SEQ_COMMAND = b"raftseq"
@@ -51,6 +51,8 @@ _EXT_ERROR = 2
 _EXT_NULL_ARRAY = 3
 _EXT_DOUBLE = 4
 _EXT_PAIRS = 5
+_EXT_VERBATIM = 6
+"""A :class:`Verbatim`: its three-byte format, then its text."""
 
 
 class SessionError(ValueError):
@@ -233,6 +235,8 @@ def _to_ext(value: Any) -> Any:
         for first, second in value.pairs:  # ValueError: not a pair
             halves += (first, second)
         return msgpack.ExtType(_EXT_PAIRS, msgpack.packb(halves, default=_to_ext))
+    if isinstance(value, Verbatim):
+        return msgpack.ExtType(_EXT_VERBATIM, value.format + value.text)
     if isinstance(value, set | frozenset):
         return list(value)
     if isinstance(value, bytearray | memoryview):
@@ -252,6 +256,8 @@ def _from_ext(code: int, data: bytes) -> Any:
     if code == _EXT_PAIRS:
         halves = unpack_reply(data)
         return Pairs(zip(halves[::2], halves[1::2], strict=True))
+    if code == _EXT_VERBATIM:
+        return Verbatim(data[3:], data[:3])
     return msgpack.ExtType(code, data)
 
 

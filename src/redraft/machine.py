@@ -238,6 +238,39 @@ class Pairs:
     __hash__ = None  # type: ignore[assignment]  # mutable, as a list
 
 
+class Verbatim:
+    """Text for a person to read: a bulk string in RESP2, a verbatim string (``=``) in RESP3.
+
+    ``Verbatim(b"# Server\r\n...")`` is sent as ``$N`` and the text to a
+    RESP2 client and as ``=N``, ``txt:`` and the text after ``HELLO 3``
+    (``N`` counting the four bytes of ``txt:``): how Redis 7.0 answers INFO,
+    CLIENT INFO and LIST, CLUSTER INFO and NODES, MEMORY DOCTOR and LATENCY
+    DOCTOR.  ``format`` is RESP3's three-byte format, ``txt`` (plain text) or
+    ``mkd`` (markdown).  The text may hold any bytes, CR and LF included.
+    """
+
+    __slots__ = ("format", "text")
+
+    def __init__(self, text: bytes, format: bytes = b"txt") -> None:
+        if len(format) != 3:
+            raise ValueError("a verbatim string's format is three bytes (txt, mkd)")
+        self.text = text
+        self.format = format
+
+    def __repr__(self) -> str:
+        if self.format == b"txt":
+            return f"Verbatim({self.text!r})"
+        return f"Verbatim({self.text!r}, {self.format!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Verbatim) and other.text == self.text and other.format == self.format
+        )
+
+    def __hash__(self) -> int:
+        return hash(("Verbatim", self.text, self.format))
+
+
 @runtime_checkable
 class Conn(Protocol):
     """A client connection, as the machine and the connection hooks see it."""
@@ -568,6 +601,7 @@ __all__ = [
     "RedraftError",
     "SnapshotCapture",
     "Status",
+    "Verbatim",
     "Write",
     "defines_tick",
     "error_text",

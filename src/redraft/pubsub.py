@@ -150,6 +150,11 @@ class PubSub:
         self.delivered = 0
         """Messages delivered to this node's connections."""
 
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: the message counters from zero (the subscriptions stay)."""
+        self.published = 0
+        self.delivered = 0
+
     # --- subscribing, from the built-in commands
 
     def subscribe(self, session: Session, names: Iterable[bytes], kind: _Kind = CHANNELS) -> None:

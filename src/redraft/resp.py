@@ -46,7 +46,7 @@ from typing import Any, Final, cast
 import hiredis
 
 from redraft.errors import error_text
-from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status
+from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status, Verbatim
 
 _cresp: Any = None
 if not os.environ.get("REDRAFT_PURE_PYTHON"):
@@ -871,6 +871,7 @@ def encode_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
     array of key, value pairs; :class:`~redraft.machine.Status` -> ``+text``;
     :class:`~redraft.machine.Double` -> bulk of its text;
     :class:`~redraft.machine.Pairs` -> flat array of its halves;
+    :class:`~redraft.machine.Verbatim` -> bulk of its text;
     :class:`ErrorReply` -> ``-text``; an exception -> ``-`` +
     :func:`redraft.errors.error_text` (``cmd_name`` names the command for
     it).  Containers are encoded recursively.  Anything else raises
@@ -915,8 +916,8 @@ def encode_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
 
 
 def _encode_other(buf: bytearray, value: Any, cmd_name: str) -> None:
-    if isinstance(value, Double | Pairs):
-        _encode_double_or_pairs(buf, value, cmd_name)
+    if isinstance(value, Double | Pairs | Verbatim):
+        _encode_shaped(buf, value, cmd_name)
     elif isinstance(value, bool):
         buf += b":1\r\n" if value else b":0\r\n"
     elif isinstance(value, int):
@@ -951,12 +952,19 @@ def _encode_other(buf: bytearray, value: Any, cmd_name: str) -> None:
         raise TypeError(f"cannot encode {type(value).__name__} as a RESP reply")
 
 
-def _encode_double_or_pairs(buf: bytearray, value: Double | Pairs, cmd_name: str) -> None:
-    """RESP2's forms: a bulk string of a :class:`~redraft.machine.Double`'s text, and one
-    flat array of a :class:`~redraft.machine.Pairs`' halves."""
+def _encode_shaped(buf: bytearray, value: Double | Pairs | Verbatim, cmd_name: str) -> None:
+    """RESP2's forms: a bulk string of a :class:`~redraft.machine.Double`'s text, one
+    flat array of a :class:`~redraft.machine.Pairs`' halves, a bulk string of a
+    :class:`~redraft.machine.Verbatim`'s text."""
     if isinstance(value, Double):
         text = value.text
         buf += b"$%d\r\n%b\r\n" % (len(text), text)
+        return
+    if isinstance(value, Verbatim):
+        text = value.text
+        buf += _header(b"$", _BULK_HEADERS, len(text))
+        buf += text
+        buf += CRLF
         return
     pairs = value.pairs
     buf += _header(b"*", _ARRAY_HEADERS, 2 * len(pairs))
@@ -998,8 +1006,9 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
     As :func:`encode_into`, except: ``None`` -> ``_`` (null), ``float`` and
     :class:`~redraft.machine.Double` -> ``,`` (double), ``dict`` -> ``%``
     (map), ``set`` / ``frozenset`` -> ``~`` (set), :class:`~redraft.machine.Pairs`
-    -> an array of two-element arrays.  ``bool`` stays an integer, as redraft
-    documents for both protocols.
+    -> an array of two-element arrays, :class:`~redraft.machine.Verbatim` ->
+    ``=`` (verbatim string).  ``bool`` stays an integer, as redraft documents
+    for both protocols.
     """
     t = type(value)
     if t is bytes or t is int or t is Status or t is ErrorReply or t is str:
@@ -1012,8 +1021,8 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
             encode3_into(buf, item, cmd_name)
     elif isinstance(value, Double):
         buf += b",%b\r\n" % value.text
-    elif isinstance(value, Pairs):
-        _encode_pairs3(buf, value.pairs, cmd_name)
+    elif isinstance(value, Pairs | Verbatim):
+        _encode_shaped3(buf, value, cmd_name)
     elif isinstance(value, bool | int):
         encode_into(buf, value, cmd_name)
     elif isinstance(value, float):
@@ -1033,6 +1042,18 @@ def encode3_into(buf: bytearray, value: Any, cmd_name: str = "") -> None:
             encode3_into(buf, item, cmd_name)
     else:
         encode_into(buf, value, cmd_name)
+
+
+def _encode_shaped3(buf: bytearray, value: Pairs | Verbatim, cmd_name: str) -> None:
+    """RESP3's forms of :class:`~redraft.machine.Pairs` and :class:`~redraft.machine.Verbatim`
+    (``=``, the length counting the format and its colon, ``txt:`` and the text)."""
+    if isinstance(value, Pairs):
+        _encode_pairs3(buf, value.pairs, cmd_name)
+        return
+    text = value.text
+    buf += b"=%d\r\n%b:" % (len(text) + 4, value.format)
+    buf += text
+    buf += CRLF
 
 
 def _encode_pairs3(buf: bytearray, pairs: list[tuple[Any, Any]], cmd_name: str) -> None:

@@ -1,7 +1,10 @@
-"""CONFIG GET, TIME, MEMORY and the scan cursors against a real redis-server 7.0.
+"""CONFIG GET and RESETSTAT, TIME, MEMORY, INFO, CLIENT and the scan cursors against a real
+redis-server 7.0.
 
 Byte for byte wherever the clone can answer as Redis does: CONFIG GET of a
-parameter redraft lacks (a map in RESP3), every error and the help texts.
+parameter redraft lacks (a map in RESP3), every error and the help texts,
+the text replies Redis sends as RESP3 verbatim strings (``=N txt:...``:
+MEMORY DOCTOR, INFO's sections both servers share).
 Where the value is the server's own (TIME's clock, MEMORY USAGE's bytes),
 the shape and the type of the reply are compared.  Scan cursors are read
 as Redis reads them (C's ``strtoul``); the clone's cursors mean something
@@ -35,6 +38,8 @@ CONFIG help x
 CONFIG SET
 CONFIG SET x
 CONFIG RESETSTAT x
+CONFIG RESETSTAT
+CONFIG resetstat
 CONFIG REWRITE x
 """
 
@@ -131,6 +136,74 @@ def test_memory_usage_of_every_type_is_an_integer(differ: Differ) -> None:
 def test_memory_usage_of_a_missing_key_is_null_in_resp3(differ3: Differ) -> None:
     assert differ3.check("MEMORY", "USAGE", "nokey") == b"_\r\n"
     differ3.check("MEMORY", "HELP")
+
+
+def test_memory_doctor_is_a_verbatim_string_in_resp3(differ: Differ, differ3: Differ) -> None:
+    doctor = differ3.check("MEMORY", "DOCTOR")
+    assert doctor.startswith(b"=272\r\ntxt:Hi Sam, this instance is empty")
+    assert differ.check("MEMORY", "doctor") == b"$268\r\n" + doctor[len(b"=272\r\ntxt:") :]
+    run_script(differ3, MEMORY_SCRIPT)
+    differ3.reset()  # empty again (the script wrote a key)
+    # In a transaction's array too.
+    for d in (differ, differ3):
+        for command in ("MULTI", "MEMORY DOCTOR", "PING", "EXEC"):
+            d.check(*command.split())
+
+
+def test_memory_malloc_stats_is_what_redis_without_jemalloc_answers(
+    differ: Differ, differ3: Differ
+) -> None:
+    """A bulk string in both protocols (Redis sends a verbatim string only for jemalloc's
+    report, which the redis-server here has and the clone has not)."""
+    stats = b"$45\r\nStats not supported for the current allocator\r\n"
+    for d, kind in ((differ, b"$"), (differ3, b"=")):
+        theirs, ours = d.both("MEMORY", "MALLOC-STATS")
+        assert ours == stats
+        assert theirs.startswith(kind)
+
+
+# -- INFO and CLIENT: verbatim strings in RESP3 -----------------------------------------------
+
+INFO_SCRIPT = """
+INFO keyspace
+INFO cluster
+INFO cluster keyspace
+INFO KEYSPACE Cluster
+SET k v
+INFO keyspace
+INFO cluster keyspace
+MULTI
+INFO keyspace
+EXEC
+"""
+"""INFO's sections whose every field both servers print alike (the standalone clone)."""
+
+
+def test_info_sections_match_byte_for_byte(differ: Differ, differ3: Differ) -> None:
+    assert differ3.check("INFO", "keyspace") == b"=16\r\ntxt:# Keyspace\r\n\r\n"
+    both = differ3.check("INFO", "cluster", "keyspace")  # a blank line between sections
+    assert both == b"=48\r\ntxt:# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\n\r\n"
+    run_script(differ3, INFO_SCRIPT)
+    differ.reset()
+    run_script(differ, INFO_SCRIPT)
+
+
+def test_whole_info_and_client_texts_take_each_protocols_form(
+    differ: Differ, differ3: Differ
+) -> None:
+    """Their fields are each server's own: the type, the format and the line ends are compared."""
+    for command in (("INFO",), ("INFO", "server"), ("CLIENT", "INFO"), ("CLIENT", "LIST")):
+        for d, kind in ((differ, b"$"), (differ3, b"=")):
+            for reply in d.both(*command):
+                head, body = reply.split(b"\r\n", 1)
+                assert head[:1] == kind and int(head[1:]) == len(body) - 2, (command, reply)
+                text = body[4:-2] if kind == b"=" else body[:-2]
+                assert body[:4] == b"txt:" or kind == b"$"
+                if command[0] == "CLIENT":
+                    assert text.startswith(b"id=") and text.endswith(b"\n"), (command, reply)
+                else:
+                    assert text.startswith(b"# Server\r\n") and text.endswith(b"\r\n")
+                    assert b"\r\n\r\n# " in text or command == ("INFO", "server")
 
 
 # -- scan cursors ----------------------------------------------------------------------------

@@ -11,8 +11,8 @@ each member shows as a master of no slots, and ``cluster_state`` is
 
 A member's node id is the SHA-1 of its advertised address, so every node
 names every member alike without agreeing on anything.  Raft's term stands
-for the config epoch.  Formats are Redis 7.0's; ``CLUSTER INFO`` and
-``NODES`` are bulk strings in RESP3 too (Redis sends verbatim strings).
+for the config epoch.  Formats are Redis 7.0's, ``CLUSTER INFO`` and
+``NODES`` verbatim strings in RESP3 as Redis sends them.
 
 In any other redirect mode the node is a standalone Redis as far as
 clients can tell: these commands answer what Redis answers with cluster
@@ -32,7 +32,7 @@ from typing import Any
 from redraft.addr import split_hostport
 from redraft.builtins.context import Cluster, arity, text
 from redraft.keyslot import SLOTS, key_slot
-from redraft.machine import OK, Status
+from redraft.machine import OK, Status, Verbatim
 from redraft.session import Session
 
 DISABLED = "ERR This instance has cluster support disabled"
@@ -135,7 +135,8 @@ def shards(ctx: Cluster, args: list[bytes]) -> Any:
 
 
 def nodes(ctx: Cluster, args: list[bytes]) -> Any:
-    """CLUSTER NODES: ``<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> [slots]``."""
+    """CLUSTER NODES: ``<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> [slots]``
+    lines (a verbatim string in RESP3, as CLUSTER INFO, as Redis 7.0 answers)."""
     shard = members(ctx)
     master = shard[0] if _served(shard) else None
     now_ms = int(time.time() * 1000)
@@ -151,7 +152,7 @@ def nodes(ctx: Cluster, args: list[bytes]) -> Any:
         lines.append(
             f"{m.id} {m.host}:{m.port}@{m.port} {flags} {of} 0 {pong} {term} connected{served}\n"
         )
-    return "".join(lines).encode()
+    return Verbatim("".join(lines).encode())
 
 
 def info(ctx: Cluster, args: list[bytes]) -> Any:
@@ -173,7 +174,7 @@ def info(ctx: Cluster, args: list[bytes]) -> Any:
         ("cluster_stats_messages_received", 0),
         ("total_cluster_links_buffer_limit_exceeded", 0),
     ]
-    return "".join(f"{k}:{v}\r\n" for k, v in fields).encode()
+    return Verbatim("".join(f"{k}:{v}\r\n" for k, v in fields).encode())
 
 
 def myid(ctx: Cluster, args: list[bytes]) -> Any:

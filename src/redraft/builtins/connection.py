@@ -8,7 +8,8 @@ from typing import Any
 
 from redraft.builtins import keyspecs
 from redraft.builtins.context import Cluster, arity, text
-from redraft.machine import OK, Status
+from redraft.builtins.info import reset_stats
+from redraft.machine import OK, Status, Verbatim
 from redraft.replies import Slot
 from redraft.resp import encode
 from redraft.security import (
@@ -179,10 +180,11 @@ def client(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
         return conn.name.encode() if conn.name else None
     if sub == b"id":
         return conn.id
+    # Both are verbatim strings in RESP3, each line ended by LF, as Redis 7.0 answers.
     if sub == b"info":
-        return client_line(conn).encode()
+        return Verbatim((client_line(conn) + "\n").encode())
     if sub == b"list":
-        return "".join(client_line(c) + "\n" for c in ctx.sessions()).encode()
+        return Verbatim("".join(client_line(c) + "\n" for c in ctx.sessions()).encode())
     if sub in (b"setinfo", b"no-evict", b"no-touch", b"reply"):
         return OK
     raise ValueError(f"unknown subcommand '{text(args[1])}'. Try CLIENT HELP.")
@@ -234,7 +236,9 @@ _CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help"
 def config(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
     """CONFIG GET answers no parameter (redraft has none of Redis's): an empty map, which
     RESP2 sends as an empty array and RESP3 as ``%0``, as Redis answers an unknown one.
-    CONFIG HELP is Redis's; SET, RESETSTAT and REWRITE are refused once their arity passes."""
+    CONFIG RESETSTAT zeroes this node's INFO statistics (:func:`.info.reset_stats`) and
+    answers ``+OK``.  CONFIG HELP is Redis's; SET and REWRITE are refused once their arity
+    passes."""
     arity(args, 2)
     sub = args[1].lower()
     want = _CONFIG_ARITY.get(sub)
@@ -246,4 +250,7 @@ def config(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
         return {}
     if sub == b"help":
         return CONFIG_HELP
+    if sub == b"resetstat":
+        reset_stats(ctx)
+        return OK
     raise ValueError(f"ERR CONFIG {text(args[1])} is not supported by redraft")

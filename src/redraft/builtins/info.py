@@ -2,6 +2,14 @@
 
 The machine's sections (``Machine.info``: the clone's ``Keyspace``, say)
 come after the node's; one named like a node's section adds its lines to it.
+
+``CONFIG RESETSTAT`` (:func:`reset_stats`) zeroes the counters of ``# Stats``,
+what Redis's resets: here the pub/sub messages applied and delivered.  The
+gauges beside them (channels, patterns) are not statistics and stay, as in
+Redis; so do the ``# Raft`` section's counters (fsyncs, persist groups,
+proposals, commands and ticks applied, disk-full episodes), which are
+Raft's, not Redis's statistics, and which RAFTSTATS and the metrics
+(Prometheus counters never go down) read too.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import time
 from typing import Any
 
 from redraft.builtins.context import Cluster, text
+from redraft.machine import Verbatim
 from redraft.session import Session
 from redraft.version import REDIS_COMPAT_VERSION, VERSION
 
@@ -21,18 +30,20 @@ Section = tuple[str, list[tuple[str, Any]]]
 
 
 def info(ctx: Cluster, conn: Session, args: list[bytes]) -> Any:
+    """INFO [section ...]: a verbatim string in RESP3, as Redis 7.0 answers."""
     sections = {text(a).lower() for a in args[1:]}
-    return render(ctx, sections).encode()
+    return Verbatim(render(ctx, sections).encode())
 
 
 def render(ctx: Cluster, sections: set[str]) -> str:
-    """The INFO text of ``sections`` (all of them when empty, ``all`` or ``everything``)."""
+    """The INFO text of ``sections`` (all of them when empty, ``all`` or ``everything``),
+    a blank line between two sections, as Redis prints them."""
     everything = not sections or "all" in sections or "everything" in sections
     parts: list[str] = []
     for name, fields in _with_machine(_sections(ctx), ctx):
         if everything or name.lower() in sections or "default" in sections:
             parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
-    return "".join(parts)
+    return "\r\n".join(parts)
 
 
 def _sections(ctx: Cluster) -> list[Section]:
@@ -83,6 +94,11 @@ def _pubsub_stats(ctx: Cluster) -> list[tuple[str, Any]]:
         ("pubsub_messages_applied", ps.published),
         ("pubsub_messages_delivered", ps.delivered),
     ]
+
+
+def reset_stats(ctx: Cluster) -> None:
+    """CONFIG RESETSTAT: zero the counters of INFO's ``# Stats`` section (see the module)."""
+    ctx.pubsub.reset_stats()
 
 
 def _with_machine(sections: list[Section], ctx: Cluster) -> list[Section]:

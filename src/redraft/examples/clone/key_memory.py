@@ -14,9 +14,11 @@ a measure.
 The arguments are checked as Redis checks them (the subcommand's arity,
 then ``SAMPLES``: an integer, not negative, before the key is looked up).
 DOCTOR answers one of Redis's texts: the empty instance's for an empty
-keyspace, else "no memory issue"; MALLOC-STATS answers what a Redis built
-without jemalloc answers; PURGE has nothing to purge; STATS, a report of
-allocator figures the clone does not have, is refused.
+keyspace, else "no memory issue", a verbatim string in RESP3 as Redis's;
+MALLOC-STATS answers what a Redis built without jemalloc answers, a bulk
+string in both protocols (only jemalloc's report is a verbatim string);
+PURGE has nothing to purge; STATS, a report of allocator figures the clone
+does not have, is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections import deque
 from collections.abc import Iterable
 from itertools import islice
 
-from redraft.machine import Status
+from redraft.machine import Status, Verbatim
 
 from .key_object import encoding
 from .keyspace import Value
@@ -64,7 +66,7 @@ MEMORY_HELP = [
 ]
 """MEMORY HELP's lines, as Redis 7.0 prints them."""
 
-DOCTOR_EMPTY = (
+DOCTOR_EMPTY = Verbatim(
     b"Hi Sam, this instance is empty or is using very little memory, my issues detector can't "
     b"be used in these conditions. Please, leave for your mission on Earth and fill it with "
     b"some data. The new Sam and I will be back to our programming as soon as I finished "
@@ -72,14 +74,14 @@ DOCTOR_EMPTY = (
 )
 """MEMORY DOCTOR's text for an instance using little memory (Redis 7.0's)."""
 
-DOCTOR_FINE = (
+DOCTOR_FINE = Verbatim(
     b"Hi Sam, I can't find any memory issue in your instance. "
     b"I can only account for what occurs on this base.\n"
 )
 """MEMORY DOCTOR's text when it finds nothing to report (Redis 7.0's)."""
 
 MALLOC_STATS = b"Stats not supported for the current allocator"
-"""MEMORY MALLOC-STATS of a Redis built without jemalloc."""
+"""MEMORY MALLOC-STATS of a Redis built without jemalloc: a bulk string even in RESP3."""
 
 STATS_REFUSED = "ERR MEMORY STATS is not supported by redraft"
 
