@@ -319,6 +319,33 @@ class Keyspace:
                 touched.append((key,))
                 removed += 1
 
+    def _store_or_delete(
+        self, m: Applier, dst: bytes, result: set[bytes] | ZSet, now: int, ready: bool
+    ) -> int:
+        """Store a ``*STORE`` command's ``result`` at ``dst`` or delete ``dst`` if it is empty.
+
+        The new value replaces a key of any type and drops its expiry, as
+        Redis's ``setKey`` does; ``ready`` wakes clients blocked on ``dst``
+        (a sorted set's pops can block, a set's cannot).  Returns the size
+        stored, the reply of every such command.
+        """
+        if result:
+            self._drop_if_expired(dst, now)
+            if self._data:
+                self._data.pop(dst, None)
+            self._clear_expiry(dst)
+            self._objects[dst] = result
+            self._extras = True
+            self._touched.append(dst)
+            if ready:
+                m.key_ready(dst)
+        elif self._live(dst, now) is not None:
+            self._delete(dst)
+        else:
+            self._drop_if_expired(dst, now)
+        self._after_write(m, now)
+        return len(result)
+
     def _after_write(self, m: Applier, now: int) -> None:
         """What every applied write but the plain SET ends with: purge, trim the WATCH log."""
         self._clock = m

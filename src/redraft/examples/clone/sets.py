@@ -200,38 +200,22 @@ class SetCommands(Keyspace):
         else:
             present = sorted((s for s in sets if s is not None), key=len)
             result = present[0].intersection(*present[1:])
-        return self._store(m, args[1], result, now)
+        return self._store_or_delete(m, args[1], result, now, ready=False)
 
     def _sunionstore(self, m: Applier, args: list[bytes]) -> int:
         now = m.now_ns()
         sets = self._sets_at(args[2:], now)
         result: set[bytes] = set().union(*(s for s in sets if s is not None))
-        return self._store(m, args[1], result, now)
+        return self._store_or_delete(m, args[1], result, now, ready=False)
 
     def _sdiffstore(self, m: Applier, args: list[bytes]) -> int:
         now = m.now_ns()
         sets = self._sets_at(args[2:], now)
-        return self._store(m, args[1], _difference(sets), now)
+        return self._store_or_delete(m, args[1], _difference(sets), now, ready=False)
 
     def _sets_at(self, keys: list[bytes], now: int) -> list[set[bytes] | None]:
         """The live sets at ``keys`` (None for a missing key); WRONGTYPE at the first other type."""
         return [self._object_at(key, now, set) for key in keys]
-
-    def _store(self, m: Applier, dst: bytes, result: set[bytes], now: int) -> int:
-        """Store ``result`` at ``dst`` (any type, expiry dropped), or delete ``dst`` if empty."""
-        if result:
-            self._drop_if_expired(dst, now)
-            if self._data:
-                self._data.pop(dst, None)
-            self._clear_expiry(dst)
-            self._new_object(dst, now, result)
-            self._touched.append(dst)
-        elif self._live(dst, now) is not None:
-            self._delete(dst)
-        else:
-            self._drop_if_expired(dst, now)
-        self._after_write(m, now)
-        return len(result)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -316,7 +316,7 @@ class ZSetCommands(Keyspace):
         if z is not None:
             for member, score in range_items(z, spec):
                 result.add(member, score)  # as Redis fills a listpack, converting when due
-        return self._zstore(m, args[1], result, now)
+        return self._store_or_delete(m, args[1], result, now, ready=True)
 
     def _zset_op_writer(self, op: str) -> Callable[[Applier, list[bytes]], int]:
         """ZUNIONSTORE, ZINTERSTORE or ZDIFFSTORE."""
@@ -330,7 +330,8 @@ class ZSetCommands(Keyspace):
                 args, 3 + len(keys), len(keys), diff=op == "diff", store=True, card=False
             )
             acc = _SET_OPS[op](sources, spec)
-            return self._zstore(m, args[1], ZSet.from_pairs(list(acc.items())).compacted(), now)
+            stored = ZSet.from_pairs(list(acc.items())).compacted()
+            return self._store_or_delete(m, args[1], stored, now, ready=True)
 
         return apply
 
@@ -340,23 +341,6 @@ class ZSetCommands(Keyspace):
         if value is None or isinstance(value, ZSet | set):
             return value
         raise ValueError(WRONGTYPE)
-
-    def _zstore(self, m: Applier, dst: bytes, result: ZSet, now: int) -> int:
-        """Store ``result`` at ``dst`` (any type, expiry dropped), or delete ``dst`` if empty."""
-        if result:
-            self._drop_if_expired(dst, now)
-            if self._data:
-                self._data.pop(dst, None)
-            self._clear_expiry(dst)
-            self._new_object(dst, now, result)
-            self._touched.append(dst)
-            m.key_ready(dst)
-        elif self._live(dst, now) is not None:
-            self._delete(dst)
-        else:
-            self._drop_if_expired(dst, now)
-        self._after_write(m, now)
-        return len(result)
 
     # -- reads ---------------------------------------------------------------------------
 
