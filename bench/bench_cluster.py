@@ -590,8 +590,9 @@ def main_table(
         "\n\nops/s, p50 and p99: medians over rounds. ratio: median over rounds of redraft"
         " ops/s / redis-server (everysec) ops/s in the same round; target: issue 21's goal"
         " for that ratio, issue 6's where 21 sets none (SET -c 1: round trip within 3x)."
-        " fsyncs/write: fsyncs during the SET run / SETs, on the leader (the busiest follower). CPU: user + system time of"
-        " the server processes during the run (/proc) per request, medians over rounds:"
+        " fsyncs/write: fsyncs during the SET run / SETs, on the leader (the busiest"
+        " follower). CPU: user + system time of the server processes during the run"
+        " (/proc) per request, medians over rounds:"
         " the node benchmarked (each other node, busiest first), redis-server."
     )
     if flagged:

@@ -128,7 +128,7 @@ class Options:
     """Batches of writes proposed but not yet committed, at most; more writes
     wait and join the next batch (adaptive batching: fewer, larger batches
     under load, no added delay when idle).  Two let a batch fill and go out
-    while the one before it waits for its acknowledgements: 5-10 % more
+    while the one before it waits for its acknowledgements: 5-11 % more
     single-request writes per second from 50 clients than one, and three
     made pipelined writes slower (BENCHMARKS.md)."""
     write_timeout: float = 30.0

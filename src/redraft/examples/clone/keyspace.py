@@ -319,9 +319,7 @@ class Keyspace:
                 touched.append((key,))
                 removed += 1
 
-    def _store_or_delete(
-        self, m: Applier, dst: bytes, result: set[bytes] | ZSet, now: int, ready: bool
-    ) -> int:
+    def _store_or_delete(self, m: Applier, dst: bytes, result: C, now: int, ready: bool) -> int:
         """Store a ``*STORE`` command's ``result`` at ``dst`` or delete ``dst`` if it is empty.
 
         The new value replaces a key of any type and drops its expiry, as
@@ -334,8 +332,7 @@ class Keyspace:
             if self._data:
                 self._data.pop(dst, None)
             self._clear_expiry(dst)
-            self._objects[dst] = result
-            self._extras = True
+            self._new_object(dst, now, result)
             self._touched.append(dst)
             if ready:
                 m.key_ready(dst)
