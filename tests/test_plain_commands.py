@@ -40,6 +40,8 @@ class Declaring(Clone):
         self.commands: list[str] = []
         self.applied: list[bytes] = []
         self.retyped: list[list[Any]] = []
+        self.checked_runs: list[int] = []
+        self.applied_runs: list[int] = []
 
     def command(self, m: Applier, conn: Conn | None, cmd: Command) -> Any:
         self.commands.append(cmd.name)
@@ -57,7 +59,36 @@ class Declaring(Clone):
         return super().command(m, conn, cmd)
 
     def writes(self) -> dict[str, Write]:
-        return {**super().writes(), "note": Write(self._note, self._check_note)}
+        return {
+            **super().writes(),
+            "note": Write(self._note, self._check_note),
+            # NOTE again, with the hooks for runs: it must answer exactly as NOTE does.
+            "jot": Write(
+                self._note,
+                self._check_note,
+                apply_many=self._notes,
+                check_many=self._check_notes,
+            ),
+            # A machine bug: a run's results one short.
+            "miscount": Write(
+                lambda m, args: OK, apply_many=lambda m, cmds: [OK] * (len(cmds) - 1)
+            ),
+        }
+
+    def _check_notes(self, cmds: list[list[bytes]]) -> None:
+        self.checked_runs.append(len(cmds))
+        for args in cmds:
+            self._check_note(args)
+
+    def _notes(self, m: Applier, cmds: list[list[bytes]]) -> list[Any]:
+        self.applied_runs.append(len(cmds))
+        results: list[Any] = []
+        for args in cmds:
+            try:
+                results.append(self._note(m, args))
+            except ValueError as exc:
+                results.append(exc)
+        return results
 
     def _check_note(self, args: list[bytes]) -> None:
         if len(args) != 2 or args[1] == b"refused":
@@ -334,6 +365,50 @@ def test_a_run_of_writes_is_answered_write_by_write_in_its_place(
         [b"5", b"x", b"y"],
     ]
     assert machine.applied[-2:] == [b"a", b"b"]
+
+
+def test_a_write_with_hooks_for_runs_answers_as_one_without(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, machine, _ = served
+
+    def pipeline(name: str) -> list[list[str]]:
+        return [
+            [name, "a"],
+            [name, "b"],
+            [name, "refused"],
+            [name, "c"],
+            [name, "fails"],
+            [name, "d"],
+            ["GET", "k"],
+            [name, "e"],
+        ]
+
+    n = len(machine.applied)
+    plain = replies(tn.port, *pipeline("NOTE"))
+    machine.checked_runs.clear()
+    machine.applied_runs.clear()
+    hooked = replies(tn.port, *pipeline("JOT"))
+    refused = "ERR the note must be one word, not that one"
+    assert plain == [n + 1, n + 2, refused, n + 3, "ERR the note failed", n + 4, None, n + 5]
+    assert hooked == [x + 5 if isinstance(x, int) else x for x in plain]
+    assert machine.applied[-10:] == [b"a", b"b", b"c", b"d", b"e"] * 2
+    # The run was checked whole (and, one refused, one by one), and the
+    # logged writes before the read applied in one call (the refused one
+    # never logged), not one call each.
+    assert machine.checked_runs[0] == 6
+    assert machine.applied_runs[0] >= 5
+
+
+def test_a_run_whose_results_do_not_match_its_commands_answers_none_of_them(
+    served: tuple[ThreadNode, Declaring, Recorder],
+) -> None:
+    tn, _, recorder = served
+    wrong = "ERR the machine's apply_many gave the wrong number of results"
+    got = replies(tn.port, *[["MISCOUNT", str(i)] for i in range(3)], ["PING"])
+    assert got == [wrong, wrong, wrong, b"PONG"]
+    assert any("apply_many" in r.getMessage() for r in recorder.records)
+    assert replies(tn.port, ["MISCOUNT", "alone"]) == [b"OK"]
 
 
 def test_a_run_longer_than_an_entry_holds_is_split_between_entries(tmp_path: Path) -> None:

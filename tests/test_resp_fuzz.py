@@ -387,3 +387,30 @@ def test_the_c_encoders_give_the_python_bytes(values: list[Any]) -> None:
         assert encode(v, "get") == resp._encode_py(v, "get")
     assert encode(OK) == b"+OK\r\n"
     assert encode(value=2**70) == resp._encode_py(2**70)
+
+
+NAMES = st.sampled_from([b"set", b"SET", b"get", b"note", b"unknown"])
+
+
+@needs_c
+@FUZZ
+@given(
+    names=st.lists(NAMES, max_size=12),
+    start=st.integers(0, 4),
+    stop=st.integers(0, 14),
+    value=st.sampled_from(["write", "read", None]),
+)
+def test_the_c_run_end_finds_where_the_python_one_does(
+    names: list[bytes], start: int, stop: int, value: str | None
+) -> None:
+    # A run of one command's requests: the table maps spellings to routes
+    # (here strings); an unknown spelling, or another route, ends it (even
+    # a run of None: a spelling the table lacks maps to nothing).
+    table = {b"set": "write", b"SET": "write", b"get": "read", b"note": "write2"}
+    cmds = [[name, b"k", b"v"] for name in names]
+    want = resp._run_end_py(cmds, start, min(stop, len(cmds)), table, table.get(b"set"))
+    assert resp.run_end(cmds, start, min(stop, len(cmds)), table, table.get(b"set")) == want
+    got = resp.run_end(cmds, start, min(stop, len(cmds)), table, value)
+    assert got == resp._run_end_py(cmds, start, min(stop, len(cmds)), table, value)
+    # ``n`` past the list's end is clamped, never read beyond it.
+    assert resp.run_end(cmds, 0, len(cmds) + 5, table, "write") <= len(cmds)

@@ -12,6 +12,9 @@
  * encode() and encode3() reply with the common values (bytes, None, small
  * ints, OK) and hand everything else to the Python encoders they replace.
  *
+ * run_end() finds where a run of one command's parsed requests ends (a
+ * pipeline of SETs), so the session and the apply loop take it whole.
+ *
  * redraft.resp runs without this module (REDRAFT_PURE_PYTHON=1, or no C
  * compiler at install): both paths give the same results byte for byte.
  */
@@ -283,7 +286,47 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(run_end_doc,
+"run_end(cmds, i, n, table, value) -> int\n\n"
+"The first index from ``i`` on (before ``n``) whose request's name does not\n"
+"map to ``value`` in ``table``: where a run of one command's requests ends.");
+
+static PyObject *
+run_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "run_end() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *cmds = args[0];
+    PyObject *table = args[3];
+    PyObject *value = args[4];
+    if (!PyList_CheckExact(cmds) || !PyDict_CheckExact(table)) {
+        PyErr_SetString(PyExc_TypeError, "run_end() needs a list and a dict");
+        return NULL;
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    if ((i == -1 || n == -1) && PyErr_Occurred())
+        return NULL;
+    if (n > PyList_GET_SIZE(cmds))
+        n = PyList_GET_SIZE(cmds);
+    for (; i < n; i++) {
+        PyObject *cmd = PyList_GET_ITEM(cmds, i);
+        if (!PyList_CheckExact(cmd) || PyList_GET_SIZE(cmd) == 0)
+            break;
+        PyObject *found = PyDict_GetItemWithError(table, PyList_GET_ITEM(cmd, 0));
+        if (found != value) {
+            if (found == NULL && PyErr_Occurred())
+                return NULL;
+            break;
+        }
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
+    {"run_end", (PyCFunction)(void (*)(void))run_end, METH_FASTCALL, run_end_doc},
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL, parse_doc},
     {"encode", (PyCFunction)(void (*)(void))encode2, METH_FASTCALL | METH_KEYWORDS, encode_doc},
     {"encode3", (PyCFunction)(void (*)(void))encode3, METH_FASTCALL | METH_KEYWORDS, encode3_doc},
@@ -294,7 +337,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "redraft._cresp",
-    "C fast paths of redraft.resp: request parsing and reply encoding.",
+    "C fast paths of redraft.resp: request parsing, runs of one command, reply encoding.",
     -1,
     methods,
 };

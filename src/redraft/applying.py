@@ -37,6 +37,7 @@ from redraft.proposals import TICK_COMMAND, Proposal, Proposer, Stamps, decode_b
 from redraft.raft.types import Entry, EntryKind, Membership
 from redraft.registry import READ, WRITE, Registry
 from redraft.replies import Parked
+from redraft.resp import run_end
 from redraft.transaction import EXEC_COMMAND, run_exec
 from redraft.waiting import WOKEN_COMMAND, Waiters, unwrap_woken
 
@@ -189,10 +190,20 @@ class Applying:
         m.stamp = stamp
         m.index = index
         results: list[Any] = []
-        for pos, args in enumerate(cmds):
+        n = len(cmds)
+        pos = 0
+        while pos < n:
+            args = cmds[pos]
             m.pos = pos
             m.rng = None
             route = routes.get(args[0])
+            if route is not None and route.kind is WRITE and route.fn.apply_many is not None:
+                end = run_end(cmds, pos + 1, n, routes, route)
+                if end - pos > 1:
+                    results += _apply_run(route.fn.apply_many, m, cmds[pos:end], index)
+                    pos = end
+                    continue
+            pos += 1
             try:
                 # A plain write is applied by its Write, anything else by the
                 # machine's command, on every node alike.
@@ -305,6 +316,33 @@ class Applying:
 _NOT_IN_TX = frozenset((SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND, WOKEN_COMMAND))
 _NOT_WOKEN = _NOT_IN_TX - {SEQ_COMMAND}
 """What a woken request cannot be: only a client's command parks, bare or in ``RAFTSEQ``."""
+
+
+def _apply_run(
+    apply_many: Callable[[Applier, list[list[bytes]]], list[Any]],
+    m: Applier,
+    run: list[list[bytes]],
+    index: int,
+) -> list[Any]:
+    """A machine's ``apply_many`` of ``run``: one result per command, whatever it does."""
+    try:
+        results = apply_many(m, run)
+    except Exception as exc:
+        log.debug("a run of %r failed at index %d: %s", run[0][:1], index, exc)
+        return [exc] * len(run)
+    if type(results) is not list or len(results) != len(run):
+        # Each reply must reach its own client: answer none rather than misplace one.
+        log.error(
+            "apply_many of %r gave %s results for %d commands (index %d)",
+            run[0][:1],
+            len(results) if isinstance(results, list) else type(results).__name__,
+            len(run),
+            index,
+        )
+        return [
+            RuntimeError("ERR the machine's apply_many gave the wrong number of results")
+        ] * len(run)
+    return results
 
 
 def _log_membership(e: Entry) -> None:

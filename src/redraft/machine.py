@@ -399,17 +399,33 @@ class Write:
     was), and returns the reply.  ``check(args)``, when given, runs on the
     node the client is connected to before anything is logged: raising
     refuses the request there, so a malformed one never reaches the log.
+
+    Two optional hooks take a run of requests of this name at once (a
+    pipeline of SETs), for writes whose plain form is cheaper in bulk:
+    ``check_many(cmds)`` checks several, raising if any is bad (redraft then
+    calls ``check`` one by one to answer each in its place), and
+    ``apply_many(m, cmds)`` applies consecutive commands of one log entry
+    and returns one result each, exactly as ``apply`` on each in turn would:
+    a command that fails gets its exception as its result and leaves the
+    state as it was.  ``m.random()`` inside ``apply_many`` is seeded by the
+    run's first command, so a write that draws random numbers should not
+    declare it.
     """
 
-    __slots__ = ("apply", "check")
+    __slots__ = ("apply", "apply_many", "check", "check_many")
 
     def __init__(
         self,
         apply: Callable[[Applier, list[bytes]], Any],
         check: Callable[[list[bytes]], None] | None = None,
+        *,
+        apply_many: Callable[[Applier, list[list[bytes]]], list[Any]] | None = None,
+        check_many: Callable[[list[list[bytes]]], None] | None = None,
     ) -> None:
         self.apply = apply
         self.check = check
+        self.apply_many = apply_many
+        self.check_many = check_many
 
 
 class SnapshotCapture(Protocol):

@@ -72,6 +72,7 @@ __all__ = [
     "encode_many",
     "encode_push",
     "format_float",
+    "run_end",
     "split_inline",
 ]
 
@@ -317,6 +318,23 @@ def _unescape(m: re.Match[bytes]) -> bytes:
     if len(s) == 3:
         return bytes((int(s[1:], 16),))
     return _ESCAPES.get(s[0], s)
+
+
+_ABSENT = object()
+
+
+def _run_end_py(
+    cmds: list[list[bytes]], i: int, n: int, table: dict[Any, Any], value: object
+) -> int:
+    """The first index from ``i`` on (before ``n``) whose request's name does not map to ``value``.
+
+    Where a run of one command's parsed requests ends (``table`` the
+    routes by name): a pipeline of SETs is found in one pass, in C when the
+    extension is built.
+    """
+    while i < n and table.get(cmds[i][0], _ABSENT) is value:
+        i += 1
+    return i
 
 
 def split_inline(line: bytes) -> list[bytes]:
@@ -1099,6 +1117,9 @@ def _encode3_py(value: Any, cmd_name: str = "") -> bytes:
     return bytes(buf)
 
 
+run_end: Callable[[list[list[bytes]], int, int, dict[Any, Any], object], int] = _run_end_py
+"""``run_end(cmds, i, n, table, value)``: where a run of one command's requests ends (see
+:func:`_run_end_py`)."""
 encode: Callable[..., bytes] = _encode_py
 """``encode(value, cmd_name="")``: the RESP2 encoding of one reply value (see :func:`encode_into`)."""
 encode3: Callable[..., bytes] = _encode3_py
@@ -1108,6 +1129,7 @@ if _cresp is not None:
     _cresp.configure(OK, OK_REPLY, NULL_BULK, NULL3, _encode_py, _encode3_py)
     encode = _cresp.encode
     encode3 = _cresp.encode3
+    run_end = _cresp.run_end
 
 
 def encode_many(values: Iterable[Any], cmd_name: str = "") -> bytes:

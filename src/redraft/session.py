@@ -28,7 +28,7 @@ from enum import IntEnum
 from typing import Any
 
 from redraft.errors import NOT_APPLIED, Redirect
-from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond
+from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond, Write
 from redraft.options import Options
 from redraft.registry import BUILTIN, MACHINE, READ, WRITE, Registry, Route
 from redraft.replies import (
@@ -61,6 +61,7 @@ from redraft.resp import (
     encode_command,
     encode_error,
     encode_push,
+    run_end,
 )
 from redraft.security import (
     NOAUTH_REPLY,
@@ -578,68 +579,70 @@ class Session(ReplyLine):
     def _plain_writes(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
         """Queue the run of plain writes of ``route`` starting at ``cmds[i]``; the index after it.
 
-        What :meth:`_dispatch` does for a plain write, inline, with one
-        reply slot for a run of them (see :class:`~redraft.replies.WriteRun`).
-        A run goes on only while writes of its route come, so nothing
-        checked when it began can have changed since.
+        What :meth:`_dispatch` does for a plain write, with one reply slot
+        for up to ``max_batch_commands`` of them (see
+        :class:`~redraft.replies.WriteRun`).  The run is the writes of this
+        route that come next in the read, so nothing checked when it began
+        can have changed before its end.
+        """
+        end = run_end(cmds, i + 1, n, self.shared.registry.routes, route)
+        write: Write = route.fn
+        check = write.check
+        while i < end:
+            if check is None:
+                good = end
+            elif end - i == 1:  # one write (no pipeline): no run to look through
+                try:
+                    check(cmds[i])
+                    good = end
+                except Exception:
+                    good = i
+            else:
+                good = _first_refused(write, cmds, i, end)
+            while i < good:
+                i = self._queue_writes(cmds, i, good, end, route)
+            if i == good < end:
+                # Refused before the log: its error takes its place in line.
+                try:
+                    check(cmds[i])  # type: ignore[misc]
+                except Exception as exc:
+                    self.reply_bytes(error_reply(exc, route.name, self.addr))
+                i += 1
+        return end
+
+    def _queue_writes(
+        self, cmds: list[list[bytes]], i: int, good: int, end: int, route: Route
+    ) -> int:
+        """Queue checked writes from ``cmds[i]`` (before ``good``) under one slot; the index after.
+
+        Not leading, the rest of the run (to ``end``) goes to the leader in
+        proxy mode, or this one write takes the general path (a redirect).
         """
         shared = self.shared
-        routes = shared.registry.routes
-        check = route.fn.check
-        name = route.name
-        run_max = shared.options.max_batch_commands
-        slot: Slot | None = None
-        run: WriteRun | None = None
-        batch: list[list[bytes]] = []
-        count = 0
-        start = i
-        while i < n:
-            args = cmds[i]
-            if i != start and routes.get(args[0]) is not route:
-                break
-            i += 1
-            if check is not None:
-                try:
-                    check(args)
-                except Exception as exc:
-                    self.reply_bytes(error_reply(exc, name, self.addr))
-                    slot = None
-                    continue
-            if slot is None:
-                slot = self.new_slot(WRITE_SLOT)
-                slot.name = name
-                opened = shared.requests.open_run(slot)
-                if opened is None:
-                    self.drop_slot(slot)
-                    slot = None
-                    if self.redirect == "proxy" and (leader := shared.requests.leader()):
-                        # The rest of the run goes to the leader in one piece.
-                        end = i
-                        while end < n and routes.get(cmds[end][0]) is route:
-                            end += 1
-                        self.forward(cmds[i - 1 : end], name, leader)
-                        i = end
-                        break
-                    # Not the leader: the general path answers with the redirect.
-                    self._dispatch(args, route)
-                    continue
-                batch = opened
-                run = None
-                count = 1
-                slot.args = args
-            elif run is None:
-                # The second write of the run: its slot becomes the run's.
-                run = WriteRun(name, slot.encode, self.addr, batch, len(batch) - 1)
-                run.count = count = 2
-                slot.run = run
-                slot.respond = run
-                slot.encode = as_is
-            else:
-                run.count = count = count + 1
-            if count >= run_max:
-                slot = None  # a run never spans two log entries
-            batch.append(args)
-        return i
+        slot = self.new_slot(WRITE_SLOT)
+        slot.name = route.name
+        batch = shared.requests.open_run(slot)
+        if batch is None:
+            self.drop_slot(slot)
+            if self.redirect == "proxy" and (leader := shared.requests.leader()):
+                self.forward(cmds[i:end], route.name, leader)
+                return end
+            self._dispatch(cmds[i], route)
+            return i + 1
+        stop = i + shared.options.max_batch_commands  # a run never spans two entries
+        if stop > good:
+            stop = good
+        if stop - i == 1:
+            slot.args = cmds[i]
+            batch.append(cmds[i])
+            return stop
+        run = WriteRun(route.name, slot.encode, self.addr, batch, len(batch))
+        run.count = stop - i
+        slot.run = run
+        slot.respond = run
+        slot.encode = as_is
+        batch += cmds[i:stop]
+        return stop
 
     def _dispatch(self, args: list[bytes], route: Route) -> None:
         """The general path of one command."""
@@ -835,6 +838,25 @@ class Session(ReplyLine):
         self.authenticated = True
         self.guard.admin = True
         self.query_limit = self.shared.options.max_query_buffer
+
+
+def _first_refused(write: Write, cmds: list[list[bytes]], i: int, end: int) -> int:
+    """The index of the first of ``cmds[i:end]`` that ``write``'s check refuses; ``end`` if none."""
+    many = write.check_many
+    if many is not None and end - i > 1:
+        try:
+            many(cmds[i:end])
+            return end
+        except Exception:
+            pass  # which one: asked one by one below
+    check = write.check
+    assert check is not None
+    for k in range(i, end):
+        try:
+            check(cmds[k])
+        except Exception:
+            return k
+    return end
 
 
 def _ignore() -> None:

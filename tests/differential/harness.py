@@ -314,6 +314,17 @@ class Differ:
         for args in commands:
             self.check(*args)
 
+    def pipeline(self, commands: list[Args]) -> None:
+        """Send ``commands`` to each server in one write, then require the same replies."""
+        payload = b"".join(encode(args) for args in commands)
+        self.redis.sock.sendall(payload)
+        self.clone.sock.sendall(payload)
+        for args in commands:
+            theirs, ours = self.redis.reply(), self.clone.reply()
+            self.history.append((args, theirs, ours))
+            if not same(args, theirs, ours):
+                raise Mismatch(self.report())
+
     def report(self) -> str:
         """The history so far, the last command's replies side by side."""
         lines = ["the clone and redis-server disagree:"]

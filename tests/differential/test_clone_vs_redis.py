@@ -16,12 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.differential.harness import CloneServer, Conn, Differ, RedisServer, watch_replies
-from tests.differential.strategies import Cmd, commands
+from tests.differential.strategies import KEYS, Cmd, commands, key, set_command, value
 
 pytestmark = pytest.mark.timeout(300)
 
 EXAMPLES = int(os.environ.get("REDRAFT_DIFF_EXAMPLES", "60"))
 """How many random sequences a run tries (CI: a few seconds)."""
+
+RANDOM = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +36,7 @@ def shared(redis_server: RedisServer, clone_server: CloneServer) -> Differ:
     return Differ(redis_server.port, clone_server.port)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@RANDOM
 @given(data=st.data())
 def test_random_sequences_match(data: st.DataObject, shared: Differ) -> None:
     shared.reset()
@@ -42,6 +44,54 @@ def test_random_sequences_match(data: st.DataObject, shared: Differ) -> None:
         st.lists(commands(blocking=True), min_size=1, max_size=40), label="commands"
     )
     shared.run(sequence)
+
+
+PLAIN_SET = st.builds(lambda k, v: ["SET", k, v], key, value)
+
+
+@RANDOM
+@given(data=st.data())
+def test_random_pipelines_match(data: st.DataObject, shared: Differ) -> None:
+    # One write of many commands: the clone takes runs of one command (a
+    # pipeline of SETs, plain or not, some malformed) whole, checked and
+    # applied as runs; the replies must still be Redis's, one by one.
+    shared.reset()
+    runs = st.lists(st.one_of(PLAIN_SET, PLAIN_SET, set_command()), min_size=2, max_size=8)
+    others = st.lists(commands(), min_size=1, max_size=3)
+    chunks = data.draw(st.lists(st.one_of(runs, others), min_size=1, max_size=10), label="chunks")
+    shared.pipeline([cmd for chunk in chunks for cmd in chunk])
+    shared.run([["MGET", *KEYS], *(["TYPE", k] for k in KEYS)])
+
+
+SET_RUNS_PIPELINE = """
+RPUSH l1 a b
+SET a 1 EX 100
+GET a
+SET b 1
+SET l1 v
+SET a 2
+SET c 3 GET
+TYPE l1
+LPUSH l1 z
+TTL a
+SET a 3 EX 100
+SET b 2
+SET a 4 KEEPTTL
+SET c 4 NX
+SET c 5 XX
+SET c
+SET c 6 EX 0
+SET c 7 PX x
+SET c 8
+TTL a
+MGET a b c l1
+"""
+
+
+def test_runs_of_sets_in_one_write_replace_types_and_expiries(differ: Differ) -> None:
+    # A SET in a run (plain ones first, then options, then malformed ones)
+    # replaces a list and clears an expiry as a lone SET does.
+    differ.pipeline([line.split() for line in SET_RUNS_PIPELINE.strip().splitlines()])
 
 
 # -- focused: what the random runs found, and the edges worth pinning --------------------

@@ -84,7 +84,7 @@ class StringCommands(Keyspace):
 
     def _string_writes(self) -> dict[str, Write]:
         return {
-            "set": Write(self._set, check_set),
+            "set": Write(self._set, check_set, apply_many=self._set_many, check_many=check_sets),
             "setex": Write(self._setex, _check_setex),
             "psetex": Write(self._setex, _check_setex),
             "setrange": Write(self._setrange, _check_setrange),
@@ -127,6 +127,29 @@ class StringCommands(Keyspace):
                     self._purge(m.now_ns())
             return OK
         return self._set_with_options(m, key, value, _SetOptions.parse(args))
+
+    def _set_many(self, m: Applier, cmds: list[list[bytes]]) -> list[Any]:
+        """A run of SETs, applied in order: the plain form without a call each."""
+        done = 0
+        if not self._extras:  # no key has an expiry or another type
+            data = self._data
+            touch = self._touched.append
+            for args in cmds:
+                if len(args) != 3:
+                    break
+                key = args[1]
+                data[key] = args[2]
+                touch(key)
+            else:
+                return [OK] * len(cmds)
+            done = next(k for k, one in enumerate(cmds) if one is args)
+        results: list[Any] = [OK] * done
+        for args in cmds[done:]:
+            try:
+                results.append(self._set(m, args))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def _set_with_options(self, m: Applier, key: bytes, value: bytes, opts: _SetOptions) -> Any:
         now = m.now_ns()
@@ -414,6 +437,13 @@ class Expiry:
         if at > INT64_MAX:
             raise ValueError(f"invalid expire time in '{self.command}' command")
         return at
+
+
+def check_sets(cmds: list[list[bytes]]) -> None:
+    """Refuse a run of SETs if any is malformed: the plain form (three arguments) is not parsed."""
+    for args in cmds:
+        if len(args) != 3:
+            check_set(args)
 
 
 def check_set(args: list[bytes]) -> None:
