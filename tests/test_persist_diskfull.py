@@ -173,6 +173,23 @@ async def test_a_storage_task_that_finds_the_disk_full_is_retried(tmp_path: Path
     await h.writer.close()
 
 
+@pytest.mark.parametrize("durability", [Level.MEDIUM, Level.HIGH])
+@run_async
+async def test_a_task_that_comes_after_closing_is_dropped_not_fatal(
+    tmp_path: Path, durability: Level
+) -> None:
+    # A snapshot that finishes while the node stops asks to compact the log
+    # after the writer closed (and the store with it).
+    h = Harness(tmp_path, durability)
+    h.writer.start()
+    h.submit(1, inline=True)
+    await h.writer.close()
+    ran: list[int] = []
+    h.writer.run(lambda: ran.append(1))
+    await asyncio.sleep(0.05)
+    assert ran == [] and h.fatal == []
+
+
 @run_async
 async def test_closing_on_a_full_disk_does_not_hang(tmp_path: Path) -> None:
     h = Harness(tmp_path, Level.MEDIUM)

@@ -197,22 +197,22 @@ class Applying:
             m.pos = pos
             m.rng = None
             route = routes.get(args[0])
-            if route is not None and route.kind is WRITE and route.fn.apply_many is not None:
+            if route is not None and route.kind is WRITE:
+                # A plain write is applied by its Write, on every node alike:
+                # a run of them (a pipeline of SETs) in one go.
                 end = run_end(cmds, pos + 1, n, routes, route)
-                if end - pos > 1:
+                if end - pos > 1 and route.fn.apply_many is not None:
                     results += _apply_run(route.fn.apply_many, m, cmds[pos:end], index)
-                    pos = end
-                    continue
+                else:
+                    _apply_each(route.fn.apply, m, cmds, pos, end, results)
+                pos = end
+                continue
             pos += 1
             try:
-                # A plain write is applied by its Write, anything else by the
-                # machine's command, on every node alike.
-                if route is not None and route.kind is WRITE:
-                    result = route.fn.apply(m, args)
-                else:
-                    result = self._other(args)
-                    if type(result) is Parked and not result.args:
-                        result.args = args  # logged again, as it is, when woken
+                # Anything else by the machine's command (or the framework's).
+                result = self._other(args)
+                if type(result) is Parked and not result.args:
+                    result.args = args  # logged again, as it is, when woken
             except Exception as exc:
                 log.debug("command %r failed at index %d: %s", args[:1], index, exc)
                 result = exc
@@ -316,6 +316,25 @@ class Applying:
 _NOT_IN_TX = frozenset((SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND, WOKEN_COMMAND))
 _NOT_WOKEN = _NOT_IN_TX - {SEQ_COMMAND}
 """What a woken request cannot be: only a client's command parks, bare or in ``RAFTSEQ``."""
+
+
+def _apply_each(
+    apply: Callable[[Applier, list[bytes]], Any],
+    m: ApplyingApplier,
+    cmds: list[list[bytes]],
+    pos: int,
+    end: int,
+    results: list[Any],
+) -> None:
+    """Apply ``cmds[pos:end]``, one write's, one by one; each result (or exception) to ``results``."""
+    for i in range(pos, end):
+        m.pos = i
+        m.rng = None
+        try:
+            results.append(apply(m, cmds[i]))
+        except Exception as exc:
+            log.debug("command %r failed at index %d: %s", cmds[i][:1], m.index, exc)
+            results.append(exc)
 
 
 def _apply_run(

@@ -138,8 +138,13 @@ class LogWriter:
         return False
 
     def run(self, task: Task) -> None:
-        """Run a storage task in order with the writes (now if nothing is queued)."""
-        if self.failed is not None:
+        """Run a storage task in order with the writes (now if nothing is queued).
+
+        Dropped once the writer is closing: a snapshot that finishes during
+        shutdown must not compact a store that is closed (the next start
+        compacts behind the snapshot anyway).
+        """
+        if self.failed is not None or self._closing:
             return
         if not self.threaded and self.idle:
             try:
