@@ -259,16 +259,22 @@ def start_redraft(
     consistency: str,
     backend: str,
     extra: Sequence[str] = (),
+    src: Path | None = None,
 ) -> System:
-    tag = f"redraft-{durability}-{consistency}-{backend}"
+    """A redraft cluster of the clone; of the tree whose ``src`` directory is given (its
+    extensions built), instead of this one, for ``--against``."""
+    tag = f"redraft-{durability}-{consistency}-{backend}" + ("-against" if src else "")
     flags = ["--loglevel", "warning", "--durability", durability, "--consistency", consistency]
     flags += ["--backend", backend, *extra]
-    cluster = LocalCluster(base / tag, nodes, flags, cwd=ROOT, new_session=True)
+    env = None if src is None else dict(os.environ, PYTHONPATH=str(src))
+    cluster = LocalCluster(base / tag, nodes, flags, cwd=ROOT, env=env, new_session=True)
     for node in cluster.nodes:
         procs.track(node)
     cluster.start(timeout=60, lead_timeout=20)
     title = f"redraft ({nodes} nodes, {durability}/{consistency}, {backend})"
     ports = [n.port for n in cluster.nodes]
+    if src is not None:
+        return System("against", f"{title} of {src}", ports, list(cluster.nodes), raft_stats=True)
     return System("redraft", title, ports, list(cluster.nodes), raft_stats=True)
 
 
@@ -535,6 +541,8 @@ def main_table(
         header += ["PySyncObj ops/s", "p50 ms", "p99 ms", "PySyncObj/redis"]
     if "follower" in keys:
         header += ["at a follower ops/s", "p50 ms", "p99 ms", "follower/leader"]
+    if "against" in keys:
+        header += ["--against ops/s", "p50 ms", "ratio", "CPU us/req leader (each follower)"]
     lines: list[list[str]] = []
     records: list[dict[str, Any]] = []
     flagged = False
@@ -570,6 +578,10 @@ def main_table(
             fo = cells.get("follower", Cell())
             line += [fmt_ops(fo.median("ops")), fmt_ms(fo.median("p50")), fmt_ms(fo.median("p99"))]
             line.append(fmt_ratio(ratio(fo, ours)))
+        if "against" in keys:
+            ag = cells.get("against", Cell())
+            line += [fmt_ops(ag.median("ops")), fmt_ms(ag.median("p50")), fmt_ratio(ratio(ag, ref))]
+            line.append(fmt_cpu(ag.median("cpu_leader"), ag.followers_cpu()))
         for key, cell in cells.items():
             record[key] = {
                 "ops": cell.median("ops"),
@@ -638,6 +650,11 @@ def standard_run(
         systems.append(start_redis(procs, base, "redis-always", "always"))
     if ns.pysyncobj:
         systems.append(start_pysyncobj(procs, base, ns.pysyncobj_args))
+    if ns.against:
+        systems.append(
+            start_redraft(procs, base, ns.nodes, ns.durability, ns.consistency, ns.backend,
+                          extra, src=ns.against)
+        )  # fmt: skip
     log("started: " + "; ".join(f"{s.title} on {s.ports}" for s in systems))
     goals = targets(ns.durability, ns.consistency)
     tables = []
@@ -758,6 +775,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="start redraft with --redirect proxy and add a column at a follower",
     )
     ap.add_argument(
+        "--against",
+        type=Path,
+        metavar="SRC",
+        help="also run a cluster of another tree (its src directory, extensions built) in the"
+        " same rounds, with its own columns: an A/B of two versions in one invocation",
+    )
+    ap.add_argument(
         "--tests",
         default="",
         help="redis-benchmark tests instead of the SET/GET rows, each at -P 1 and -P 16 with"
@@ -794,6 +818,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ns.single_requests = ns.single_requests or max(500, ns.requests // 10)
     if ns.nodes < 1:
         ap.error("--nodes must be at least 1")
+    if ns.against is not None:
+        if ns.matrix:
+            ap.error("--against takes the standard rows, not --matrix")
+        if not (ns.against / "redraft" / "__init__.py").is_file():
+            ap.error(f"--against {ns.against}: not a src directory with redraft in it")
+        ns.against = ns.against.resolve()
     if ns.pysyncobj and importlib.util.find_spec("pysyncobj") is None:
         ap.error("--pysyncobj needs PySyncObj: .venv/bin/pip install -e '.[bench]'")
     for tool in ("redis-server", "redis-benchmark"):
