@@ -273,9 +273,8 @@ def start_redraft(
     cluster.start(timeout=60, lead_timeout=20)
     title = f"redraft ({nodes} nodes, {durability}/{consistency}, {backend})"
     ports = [n.port for n in cluster.nodes]
-    if src is not None:
-        return System("against", f"{title} of {src}", ports, list(cluster.nodes), raft_stats=True)
-    return System("redraft", title, ports, list(cluster.nodes), raft_stats=True)
+    key, title = ("redraft", title) if src is None else ("against", f"{title} of {src}")
+    return System(key, title, ports, list(cluster.nodes), raft_stats=True)
 
 
 def start_pysyncobj(procs: Processes, base: Path, args: str) -> System:

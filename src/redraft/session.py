@@ -589,24 +589,22 @@ class Session(ReplyLine):
         write: Write = route.fn
         check = write.check
         while i < end:
+            refusal: Exception | None = None
             if check is None:
                 good = end
             elif end - i == 1:  # one write (no pipeline): no run to look through
                 try:
                     check(cmds[i])
                     good = end
-                except Exception:
-                    good = i
+                except Exception as exc:
+                    good, refusal = i, exc
             else:
-                good = _first_refused(write, cmds, i, end)
+                good, refusal = _first_refused(write, cmds, i, end)
             while i < good:
                 i = self._queue_writes(cmds, i, good, end, route)
-            if i == good < end:
+            if refusal is not None and i == good:
                 # Refused before the log: its error takes its place in line.
-                try:
-                    check(cmds[i])  # type: ignore[misc]
-                except Exception as exc:
-                    self.reply_bytes(error_reply(exc, route.name, self.addr))
+                self.reply_bytes(error_reply(refusal, route.name, self.addr))
                 i += 1
         return end
 
@@ -840,13 +838,16 @@ class Session(ReplyLine):
         self.query_limit = self.shared.options.max_query_buffer
 
 
-def _first_refused(write: Write, cmds: list[list[bytes]], i: int, end: int) -> int:
-    """The index of the first of ``cmds[i:end]`` that ``write``'s check refuses; ``end`` if none."""
+def _first_refused(
+    write: Write, cmds: list[list[bytes]], i: int, end: int
+) -> tuple[int, Exception | None]:
+    """The index of the first of ``cmds[i:end]`` that ``write``'s check refuses, and why;
+    ``(end, None)`` if none is."""
     many = write.check_many
     if many is not None and end - i > 1:
         try:
             many(cmds[i:end])
-            return end
+            return end, None
         except Exception:
             pass  # which one: asked one by one below
     check = write.check
@@ -854,9 +855,9 @@ def _first_refused(write: Write, cmds: list[list[bytes]], i: int, end: int) -> i
     for k in range(i, end):
         try:
             check(cmds[k])
-        except Exception:
-            return k
-    return end
+        except Exception as exc:
+            return k, exc
+    return end, None
 
 
 def _ignore() -> None:
