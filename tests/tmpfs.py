@@ -78,20 +78,23 @@ class Volume:
         return st.f_bavail * st.f_frsize
 
     def fill(self, leave: int = 0) -> int:
-        """Write a filler file until at most ``leave`` bytes are free; the bytes written."""
+        """Write a filler file until at most ``leave`` bytes are free; the bytes written.
+
+        Unbuffered on purpose: the node writes to the same volume meanwhile,
+        so a write may find less room than was free a moment before.  A
+        buffered file would keep the rest and raise ``ENOSPC`` again on close.
+        """
         written = 0
         block = b"\0" * (1 << 16)
-        with open(self.path / FILLER, "ab") as f:
-            while self.free_bytes() > leave:
-                want = min(len(block), self.free_bytes() - leave)
+        with open(self.path / FILLER, "ab", buffering=0) as f:
+            while (free := self.free_bytes()) > leave:
                 try:
-                    f.write(block[: max(want, 1)])
-                    f.flush()
+                    took = f.write(block[: max(min(len(block), free - leave), 1)])
                 except OSError as exc:
                     if exc.errno != errno.ENOSPC:
                         raise
                     break
-                written += want
+                written += took or 0
         return written
 
     def free(self) -> None:
