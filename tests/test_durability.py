@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from redraft.storage.fastlog import FastLogStore
 from redraft.testing import node_command
 from tests.cluster import NO_RETRY, ROOT, Cluster, free_ports, running_cluster, wait_until
 
@@ -202,8 +203,11 @@ def test_torn_tail_is_cut_and_mid_log_corruption_stops_the_node(tmp_path: Path) 
     _fill_single_node(tmp_path / "d", port, 50)
     wal = next((tmp_path / "d" / "log").glob("*.wal"))
     data = wal.read_bytes()
+    store = FastLogStore(wal.parent)
+    end = store.file_size  # where the records end and the zeros grown ahead begin
+    store.close()
     # A half-written last record, as a power cut mid-write leaves it.
-    wal.write_bytes(data[:-7])
+    wal.write_bytes(data[: end - 7] + bytes(len(data) - end + 7))
     proc = subprocess.Popen(
         node_command(port, tmp_path / "d"),
         cwd=ROOT,
@@ -222,7 +226,7 @@ def test_torn_tail_is_cut_and_mid_log_corruption_stops_the_node(tmp_path: Path) 
     assert "torn" in out.lower() or "cut" in out.lower(), out
     # Now damage a record in the middle: the node must refuse to start.
     data = bytearray(wal.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    data[(end - 7) // 2] ^= 0xFF
     wal.write_bytes(bytes(data))
     result = _start_single(tmp_path / "d", port)
     assert result.returncode == 1, result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import stat
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from redraft.raft.types import Entry, HardState
-from redraft.storage import BACKENDS, LogStore, StorageError, open_store
+from redraft.storage import BACKENDS, LogStore, StorageError, fastlog, open_store
 from redraft.storage.fastlog import FastLogStore
 from redraft.storage.lmdb_backend import LmdbStore
 from redraft.storage.memory import MemoryStore
@@ -452,15 +453,54 @@ def test_fastlog_close_during_rewrite(tmp_path: Path) -> None:
     s.close()
 
 
+def test_fastlog_synced_saves_overwrite_zeros_and_leave_the_file_length_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What makes its fsync cheap: records go over zeros written ahead, not past the end."""
+    s = FastLogStore(tmp_path / "log")
+    s.save(HardState(1, "a", 0), ents(1, 5, 1), sync=True)
+    length = os.stat(s.path).st_size
+    assert length >= s.file_size + fastlog.PREALLOCATE
+    for start in range(6, 206, 5):
+        s.save(HardState(1, "a", start - 1), ents(start, 5, 1), sync=True)
+    assert os.stat(s.path).st_size == length
+    s.close()
+    # The zeros are room, not a torn record: nothing is cut, nothing said.
+    with caplog.at_level(logging.WARNING, logger="redraft.storage.fastlog"):
+        s = FastLogStore(tmp_path / "log")
+    assert caplog.text == ""
+    assert os.stat(s.path).st_size == length
+    s.save(None, ents(206, 5, 2), sync=True)
+    s.close()
+    s = FastLogStore(tmp_path / "log")
+    assert s.load().entries == ents(1, 205, 1) + ents(206, 5, 2)
+    s.close()
+
+
+def test_fastlog_grows_its_zeros_ahead_as_records_reach_them(tmp_path: Path) -> None:
+    s = FastLogStore(tmp_path / "log")
+    data = b"x" * (fastlog.PREALLOCATE // 2)
+    lengths = []
+    for index in range(1, 8):
+        s.save(None, [Entry(1, index, 0, data)], sync=False)
+        lengths.append(os.stat(s.path).st_size)
+        assert lengths[-1] > s.file_size  # always some zeros ahead
+    assert len(set(lengths)) < len(lengths)  # grown a step at a time, not per record
+    s.close()
+    s = FastLogStore(tmp_path / "log")
+    assert s.load().entries == [Entry(1, index, 0, data) for index in range(1, 8)]
+    s.close()
+
+
 def test_fastlog_failed_write_leaves_no_partial_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = FastLogStore(tmp_path / "log")
     s.save(None, ents(1, 3, 1), sync=True)
 
-    def disk_full(fd: int, parts: list[bytes]) -> int:
+    def disk_full(fd: int, parts: list[bytes], offset: int) -> int:
         data = b"".join(parts)
-        os.write(fd, data[: len(data) // 2])
+        os.pwrite(fd, data[: len(data) // 2], offset)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("redraft.storage.fastlog.writev_all", disk_full)

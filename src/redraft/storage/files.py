@@ -106,26 +106,36 @@ def no_room(directory: Path, nbytes: int) -> OSError | None:
     return None
 
 
-def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    """``os.write`` until every byte is written (short writes do happen on full disks)."""
+def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int | None = None) -> None:
+    """Write every byte of ``data`` (short writes do happen on full disks).
+
+    At the file position with ``os.write``, or at ``offset`` with ``os.pwrite``.
+    """
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
         view = view[n:]
+        if offset is not None:
+            offset += n
 
 
-def writev_all(fd: int, parts: list[bytes]) -> int:
-    """Write ``parts`` in order with ``os.writev`` (no joined copy); returns the bytes written."""
+def writev_all(fd: int, parts: list[bytes], offset: int) -> int:
+    """Write ``parts`` in order at ``offset`` with ``os.pwritev`` (no joined copy).
+
+    Returns the bytes written.
+    """
     total = sum(map(len, parts))
-    done = os.writev(fd, parts)
+    done = os.pwritev(fd, parts, offset)
     if done < total:
         # A short write: finish the rest part by part.
         left = done
         for part in parts:
             if left >= len(part):
+                offset += len(part)
                 left -= len(part)
                 continue
-            write_all(fd, memoryview(part)[left:])
+            write_all(fd, memoryview(part)[left:], offset + left)
+            offset += len(part)
             left = 0
     return total
 
