@@ -43,18 +43,19 @@ Zeros ahead.  The file is grown ``PREALLOCATE`` bytes of zeros at a time
 and records overwrite them.  An ``fdatasync`` of blocks that are already
 allocated and written changes no file metadata, so it needs no journal
 commit on ext4 or XFS: on this project's machines a synced save costs two
-thirds of one that grows the file (``bench/bench_storage.py`` shows both).  Recovery reads a tail of zeros
-after the last record as that room, not as a torn record; the zeros are
-never claimed durable, so a crash may leave the file shorter or longer.
+thirds of one that grows the file (``bench/bench_storage.py`` shows both).
+Recovery reads a tail of zeros after the last record as that room, not as
+a torn record; the zeros are never claimed durable, so a crash may leave
+the file shorter or longer.
 
 A full disk.  A record that cannot be written for lack of space is cut off
 again and the call raises :class:`DiskFullError`, the store as it was, so
 the same call can be made again later (when there is no room for more
 zeros, a record is written past them as before, so the disk fills to the
-same byte); :meth:`FastLogStore.sync` then fsyncs
-without its SYNC record.  A rewrite that runs out of space is abandoned (the
-old file stays in use) until the file has grown by another threshold.  A
-failed fsync, whatever its errno, makes the store refuse every later write.
+same byte); :meth:`FastLogStore.sync` then fsyncs without its SYNC record.
+A rewrite that runs out of space is abandoned (the old file stays in use)
+until the file has grown by another threshold.  A failed fsync, whatever
+its errno, makes the store refuse every later write.
 """
 
 from __future__ import annotations
