@@ -1,9 +1,9 @@
 """Steady-state writes: a redraft cluster against redis-server (and another tree), under load.
 
 ``bench_cluster.py`` times whole redis-benchmark runs, which at ``-P 16``
-last about a second on this project's machines: the start of a run (empty
-dicts growing, the first snapshots, the first fsyncs) is much of it, and
-the figures move by 10 % from one run to the next.  This script measures
+last about a second on this project's machines: a young cluster costs more
+per write than a warm one (BENCHMARKS.md), and the figures move by 10 %
+from one run to the next.  This script measures
 the middle of a long run instead: it starts redis-benchmark with far more
 requests than it can send, lets ``--warmup`` seconds pass, then reads
 ``/proc`` and ``RAFTSTATS`` (``INFO`` for redis-server) before and after
@@ -25,6 +25,7 @@ Every process it starts is stopped by pid at the end, on error and on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import itertools
 import signal
 import statistics
 import subprocess
@@ -61,11 +62,11 @@ class Reading:
 
 @dataclass
 class Column:
-    """A system and its readings, one per round."""
+    """A system and its readings, by round (a round whose run failed has none)."""
 
     title: str
     start: Callable[[], System]
-    readings: list[Reading] = field(default_factory=list)
+    readings: dict[int, Reading] = field(default_factory=dict)
 
 
 def redis_writes(port: int) -> int:
@@ -103,6 +104,8 @@ def measure(system: System, ns: argparse.Namespace) -> Reading | None:
         cpu1 = [cpu_seconds(p) or 0.0 for p in order]
         w1, f1, g1 = writes_and_io(system, port)
         took = time.monotonic() - t0
+        if not system.alive():
+            return None  # a node died: its CPU cannot be read
     finally:
         load.send_signal(signal.SIGINT)
         try:
@@ -119,7 +122,7 @@ def measure(system: System, ns: argparse.Namespace) -> Reading | None:
 
 def columns(ns: argparse.Namespace, procs: Processes, base: Path) -> list[Column]:
     fsync = "always" if ns.durability == "high" else "everysec"
-    n = iter(range(1_000_000))
+    n = itertools.count()
 
     def redraft(src: Path | None) -> Callable[[], System]:
         return lambda: start_redraft(
@@ -148,7 +151,7 @@ def run(ns: argparse.Namespace, procs: Processes, base: Path) -> list[Column]:
                 for proc in system.procs:
                     procs.stop(proc)
             if reading is not None:
-                col.readings.append(reading)
+                col.readings[rnd] = reading
                 cpu = " ".join(f"{c:.2f}" for c in reading.cpu_us)
                 print(
                     f"round {rnd + 1} {col.title}: {reading.ops:,.0f} writes/s, cpu us/write {cpu}"
@@ -160,10 +163,10 @@ def table(cols: list[Column]) -> str:
     ref = cols[0].readings
     lines = []
     for col in cols:
-        rs = col.readings
+        rs = list(col.readings.values())
         if not rs:
             continue
-        ratio = [r.ops / b.ops for r, b in zip(rs, ref, strict=False) if b.ops]
+        ratio = [r.ops / ref[k].ops for k, r in col.readings.items() if k in ref and ref[k].ops]
         cpu = [statistics.median(c) for c in zip(*(r.cpu_us for r in rs), strict=True)]
         fsyncs = [r.fsyncs for r in rs if r.fsyncs is not None]
         groups = [r.groups for r in rs if r.groups is not None]
