@@ -326,16 +326,22 @@ class Leader:
             pr.sent_entries(end, nbytes, self.now)
 
     def _bcast_heartbeat(self) -> None:
+        me = self.id
+        self._send_heartbeats([n for n in self.tracker.progress if n != me])
+
+    def _send_heartbeats(self, targets: list[NodeId]) -> None:
+        """A new heartbeat round, sent to ``targets``."""
         # Rounds older than two election timeouts can no longer give a lease.
         rnd = self.reads.new_round(self.now, self.now - 2 * self.cfg.election_tick)
         commit = self.log.commit
         me = self.id
         term = self.term
         msgs = self.out.now
-        for n, pr in self.tracker.progress.items():
-            if n != me:
-                c = pr.match if pr.match < commit else commit
-                msgs.append(Message(_HEARTBEAT, n, me, term, index=commit, commit=c, round=rnd))
+        progress = self.tracker.progress
+        for n in targets:
+            pr = progress[n]
+            c = pr.match if pr.match < commit else commit
+            msgs.append(Message(_HEARTBEAT, n, me, term, index=commit, commit=c, round=rnd))
 
     def _send_timeout_now(self, to: NodeId) -> None:
         # The target will campaign past its peers' loyalty to us, so from
@@ -403,7 +409,11 @@ class Leader:
         if self._single_voter():
             self.reads.release_waiting(self.log.commit)
             return
-        self._bcast_heartbeat()
+        # Only as many followers as make a quorum with us: a heartbeat wakes
+        # a follower, the dearest part of a round on a busy machine.  Should
+        # one not answer, the periodic heartbeat, sent to all, confirms the
+        # round instead, and the next round passes it over.
+        self._send_heartbeats(self.tracker.round_quorum(self.id))
         self.reads.start(self.log.commit)
 
     # ------------------------------------------------------------- membership

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from redraft.raft.progress import Progress
-from redraft.raft.quorum import VoteResult, committed_index, vote_result
+from redraft.raft.quorum import VoteResult, committed_index, majority, vote_result
 from redraft.raft.status import PeerStatus
 from redraft.raft.types import ChangeType, InvalidChange, Membership, NodeId
 
@@ -212,6 +212,20 @@ class ProgressTracker:
             own if v == me else (prs[v].acked_round if v in prs else 0)
             for v in self.membership.voters
         )
+
+    def round_quorum(self, me: NodeId) -> list[NodeId]:
+        """The fewest other voters whose acks, with ``me``'s own, confirm a heartbeat round.
+
+        Those that acknowledged the latest rounds, ties to the lowest id: the
+        same followers round after round while they answer, and one that
+        stopped answering falls behind the others and is passed over.
+        """
+        voters = self.membership.voters
+        prs = self.progress
+        others = sorted(
+            (v for v in voters if v != me and v in prs), key=lambda v: (-prs[v].acked_round, v)
+        )
+        return others[: majority(len(voters)) - (me in voters)]
 
     def acked_tick(self, me: NodeId, now: int, round_tick: Callable[[int], int]) -> int:
         """The latest tick by which a majority of voters had acknowledged a heartbeat sent then.
