@@ -453,6 +453,81 @@ def test_a_node_that_may_not_campaign_refuses_a_handover_and_never_starts_an_ele
     sim.heal()
 
 
+# ---------------------------------------------------- who gets entries at once
+
+
+def _entry_sends(sim: Sim, leader: SimNode) -> dict[NodeId, list[list[int]]]:
+    """The entry indexes of each APP the leader sends to each follower from now on."""
+    sent: dict[NodeId, list[list[int]]] = {n: [] for n in followers(sim, leader)}
+
+    def on_send(m: Message) -> None:
+        if m.frm == leader.id and m.type == MsgType.APP and m.entries:
+            sent[m.to].append([e.index for e in m.entries])
+
+    sim.send_hooks.append(on_send)
+    return sent
+
+
+def _indexes(messages: list[list[int]]) -> list[int]:
+    return sorted(i for m in messages for i in m)
+
+
+def _lone_writes(sim: Sim, leader: SimNode, count: int, tag: str, within: float = 1) -> int:
+    """``count`` writes, each proposed once the one before it committed (a lone client)."""
+    last = 0
+    for k in range(count):
+        last = write(sim, leader.id, 1, f"{tag}{k}")
+        assert sim.run_for(within, lambda i=last: sim.core(leader.id).commit_index >= i)
+    return last
+
+
+@pytest.mark.timeout(30)
+def test_a_lone_clients_writes_go_to_one_follower_at_once_and_the_other_by_heartbeat() -> None:
+    sim = cluster(3)
+    leader = wait_leader(sim)
+    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    sent = _entry_sends(sim, leader)
+    last = _lone_writes(sim, leader, 30, "w")
+    near, far = sorted(sent, key=lambda n: -len(sent[n]))
+    assert len(sent[near]) == 30, "each write goes to the quorum's follower at once"
+    assert len(sent[far]) < 15, "the other gets them a heartbeat's worth at a time"
+    assert sim.run_for(2, applied_everywhere(sim, last))
+    assert _indexes(sent[far]) == _indexes(sent[near])
+
+
+@pytest.mark.timeout(30)
+def test_writes_proposed_while_others_are_uncommitted_go_to_every_follower() -> None:
+    sim = cluster(3)
+    leader = wait_leader(sim)
+    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    sim.run_for(2)
+    sent = _entry_sends(sim, leader)
+    first = write(sim, leader.id, 1, "a")
+    second = write(sim, leader.id, 1, "b")  # the first has not committed yet
+    assert sim.run_for(0.5, lambda: all(second in _indexes(got) for got in sent.values()))
+    assert any(first in _indexes(got) for got in sent.values())
+
+
+@pytest.mark.timeout(30)
+def test_when_the_follower_that_gets_entries_at_once_dies_the_other_takes_over() -> None:
+    sim = cluster(3)
+    leader = wait_leader(sim)
+    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    sent = _entry_sends(sim, leader)
+    _lone_writes(sim, leader, 10, "a")
+    near, far = sorted(sent, key=lambda n: -len(sent[n]))
+    assert len(sent[near]) == 10
+    sim.crash(near)
+    # Writes still commit, with the other follower (a heartbeat or two later)...
+    _lone_writes(sim, leader, 5, "b", within=3)
+    sim.run_for(3)
+    # ...and once a heartbeat round went unanswered, each goes to the other at once.
+    before = len(sent[far])
+    last = write(sim, leader.id, 1, "c")
+    assert sim.run_for(0.5, lambda: sim.core(leader.id).commit_index >= last)
+    assert len(sent[far]) == before + 1
+
+
 # -------------------------------------------------------------------- reads
 
 
@@ -653,6 +728,9 @@ def test_snapshot_behind_the_log_keeps_acknowledged_entries() -> None:
     last = write(sim, lid, 10, "b")
     assert sim.run_for(E, lambda: sim.node(f).acked[1] >= last)
     assert sim.node(f).acked[1] == last and sim.core(f).commit_index < last - 3
+    # f's acks never arrive: the writes commit once g has them too.
+    assert sim.run_for(E, applied_everywhere(sim, last, [lid, g]))
+    assert sim.core(f).commit_index < last - 3
     # The leader compacts to a point inside f's log and streams that snapshot.
     assert sim.snapshot(lid, last - 3) == last - 3
     streamed: list[Message] = []

@@ -50,13 +50,17 @@ _REPLICATE = PeerState.REPLICATE
 _SNAPSHOT = PeerState.SNAPSHOT
 
 _FOREVER = 1 << 62
+_LIGHT_BACKLOG = 64 << 10
+"""A follower held back under light load gets its entries at once past this many bytes."""
 
 
 class Leader:
     """One leadership of one node.  See the module docstring."""
 
     __slots__ = (
+        "_deep",
         "_heartbeat_elapsed",
+        "_near",
         "_transfer_elapsed",
         "cfg",
         "id",
@@ -98,6 +102,10 @@ class Leader:
         """This node's removal committed: the core must step down."""
         self._heartbeat_elapsed = 0
         self._transfer_elapsed = 0
+        self._near: frozenset[NodeId] | None = None
+        """The voters that get new entries at once under light load (None: all do)."""
+        self._deep = False
+        """An entry was proposed while earlier ones were uncommitted (since the last Ready)."""
         tracker.sync(log.last_index + 1, now)
         tracker.progress[self.id].match = log.stable
         # The no-op commits every entry of earlier terms (§3.6.2, §6.4).
@@ -112,6 +120,8 @@ class Leader:
             raise ProposalDropped("leadership transfer in progress")
         log = self.log
         start = log.last_index + 1
+        if log.commit < start - 1:
+            self._deep = True
         log.extend(make_entries(self.term, start, _NORMAL, data))
         self.need_bcast = True
         return start
@@ -198,9 +208,11 @@ class Leader:
             self._start_read_round()
         if self.need_bcast:
             self.need_bcast = False
+            deep = self._deep
+            self._deep = False
             me = self.id
             for n, pr in self.tracker.progress.items():
-                if n != me:
+                if n != me and (deep or not self._lazy(n) or self._backlog(pr) >= _LIGHT_BACKLOG):
                     self._send_append(n, pr)
 
     def stable(self, index: int) -> None:
@@ -247,8 +259,37 @@ class Leader:
                 tracker = self.tracker
                 if tracker.departing and tracker.departed(m.frm, log.commit):
                     return
-        if pr.next <= log.last_index:
+        if pr.next <= log.last_index and (
+            not self._lazy(m.frm) or self._backlog(pr) >= self.cfg.max_msg_bytes
+        ):
             self._send_append(m.frm, pr)
+
+    def _lazy(self, n: NodeId) -> bool:
+        """Whether voter ``n`` is outside the quorum that gets new entries at once.
+
+        Under light load (a lone client: each write proposed once the one
+        before it committed) an entry goes only to as many followers as make
+        a quorum with the leader; the others get their backlog with each
+        heartbeat, so a write wakes one follower and one ack, not two of
+        each.  Under load every entry goes to everyone: the first ack of two
+        commits sooner.  Transfer targets and learners are never held back.
+        """
+        near = self._near
+        return (
+            near is not None
+            and n not in near
+            and n != self.transferee
+            and n in self.tracker.membership.voters
+        )
+
+    def _backlog(self, pr: Progress) -> int:
+        """Bytes of entries the follower of ``pr`` has not been sent yet."""
+        log = self.log
+        if pr.next > log.last_index:
+            return 0
+        if pr.next < log.offset:
+            return _FOREVER  # compacted away: a snapshot is due
+        return log.size_between(pr.next, log.last_index + 1)
 
     def on_heartbeat_resp(self, m: Message) -> None:
         """A follower answered a heartbeat: it is alive, and acked a round."""
@@ -257,7 +298,7 @@ class Leader:
         if pr is None:
             return
         pr.heartbeat_acked(self.now, m.round, self.cfg.election_tick)
-        if pr.match < self.log.last_index:
+        if pr.match < self.log.last_index and (pr.state != _REPLICATE or not self._lazy(m.frm)):
             self._send_append(m.frm, pr)
         reads = self.reads
         if reads.in_flight:
@@ -327,7 +368,15 @@ class Leader:
 
     def _bcast_heartbeat(self) -> None:
         me = self.id
-        self._send_heartbeats([n for n in self.tracker.progress if n != me])
+        tracker = self.tracker
+        # The followers that answered the latest rounds; one that missed the
+        # last round (down, cut off) is passed over from now on.
+        self._near = frozenset(tracker.round_quorum(me))
+        self._send_heartbeats([n for n in tracker.progress if n != me])
+        last = self.log.last_index
+        for n, pr in tracker.progress.items():
+            if n != me and pr.next <= last and self._lazy(n):
+                self._send_append(n, pr)
 
     def _send_heartbeats(self, targets: list[NodeId]) -> None:
         """A new heartbeat round, sent to ``targets``."""
