@@ -472,6 +472,14 @@ def _indexes(messages: list[list[int]]) -> list[int]:
     return sorted(i for m in messages for i in m)
 
 
+def _settled(n: int = 3) -> tuple[Sim, SimNode]:
+    """A cluster whose leader's first write is applied everywhere."""
+    sim = cluster(n)
+    leader = wait_leader(sim)
+    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    return sim, leader
+
+
 def _lone_writes(sim: Sim, leader: SimNode, count: int, tag: str, within: float = 1) -> int:
     """``count`` writes, each proposed once the one before it committed (a lone client)."""
     last = 0
@@ -483,9 +491,7 @@ def _lone_writes(sim: Sim, leader: SimNode, count: int, tag: str, within: float 
 
 @pytest.mark.timeout(30)
 def test_a_lone_clients_writes_go_to_one_follower_at_once_and_the_other_by_heartbeat() -> None:
-    sim = cluster(3)
-    leader = wait_leader(sim)
-    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    sim, leader = _settled()
     sent = _entry_sends(sim, leader)
     last = _lone_writes(sim, leader, 30, "w")
     near, far = sorted(sent, key=lambda n: -len(sent[n]))
@@ -497,9 +503,7 @@ def test_a_lone_clients_writes_go_to_one_follower_at_once_and_the_other_by_heart
 
 @pytest.mark.timeout(30)
 def test_writes_proposed_while_others_are_uncommitted_go_to_every_follower() -> None:
-    sim = cluster(3)
-    leader = wait_leader(sim)
-    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    sim, leader = _settled()
     sim.run_for(2)
     sent = _entry_sends(sim, leader)
     first = write(sim, leader.id, 1, "a")
@@ -510,9 +514,7 @@ def test_writes_proposed_while_others_are_uncommitted_go_to_every_follower() -> 
 
 @pytest.mark.timeout(30)
 def test_when_the_follower_that_gets_entries_at_once_dies_the_other_takes_over() -> None:
-    sim = cluster(3)
-    leader = wait_leader(sim)
-    assert sim.run_for(E, applied_everywhere(sim, write(sim, leader.id, 1)))
+    sim, leader = _settled()
     sent = _entry_sends(sim, leader)
     _lone_writes(sim, leader, 10, "a")
     near, far = sorted(sent, key=lambda n: -len(sent[n]))

@@ -179,10 +179,14 @@ class ProgressTracker:
 
     def by_match(self, exclude: NodeId) -> list[NodeId]:
         """Tracked voters but ``exclude``, most caught-up first (ties by id)."""
+        return self._voters_by(exclude, lambda pr: pr.match)
+
+    def _voters_by(self, exclude: NodeId, rank: Callable[[Progress], int]) -> list[NodeId]:
+        """Tracked voters but ``exclude``, highest ``rank`` first (ties by id)."""
         prs = self.progress
         return sorted(
             (v for v in self.membership.voters if v != exclude and v in prs),
-            key=lambda v: (-prs[v].match, v),
+            key=lambda v: (-rank(prs[v]), v),
         )
 
     def peer_status(self) -> Mapping[NodeId, PeerStatus]:
@@ -221,10 +225,7 @@ class ProgressTracker:
         stopped answering falls behind the others and is passed over.
         """
         voters = self.membership.voters
-        prs = self.progress
-        others = sorted(
-            (v for v in voters if v != me and v in prs), key=lambda v: (-prs[v].acked_round, v)
-        )
+        others = self._voters_by(me, lambda pr: pr.acked_round)
         return others[: majority(len(voters)) - (me in voters)]
 
     def acked_tick(self, me: NodeId, now: int, round_tick: Callable[[int], int]) -> int:
