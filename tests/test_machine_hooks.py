@@ -247,6 +247,47 @@ def test_rafttick_is_a_builtin_no_machine_may_declare() -> None:
     assert not defines_tick(NoTick())
 
 
+# -- batches in flight -------------------------------------------------------------
+
+
+def batches_proposed_before_a_commit(**opts: Any) -> int:
+    """Writes arrive one per turn while none commits: how many batches go out."""
+    core = leader_core()
+    while (rd := core.ready()) is not None:  # the leader's no-op commits
+        core.advance(rd)
+    prop = proposer(core, **opts)
+    line = FakeLine()
+    proposed = 0
+    for i in range(4):
+        prop.write(line, None, [b"SET", b"k%d" % i, b"v"], None, "set")
+        if prop.may_propose():
+            prop.flush()
+            proposed += 1
+    assert core.commit_index < core.last_index
+    return proposed
+
+
+@pytest.mark.parametrize(
+    ("opts", "batches"),
+    [
+        ({}, 2),
+        ({"durability": "low"}, 2),
+        ({"durability": "high"}, 1),  # every batch costs an fsync on each node
+        ({"durability": "high", "max_inflight_batches": 3}, 3),
+        ({"max_inflight_batches": 1}, 1),
+    ],
+)
+def test_batches_in_flight_follow_the_durability_unless_set(
+    opts: dict[str, Any], batches: int
+) -> None:
+    assert batches_proposed_before_a_commit(**opts) == batches
+
+
+def test_a_negative_number_of_batches_in_flight_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_inflight_batches"):
+        Options(max_inflight_batches=-1)
+
+
 # -- nodes -------------------------------------------------------------------------
 
 

@@ -124,13 +124,16 @@ class Options:
 
     max_batch_commands: int = 4096
     """Commands packed into one log entry at most."""
-    max_inflight_batches: int = 2
+    max_inflight_batches: int = 0
     """Batches of writes proposed but not yet committed, at most; more writes
     wait and join the next batch (adaptive batching: fewer, larger batches
-    under load, no added delay when idle).  Two let a batch fill and go out
-    while the one before it waits for its acknowledgements: 5-11 % more
-    single-request writes per second from 50 clients than one, and three
-    made pipelined writes slower (BENCHMARKS.md)."""
+    under load, no added delay when idle).  0, the default, chooses by
+    durability (:meth:`inflight_batches`): two at low and medium, where a
+    batch fills and goes out while the one before it waits for its
+    acknowledgements; one at high, where every batch also costs an fsync on
+    each node and a second one in flight only makes them smaller: 27-29 %
+    more single-request writes per second from 50 clients, at a third less
+    CPU (BENCHMARKS.md)."""
     write_timeout: float = 30.0
     """Seconds a client waits for its write to commit before an error."""
     join_timeout: float = 60.0
@@ -194,6 +197,8 @@ class Options:
             raise ValueError(f"invalid metrics port {self.metrics_port}: 0 (off) to 65535")
         if self.redirect not in REDIRECTS:
             raise ValueError(f"invalid redirect {self.redirect!r}: one of {', '.join(REDIRECTS)}")
+        if self.max_inflight_batches < 0:
+            raise ValueError("max_inflight_batches must be 0 (by durability) or more")
         if self.tick_ms <= 0 or self.election_ticks <= self.heartbeat_ticks:
             raise ValueError("need tick_ms > 0 and election_ticks > heartbeat_ticks")
         if self.tick_interval_ms < 0:
@@ -208,3 +213,9 @@ class Options:
             raise ValueError("TLS settings need a certificate (tls_cert)")
         if self.tls_client_auth and not self.tls_ca:
             raise ValueError("tls_client_auth needs tls_ca to verify client certificates")
+
+    def inflight_batches(self) -> int:
+        """``max_inflight_batches``, or when it is 0 the default for this durability level."""
+        if self.max_inflight_batches:
+            return self.max_inflight_batches
+        return 1 if self.durability is Level.HIGH else 2

@@ -120,6 +120,7 @@ class Proposer:
     ) -> None:
         self.core = core
         self.options = options
+        self._inflight = options.inflight_batches()
         self.stamps = stamps
         self._wake = wake
         """Asks for a pass at the end of this loop turn (which calls :meth:`flush`)."""
@@ -183,7 +184,7 @@ class Proposer:
         """
         if self.refused is not None:
             return True
-        return self.core.commit_index + self.options.max_inflight_batches > self.last_proposed
+        return self.core.commit_index + self._inflight > self.last_proposed
 
     def flush(self) -> None:
         """Propose this turn's writes (and tick) as one entry (or a few, when many)."""
