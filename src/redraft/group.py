@@ -308,7 +308,8 @@ class RaftGroup:
         self.outbox.flush()
 
     def persist(self, rd: Ready) -> bool:
-        return self.writer.submit(rd, self.core.role != _LEADER)
+        writer = self.writer
+        return writer.submit(rd, self.core.role != _LEADER or writer.disk_fast)
 
     def install(self, meta: SnapshotMeta) -> None:
         self.snapshotter.install(meta)

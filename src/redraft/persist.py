@@ -8,8 +8,11 @@ every Ready that arrived meanwhile and costs one fsync (group commit).
 A follower's Ready that finds the writer idle is written and fsynced on the
 loop thread instead (``inline``): a follower has nothing else to do before
 it acknowledges, and it saves two thread hand-offs per batch; what arrives
-during the fsync waits in the socket and makes the next group.  The leader
-keeps the thread, so its heartbeats go on while it fsyncs.
+during the fsync waits in the socket and makes the next group.  A leader
+does the same while its fsyncs are quick (:attr:`LogWriter.disk_fast`):
+with one batch in flight at HIGH it has nothing to do during the fsync but
+gather the next batch, which waits anyway.  Once its fsyncs slow down it
+hands them to the thread, so that its heartbeats go on through a slow one.
 Term and vote changes are fsynced before acknowledgement at every level.
 
 A full disk is not fatal.  When a store reports :class:`DiskFullError` (the
@@ -38,6 +41,15 @@ from redraft.storage.snapshots import IncomingSnapshot, SnapshotStore
 log = logging.getLogger("redraft.persist")
 
 Task = Callable[[], Any]
+
+INLINE_FSYNC_MAX = 0.002
+"""Seconds an fsync may take on average for a leader to make it on its loop.
+
+A loop blocked for that long delays nothing that matters (a heartbeat is due
+every 50 ms); an average over it means a slow or busy disk, on which one
+fsync could stall the loop past an election timeout."""
+_AVERAGE_WEIGHT = 0.2
+"""Weight of the newest fsync in the moving average of their durations."""
 
 RETRY_FIRST = 0.05
 RETRY_MAX = 1.0
@@ -80,7 +92,9 @@ class LogWriter:
         self.groups = 0
         self.on_fsync: Callable[[float], None] | None = None
         """Called with the seconds each fsync of the log took (the metrics set it), from
-        whichever thread made it; None (the default) times nothing."""
+        whichever thread made it."""
+        self.fsync_average = 0.0
+        """Moving average of the seconds the log's fsyncs took (0 before the first)."""
         self.full: DiskFullError | None = None
         """The write that failed for lack of space, while the writer waits for space."""
         self.failed: BaseException | None = None
@@ -105,6 +119,11 @@ class LogWriter:
     def start(self) -> None:
         if self.durability == Level.MEDIUM:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
+
+    @property
+    def disk_fast(self) -> bool:
+        """Whether fsyncs have been quick enough to make on the loop (see the module docstring)."""
+        return self.fsync_average < INLINE_FSYNC_MAX
 
     @property
     def idle(self) -> bool:
@@ -300,8 +319,8 @@ class LogWriter:
                 meta = self._finished = incoming.finish()
             self.store.reset(meta.index, meta.term)
         if rd.hard_state is not None or rd.entries:
-            if sync and self.on_fsync is not None:
-                self._save_timed(rd)
+            if sync:
+                self._save_synced(rd)
             else:
                 self.store.save(rd.hard_state, rd.entries, sync)
             self._dirty = not sync
@@ -321,27 +340,30 @@ class LogWriter:
             raise
 
     def _sync(self) -> None:
-        """fsync the log; timed only when someone listens (two clock reads per fsync)."""
-        observe = self.on_fsync
-        if observe is None:
-            self.store.sync()
-            return
+        """fsync the log, timing it."""
         store = self.store
         before = store.fsyncs
         start = time.perf_counter()
         store.sync()
         if store.fsyncs != before:  # nothing was pending: no fsync to count
-            observe(time.perf_counter() - start)
+            self._fsynced(time.perf_counter() - start)
 
-    def _save_timed(self, rd: Ready) -> None:
+    def _save_synced(self, rd: Ready) -> None:
         # A store writes and fsyncs a durable save in one call: its time is
         # the fsync's plus a write to the page cache, which is small beside it.
         store = self.store
         before = store.fsyncs
         start = time.perf_counter()
         store.save(rd.hard_state, rd.entries, True)
-        if store.fsyncs != before and self.on_fsync is not None:
-            self.on_fsync(time.perf_counter() - start)
+        if store.fsyncs != before:
+            self._fsynced(time.perf_counter() - start)
+
+    def _fsynced(self, seconds: float) -> None:
+        # From the loop or the worker thread, never both at once: the loop
+        # writes only while the thread has nothing.
+        self.fsync_average += (seconds - self.fsync_average) * _AVERAGE_WEIGHT
+        if self.on_fsync is not None:
+            self.on_fsync(seconds)
 
     async def _flush_every_second(self) -> None:
         loop = asyncio.get_running_loop()
