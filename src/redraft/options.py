@@ -131,9 +131,9 @@ class Options:
     durability (:meth:`inflight_batches`): two at low and medium, where a
     batch fills and goes out while the one before it waits for its
     acknowledgements; one at high, where every batch also costs an fsync on
-    each node and a second one in flight only makes them smaller: 27-29 %
-    more single-request writes per second from 50 clients, at a third less
-    CPU (BENCHMARKS.md)."""
+    each node and a second one in flight only makes them smaller: 13-27 %
+    more single-request writes per second from 50 clients, at a quarter to
+    a third less CPU (BENCHMARKS.md)."""
     write_timeout: float = 30.0
     """Seconds a client waits for its write to commit before an error."""
     join_timeout: float = 60.0
