@@ -341,20 +341,19 @@ class LogWriter:
 
     def _sync(self) -> None:
         """fsync the log, timing it."""
-        store = self.store
-        before = store.fsyncs
-        start = time.perf_counter()
-        store.sync()
-        if store.fsyncs != before:  # nothing was pending: no fsync to count
-            self._fsynced(time.perf_counter() - start)
+        self._timed(self.store.sync)
 
     def _save_synced(self, rd: Ready) -> None:
         # A store writes and fsyncs a durable save in one call: its time is
         # the fsync's plus a write to the page cache, which is small beside it.
+        self._timed(self.store.save, rd.hard_state, rd.entries, True)
+
+    def _timed(self, call: Callable[..., None], *args: Any) -> None:
+        """Run a store call that may fsync; time it if it did (nothing pending: no fsync)."""
         store = self.store
         before = store.fsyncs
         start = time.perf_counter()
-        store.save(rd.hard_state, rd.entries, True)
+        call(*args)
         if store.fsyncs != before:
             self._fsynced(time.perf_counter() - start)
 
