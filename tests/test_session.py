@@ -8,19 +8,22 @@ leave in request order), with authentication and the connection's limits.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from redraft.errors import Redirect
 from redraft.examples.clone import Clone
-from redraft.machine import Applier, Command, Respond
+from redraft.machine import Applier, Command, KeyRead, Respond
 from redraft.options import Options
 from redraft.registry import Registry
 from redraft.replies import READ, WRITE, Line, Slot, answer
-from redraft.resp import encode_command
+from redraft.resp import SPEEDUPS, encode_command
 from redraft.security import Security
 from redraft.session import Ending, Requests, Session, Shared
 
@@ -222,3 +225,114 @@ def test_a_follower_redirects_every_request_of_a_pipeline_in_its_place() -> None
     wrong = b"-ERR wrong number of arguments for 'set' command\r\n"
     assert s.take_output() == b"-TRY 127.0.0.1:2\r\n" * 2 + wrong + b"-TRY 127.0.0.1:2\r\n" * 2
     assert not s.has_pending() and group.batch == []
+
+
+# --- KeyRead reads answered by the parser (GET) ------------------------------------
+
+REQUESTS = st.sampled_from(
+    [
+        ["GET", "a"],
+        ["get", "a"],
+        ["GeT", "b"],
+        ["GET", "gone"],  # never set: nil
+        ["GET"],
+        ["GET", "a", "b"],
+        ["SET", "a", "1"],
+        ["SET", "b", "\r\n$2\r\n"],
+        ["DEL", "a"],
+        ["EXPIRE", "b", "2000000000"],  # an expiry: GET b goes to the machine's read
+        ["PERSIST", "b"],
+        ["STRLEN", "a"],
+        ["PING"],
+    ]
+)
+
+
+def _replay(pieces: list[bytes], lookups: bool) -> tuple[bytes, Ending]:
+    s, group = session()
+    if not lookups:
+        s.shared.registry.lookups = {}
+    out = b""
+    for piece in pieces:
+        s.feed(piece)
+        group.commit()
+        out += s.take_output()
+    return out, s.ending
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    requests=st.lists(REQUESTS, max_size=24),
+    tail=st.sampled_from([b"", b"*2\r\n$3\r\nGET\r\n$1\r\n", b"*1\r\n$x\r\n", b"GET a\r\n"]),
+    cuts=st.lists(st.integers(0, 10**4), max_size=6),
+)
+def test_reads_the_parser_answers_reply_as_the_machines_read_would(
+    requests: list[list[str]], tail: bytes, cuts: list[int]
+) -> None:
+    data = req(*requests) + tail
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces = [data[a:b] for a, b in itertools.pairwise([0, *points, len(data)])]
+    assert _replay(pieces, lookups=True) == _replay(pieces, lookups=False)
+
+
+def _counting_get(s: Session) -> list[list[bytes]]:
+    """The calls of the clone's GET read from now on."""
+    key_read = s.shared.registry.route(b"get").fn
+    assert isinstance(key_read, KeyRead)
+    calls: list[list[bytes]] = []
+    read = key_read.read
+
+    def counted(m: Applier, args: list[bytes]) -> Any:
+        calls.append(args)
+        return read(m, args)
+
+    key_read.read = counted
+    return calls
+
+
+@pytest.mark.skipif(not SPEEDUPS, reason="redraft._cresp is not in use")
+def test_a_get_of_a_plain_string_is_answered_without_the_machines_read() -> None:
+    s, group = session()
+    s.feed(req(["SET", "a", "1"], ["SET", "b", "2"]))
+    group.commit()
+    s.feed(req(["EXPIRE", "b", "2000000000"]))
+    group.commit()
+    assert s.take_output() == b"+OK\r\n+OK\r\n:1\r\n"
+    calls = _counting_get(s)
+    s.feed(req(["GET", "a"], ["get", "a"], ["GET", "b"], ["GET", "a"], ["GET", "zz"]))
+    assert s.take_output() == b"$1\r\n1\r\n" * 2 + b"$1\r\n2\r\n" + b"$1\r\n1\r\n" + b"$-1\r\n"
+    # From the first request the parser could not answer (a key with an
+    # expiry) on, the machine's read serves, in order.
+    assert calls == [[b"GET", b"b"], [b"GET", b"a"], [b"GET", b"zz"]]
+
+
+def test_a_get_behind_an_unanswered_write_or_without_the_lease_waits_its_turn() -> None:
+    s, group = session()
+    s.feed(req(["SET", "a", "1"]))
+    group.commit()
+    assert s.take_output() == b"+OK\r\n"
+    s.feed(req(["SET", "a", "2"], ["GET", "a"]))
+    assert s.take_output() == b""  # the GET must see the SET
+    group.commit()
+    assert s.take_output() == b"+OK\r\n$1\r\n2\r\n"
+    group.lease = False
+    s.feed(req(["GET", "a"]))
+    assert s.take_output() == b""  # a ReadIndex round first
+    group.confirm()
+    assert s.take_output() == b"$1\r\n2\r\n"
+
+
+def test_a_machine_whose_tables_fail_is_answered_by_its_read() -> None:
+    s, group = session()
+    s.feed(req(["SET", "a", "1"]))
+    group.commit()
+    s.take_output()
+
+    def broken() -> tuple[dict[bytes, Any], dict[bytes, Any]]:
+        raise RuntimeError("tables unavailable")
+
+    key_read = s.shared.registry.route(b"get").fn
+    s.shared.registry.lookups = {b"get": broken}
+    s.feed(req(["GET", "a"], ["GET", "a"]))
+    assert s.take_output() == b"$1\r\n1\r\n" * 2
+    assert isinstance(key_read, KeyRead)

@@ -15,6 +15,12 @@
  * run_end() finds where a run of one command's parsed requests ends (a
  * pipeline of SETs), so the session and the apply loop take it whole.
  *
+ * Given a lookup, parse() first answers the requests "NAME key" at the front
+ * of the buffer whose value a machine keeps in a dict (GET of a string): the
+ * reply is written without a list, a Python call or an encoder per request.
+ * Any request it cannot answer that way, and everything after it, is parsed
+ * as usual, so the session serves it in order behind those replies.
+ *
  * redraft.resp runs without this module (REDRAFT_PURE_PYTHON=1, or no C
  * compiler at install): both paths give the same results byte for byte.
  */
@@ -143,17 +149,215 @@ build_request(const char *buf, Py_ssize_t first, long long count)
     return args;
 }
 
+/* The length and start of the bulk argument whose '$' is at p (request_end() checked it). */
+static const char *
+bulk_arg(const char *p, Py_ssize_t *size)
+{
+    Py_ssize_t n = 0;
+    p++; /* '$' */
+    while (*p != '\r')
+        n = n * 10 + (*p++ - '0');
+    *size = n;
+    return p + 2;
+}
+
+#define LOOKUP_NAME_MAX 32
+
+/* Append value, a bytes object, to the bytearray replies as a bulk string. */
+static int
+append_bulk(PyObject *replies, PyObject *value)
+{
+    Py_ssize_t len = PyBytes_GET_SIZE(value);
+    char head[32];
+    int hlen = snprintf(head, sizeof head, "$%zd\r\n", len);
+    Py_ssize_t have = PyByteArray_GET_SIZE(replies);
+    if (PyByteArray_Resize(replies, have + hlen + len + 2) < 0)
+        return -1;
+    char *w = PyByteArray_AS_STRING(replies) + have;
+    memcpy(w, head, (size_t)hlen);
+    memcpy(w + hlen, PyBytes_AS_STRING(value), (size_t)len);
+    w[hlen + len] = '\r';
+    w[hlen + len + 1] = '\n';
+    return 0;
+}
+
+/*
+ * The callable that table holds for the request name at ``name`` (any case),
+ * borrowed; NULL when the name is no lookup (no exception) or on an error.
+ */
+static PyObject *
+lookup_of(PyObject *table, const char *name, Py_ssize_t len)
+{
+    char lower[LOOKUP_NAME_MAX];
+    if (len <= 0 || len > LOOKUP_NAME_MAX)
+        return NULL;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char c = name[i];
+        lower[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    PyObject *key = PyBytes_FromStringAndSize(lower, len);
+    if (key == NULL)
+        return NULL;
+    PyObject *tables = PyDict_GetItemWithError(table, key);
+    Py_DECREF(key);
+    return tables;
+}
+
+/*
+ * Call tables(), the machine's: sets *values and *unless (new references)
+ * and returns 1; 0 when it did not return a pair of dicts, or raised: the
+ * machine's read then serves the request, and answers its error.
+ */
+static int
+lookup_tables(PyObject *tables, PyObject **values, PyObject **unless)
+{
+    PyObject *pair = PyObject_CallNoArgs(tables);
+    if (pair == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2 &&
+             PyDict_CheckExact(PyTuple_GET_ITEM(pair, 0)) &&
+             PyDict_CheckExact(PyTuple_GET_ITEM(pair, 1));
+    if (ok) {
+        *values = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        *unless = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    }
+    Py_DECREF(pair);
+    return ok;
+}
+
+/* Whether gate() allows answering now: 1, 0, or -1 on an error. */
+static int
+gate_open(PyObject *gate)
+{
+    PyObject *open = PyObject_CallNoArgs(gate);
+    if (open == NULL)
+        return -1;
+    int yes = PyObject_IsTrue(open);
+    Py_DECREF(open);
+    return yes;
+}
+
+/*
+ * The reply to the request "NAME key" whose key is key[0..len) from values
+ * (a borrowed bytes value), or NULL: not a bytes value, or the key is in
+ * unless (no exception), or an error (exception set).
+ */
+static PyObject *
+lookup_value(PyObject *values, PyObject *unless, const char *key, Py_ssize_t len)
+{
+    PyObject *k = PyBytes_FromStringAndSize(key, len);
+    if (k == NULL)
+        return NULL;
+    PyObject *value = PyDict_GetItemWithError(values, k);
+    if (value != NULL && !PyBytes_CheckExact(value))
+        value = NULL;
+    if (value != NULL && PyDict_GET_SIZE(unless) > 0) {
+        int in = PyDict_Contains(unless, k);
+        if (in != 0)
+            value = NULL;
+    }
+    Py_DECREF(k);
+    return value;
+}
+
+/*
+ * Answer the lookups at the front of buf from pos (see the top of this
+ * file).  lookup is (table, gate, replies, limit): table maps a lower-case
+ * command name to a callable returning (values, unless), two dicts; gate()
+ * is called before the first answer and says whether reads may be answered
+ * now; replies is a bytearray.  A request "NAME key" is answered when NAME
+ * is in table, key maps in values to bytes and is not a key of unless.
+ * Stops at the first other request, or once replies holds over limit bytes.
+ * Returns the position after the last request answered; -1 on an error.
+ */
+static Py_ssize_t
+answer_lookups(const char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *lookup,
+               long long max_bulk, Py_ssize_t max_inline)
+{
+    if (!PyTuple_CheckExact(lookup) || PyTuple_GET_SIZE(lookup) != 4 ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(lookup, 0)) ||
+        !PyByteArray_CheckExact(PyTuple_GET_ITEM(lookup, 2))) {
+        PyErr_SetString(PyExc_TypeError, "parse() needs (dict, gate, bytearray, limit)");
+        return -1;
+    }
+    PyObject *table = PyTuple_GET_ITEM(lookup, 0);
+    PyObject *gate = PyTuple_GET_ITEM(lookup, 1);
+    PyObject *replies = PyTuple_GET_ITEM(lookup, 2);
+    Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(lookup, 3));
+    if (limit == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *values = NULL, *unless = NULL;
+    const char *last = NULL; /* the spelling of the name whose tables these are */
+    Py_ssize_t last_len = 0;
+    Py_ssize_t done = pos;
+    while (pos < n && buf[pos] == '*' && PyByteArray_GET_SIZE(replies) <= limit) {
+        long long count;
+        Py_ssize_t first, name_len, key_len;
+        Py_ssize_t end = request_end(buf, n, pos, max_bulk, 2, max_inline, &count, &first);
+        if (end < 0 || count != 2)
+            break;
+        const char *name = bulk_arg(buf + first, &name_len);
+        const char *key = bulk_arg(name + name_len + 2, &key_len);
+        if (last == NULL || name_len != last_len || memcmp(name, last, (size_t)name_len) != 0) {
+            PyObject *tables = lookup_of(table, name, name_len);
+            int found = tables == NULL ? (PyErr_Occurred() ? -1 : 0) : 1;
+            Py_XINCREF(tables); /* held across the calls into Python */
+            if (found > 0 && last == NULL)
+                found = gate_open(gate); /* once, and only for a lookup */
+            if (found > 0) {
+                Py_CLEAR(values);
+                Py_CLEAR(unless);
+                found = lookup_tables(tables, &values, &unless);
+            }
+            Py_XDECREF(tables);
+            if (found <= 0) {
+                if (found < 0)
+                    done = -1;
+                break;
+            }
+            last = name;
+            last_len = name_len;
+        }
+        PyObject *value = lookup_value(values, unless, key, key_len);
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                done = -1;
+            break;
+        }
+        Py_INCREF(value);
+        int failed = append_bulk(replies, value);
+        Py_DECREF(value);
+        if (failed) {
+            done = -1;
+            break;
+        }
+        pos = end;
+        done = pos;
+    }
+    Py_XDECREF(values);
+    Py_XDECREF(unless);
+    return done;
+}
+
 PyDoc_STRVAR(parse_doc,
-"parse(buf, pos, out, max_bulk, max_multibulk, max_inline) -> int\n\n"
+"parse(buf, pos, out, max_bulk, max_multibulk, max_inline, lookup=None) -> int\n\n"
 "Append to ``out`` the requests of ``buf`` from ``pos`` on, as lists of\n"
 "bytes, for as long as each is a complete multibulk request within the\n"
-"limits; return the position of the first byte not consumed.");
+"limits; return the position of the first byte not consumed.  With a\n"
+"``lookup`` (table, gate, replies, limit), first answer the requests\n"
+"\"NAME key\" at the front whose lower-case name ``table`` maps to a\n"
+"callable returning two dicts (values, unless), while ``gate()`` allowed\n"
+"it and the key maps in values to bytes and is not in unless: the value\n"
+"goes to the bytearray ``replies`` as a bulk string, and the request to\n"
+"no list.");
 
 static PyObject *
 parse(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "parse() takes 6 arguments");
+    if (nargs != 6 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "parse() takes 6 or 7 arguments");
         return NULL;
     }
     PyObject *data = args[0];
@@ -172,6 +376,11 @@ parse(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n = PyBytes_GET_SIZE(data);
     if (pos < 0 || max_inline < 0)
         return PyLong_FromSsize_t(pos);
+    if (nargs == 7 && args[6] != Py_None) {
+        pos = answer_lookups(buf, n, pos, args[6], max_bulk, max_inline);
+        if (pos < 0)
+            return NULL;
+    }
     while (pos < n && buf[pos] == '*') {
         long long count;
         Py_ssize_t first;

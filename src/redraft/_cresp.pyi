@@ -4,7 +4,19 @@ from collections.abc import Callable
 from typing import Any
 
 def parse(
-    buf: bytes, pos: int, out: list[list[bytes]], max_bulk: int, max_multibulk: int, max_inline: int
+    buf: bytes,
+    pos: int,
+    out: list[list[bytes]],
+    max_bulk: int,
+    max_multibulk: int,
+    max_inline: int,
+    lookup: tuple[
+        dict[bytes, Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]]],
+        Callable[[], bool],
+        bytearray,
+        int,
+    ]
+    | None = None,
 ) -> int: ...
 def run_end(
     cmds: list[list[bytes]], i: int, n: int, table: dict[Any, Any], value: object

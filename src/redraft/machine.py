@@ -390,6 +390,39 @@ Read = Callable[[Applier, list[bytes]], Any]
 """A plain read: ``read(m, args)`` returns the reply from the current state (see :meth:`Machine.reads`)."""
 
 
+class KeyRead:
+    """A plain read of one key whose usual reply is a ``bytes`` value kept in a dict.
+
+    Declared in :meth:`Machine.reads` in place of the plain function, for a
+    read such as GET: ``NAME key`` answered with the value stored under
+    ``key``.  ``read`` serves the command as any plain read does.
+    ``tables()`` returns two dicts as the state is now, ``(values, unless)``:
+    where redraft may answer a read in place (see :meth:`Machine.reads`),
+    the requests ``NAME key`` at the front of what a client sent whose key
+    maps in ``values`` to ``bytes`` and is not a key of ``unless`` are
+    answered with that value, as a bulk string, without a Python call per
+    request.  ``read`` must give that same reply for such a key.  Every other
+    request (a key with no value there or another kind of value, a key in
+    ``unless`` such as one with an expiry, another number of arguments)
+    goes to ``read``, as does everything where redraft has no C extension.
+    ``tables`` is called once per read of a connection's bytes that starts
+    with such a request: the dicts may be replaced (a FLUSHALL, a restore).
+    """
+
+    __slots__ = ("read", "tables")
+
+    def __init__(
+        self,
+        read: Read,
+        tables: Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]],
+    ) -> None:
+        self.read = read
+        self.tables = tables
+
+    def __call__(self, m: Applier, args: list[bytes]) -> Any:
+        return self.read(m, args)
+
+
 class Write:
     """A plain write (see :meth:`Machine.writes`).
 
@@ -455,9 +488,11 @@ class Machine(ABC):
         it can answer at once (consistency low, or medium within the
         leader's lease, nothing earlier pending on the connection) it calls
         ``read`` straight away, which spares the per-command objects of the
-        general path: the fast way for hot reads such as GET.  Names are
-        matched without regard to case; a built-in command of the same name
-        wins.  Called once, when the node starts.
+        general path: the fast way for hot reads such as GET.  A read of one
+        key whose usual reply is a ``bytes`` value kept in a dict may be
+        declared a :class:`KeyRead`, which the request parser answers
+        itself.  Names are matched without regard to case; a built-in
+        command of the same name wins.  Called once, when the node starts.
         """
         return {}
 
@@ -610,6 +645,7 @@ __all__ = [
     "ErrDisabled",
     "ErrUnknownCommand",
     "ErrWrongNumberOfArguments",
+    "KeyRead",
     "Machine",
     "NullArray",
     "Pairs",

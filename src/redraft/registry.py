@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from enum import IntEnum
 from typing import Any
 
-from redraft.machine import Machine, Read, Write
+from redraft.machine import KeyRead, Machine, Read, Write
 
 Builtin = Callable[[Any, list[bytes]], Any]
 """A built-in command: ``handler(session, args)`` returns the reply (or a slot)."""
@@ -88,6 +88,11 @@ class Registry:
         self._plain.update((k, (WRITE, fn)) for k, fn in writes.items())
         self.routes: dict[bytes, Route] = {}
         """Routes by exact spelling: one lookup per request on the hot path."""
+        self.lookups: dict[bytes, Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]]] = {
+            key: fn.tables for key, fn in reads.items() if isinstance(fn, KeyRead)
+        }
+        """The tables of the machine's :class:`~redraft.machine.KeyRead` reads, by lower-case
+        name: what the parser answers such requests from (``resp.RequestParser.parse``)."""
         for key in (*self.builtins, *self._plain):
             # The usual spellings up front: junk names cannot crowd them out.
             self.route(key)

@@ -57,11 +57,20 @@ if not os.environ.get("REDRAFT_PURE_PYTHON"):
 SPEEDUPS: Final = _cresp is not None
 """Whether the C fast paths (``redraft._cresp``) are in use."""
 
+Lookup = tuple[
+    dict[bytes, Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]]],
+    Callable[[], bool],
+    bytearray,
+    int,
+]
+"""What :meth:`RequestParser.parse` may answer requests from: ``(tables, gate, replies, limit)``."""
+
 __all__ = [
     "CRLF",
     "NULL_BULK",
     "OK_REPLY",
     "ErrorReply",
+    "Lookup",
     "ProtocolError",
     "ReplyParser",
     "RequestParser",
@@ -465,11 +474,20 @@ class RequestParser:
             n += self._bulk_have
         return n
 
-    def parse(self, data: bytes) -> list[list[bytes]]:
+    def parse(self, data: bytes, lookup: Lookup | None = None) -> list[list[bytes]]:
         """Consume ``data``; return every command it completed, in order.
 
         Raises :class:`ProtocolError` (carrying the commands completed before
-        the offending bytes) when the stream is malformed.
+        the offending bytes) when the stream is malformed.  With a
+        ``lookup`` ``(tables, gate, replies, limit)`` and the C extension,
+        the requests ``NAME key`` at the front of ``data`` that it can answer
+        are answered into ``replies`` instead of returned: those whose
+        lower-case name ``tables`` maps to a :attr:`KeyRead.tables
+        <redraft.machine.KeyRead.tables>` whose ``values`` hold ``bytes`` for
+        the key (not in ``unless``), while ``gate()`` allowed it when the
+        first came, up to ``limit`` bytes of replies.  Without the extension
+        ``lookup`` is ignored: the caller serves those requests itself, with
+        the same replies.
         """
         if self._error is not None:
             raise ProtocolError(self._error)
@@ -483,7 +501,9 @@ class RequestParser:
             if _cresp is not None:
                 # Between requests: C takes the whole requests up front (in
                 # the common case all of them), _run what it leaves.
-                pos = _cresp.parse(data, 0, out, self._max_bulk, self._max_mbulk, self._max_inline)
+                pos = _cresp.parse(
+                    data, 0, out, self._max_bulk, self._max_mbulk, self._max_inline, lookup
+                )
                 if pos == len(data):
                     return out
             elif self._takes_one(data):

@@ -54,6 +54,7 @@ from redraft.replies import (
 )
 from redraft.resp import (
     ErrorReply,
+    Lookup,
     ProtocolError,
     RequestParser,
     encode,
@@ -425,10 +426,21 @@ class Session(ReplyLine):
 
     def feed(self, data: bytes) -> None:
         """Run the requests completed by ``data``; replies go to :attr:`out`."""
+        shared = self.shared
+        tables = shared.registry.lookups
+        lookup: Lookup | None = None
+        if tables and self.hold is None and not self._slots and self.authenticated:
+            # What _reads_in_place would answer first, the parser answers
+            # itself: KeyRead reads (GET) with nothing before them on the
+            # connection, the lease asked once.
+            lookup = (tables, shared.requests.read_now, self.out, shared.options.max_output_buffer)
         try:
-            cmds = self._parser.parse(data)
+            cmds = self._parser.parse(data, lookup)
         except ProtocolError as exc:
             self._broken(exc)
+            return
+        if lookup is not None and len(self.out) > lookup[3]:
+            self._over_output_limit()
             return
         if cmds:
             self._serve(cmds)
@@ -475,8 +487,7 @@ class Session(ReplyLine):
             if self.ending is not _NO_END:
                 return
             if len(self.out) > self.shared.options.max_output_buffer:
-                log.warning("closing %s: replies over the output buffer limit", self.addr)
-                self.end(Ending.ABORT)
+                self._over_output_limit()
                 return
 
     def _serve_free(self, cmds: list[list[bytes]]) -> None:
@@ -520,9 +531,12 @@ class Session(ReplyLine):
                 # Checked per command (and per read in place): one read of
                 # small requests (GET of a big value, many times) must not
                 # build an unbounded reply.
-                log.warning("closing %s: replies over the output buffer limit", self.addr)
-                self.end(Ending.ABORT)
+                self._over_output_limit()
                 return
+
+    def _over_output_limit(self) -> None:
+        log.warning("closing %s: replies over the output buffer limit", self.addr)
+        self.end(Ending.ABORT)
 
     def _reads_in_place(self, cmds: list[list[bytes]], i: int, n: int, route: Route) -> int:
         """Answer the plain reads from ``cmds[i]`` on in place; the index after them.

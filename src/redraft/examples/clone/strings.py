@@ -22,6 +22,7 @@ from redraft.machine import (
     Command,
     Conn,
     ErrWrongNumberOfArguments,
+    KeyRead,
     Read,
     Status,
     Write,
@@ -74,7 +75,7 @@ class StringCommands(Keyspace):
 
     def _string_reads(self) -> dict[str, Read]:
         return {
-            "get": self._get,
+            "get": KeyRead(self._get, self._get_tables),
             "mget": self._mget,
             "strlen": self._strlen,
             "getrange": self._getrange,
@@ -95,6 +96,11 @@ class StringCommands(Keyspace):
         }
 
     # -- GET / SET -------------------------------------------------------------------
+
+    def _get_tables(self) -> tuple[dict[bytes, Any], dict[bytes, Any]]:
+        # GET answers a string as it is, unless the key has an expiry
+        # (_get compares it with the clock).
+        return self._data, self._expires
 
     def _get(self, m: Applier, args: list[bytes]) -> bytes | None:
         if len(args) != 2:
