@@ -204,27 +204,26 @@ lookup_of(PyObject *table, const char *name, Py_ssize_t len)
 }
 
 /*
- * Call tables(), the machine's: sets *values and *unless (new references)
- * and returns 1; 0 when it did not return a pair of dicts, or raised: the
- * machine's read then serves the request, and answers its error.
+ * Call tables(), the machine's: a tuple of dicts, (values, unless...), as a
+ * new reference; NULL (no exception) when it returned anything else or
+ * raised: the machine's read then serves the request, and answers its error.
  */
-static int
-lookup_tables(PyObject *tables, PyObject **values, PyObject **unless)
+static PyObject *
+lookup_tables(PyObject *tables)
 {
-    PyObject *pair = PyObject_CallNoArgs(tables);
-    if (pair == NULL) {
+    PyObject *dicts = PyObject_CallNoArgs(tables);
+    if (dicts == NULL) {
         PyErr_Clear();
-        return 0;
+        return NULL;
     }
-    int ok = PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2 &&
-             PyDict_CheckExact(PyTuple_GET_ITEM(pair, 0)) &&
-             PyDict_CheckExact(PyTuple_GET_ITEM(pair, 1));
-    if (ok) {
-        *values = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
-        *unless = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    Py_ssize_t n = PyTuple_CheckExact(dicts) ? PyTuple_GET_SIZE(dicts) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyDict_CheckExact(PyTuple_GET_ITEM(dicts, i)))
+            n = 0;
     }
-    Py_DECREF(pair);
-    return ok;
+    if (n == 0)
+        Py_CLEAR(dicts);
+    return dicts;
 }
 
 /* Whether gate() allows answering now: 1, 0, or -1 on an error. */
@@ -240,22 +239,29 @@ gate_open(PyObject *gate)
 }
 
 /*
- * The reply to the request "NAME key" whose key is key[0..len) from values
- * (a borrowed bytes value), or NULL: not a bytes value, or the key is in
- * unless (no exception), or an error (exception set).
+ * The reply to "NAME key", key[0..len), from dicts (values, unless...): the
+ * bytes value (borrowed), nil when the key is in none of them, or NULL: a
+ * key in an unless dict or a value of another type (no exception), or an
+ * error (exception set).
  */
 static PyObject *
-lookup_value(PyObject *values, PyObject *unless, const char *key, Py_ssize_t len)
+lookup_value(PyObject *dicts, PyObject *nil, const char *key, Py_ssize_t len)
 {
     PyObject *k = PyBytes_FromStringAndSize(key, len);
     if (k == NULL)
         return NULL;
-    PyObject *value = PyDict_GetItemWithError(values, k);
-    if (value != NULL && !PyBytes_CheckExact(value))
-        value = NULL;
-    if (value != NULL && PyDict_GET_SIZE(unless) > 0) {
-        int in = PyDict_Contains(unless, k);
-        if (in != 0)
+    PyObject *value = NULL;
+    int left = 0; /* 1: the read answers it; -1: an error */
+    for (Py_ssize_t i = 1; i < PyTuple_GET_SIZE(dicts) && !left; i++) {
+        PyObject *unless = PyTuple_GET_ITEM(dicts, i);
+        if (PyDict_GET_SIZE(unless) > 0)
+            left = PyDict_Contains(unless, k) ? (PyErr_Occurred() ? -1 : 1) : 0;
+    }
+    if (!left) {
+        value = PyDict_GetItemWithError(PyTuple_GET_ITEM(dicts, 0), k);
+        if (value == NULL && !PyErr_Occurred())
+            value = nil;
+        else if (value != NULL && !PyBytes_CheckExact(value))
             value = NULL;
     }
     Py_DECREF(k);
@@ -264,32 +270,36 @@ lookup_value(PyObject *values, PyObject *unless, const char *key, Py_ssize_t len
 
 /*
  * Answer the lookups at the front of buf from pos (see the top of this
- * file).  lookup is (table, gate, replies, limit): table maps a lower-case
- * command name to a callable returning (values, unless), two dicts; gate()
- * is called before the first answer and says whether reads may be answered
- * now; replies is a bytearray.  A request "NAME key" is answered when NAME
- * is in table, key maps in values to bytes and is not a key of unless.
- * Stops at the first other request, or once replies holds over limit bytes.
- * Returns the position after the last request answered; -1 on an error.
+ * file).  lookup is (table, gate, replies, limit, nil): table maps a
+ * lower-case command name to a callable returning a tuple of dicts (values,
+ * unless...); gate() is called before the first answer and says whether
+ * reads may be answered now; replies is a bytearray; nil the reply to a key
+ * in none of the dicts.  A request "NAME key" is answered when NAME is in
+ * table and its key is in no unless dict: with its value in values when
+ * that is bytes (as a bulk string), with nil when it has none.  Stops at the
+ * first other request, or once replies holds over limit bytes.  Returns the
+ * position after the last request answered; -1 on an error.
  */
 static Py_ssize_t
 answer_lookups(const char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *lookup,
                long long max_bulk, Py_ssize_t max_inline)
 {
-    if (!PyTuple_CheckExact(lookup) || PyTuple_GET_SIZE(lookup) != 4 ||
+    if (!PyTuple_CheckExact(lookup) || PyTuple_GET_SIZE(lookup) != 5 ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(lookup, 0)) ||
-        !PyByteArray_CheckExact(PyTuple_GET_ITEM(lookup, 2))) {
-        PyErr_SetString(PyExc_TypeError, "parse() needs (dict, gate, bytearray, limit)");
+        !PyByteArray_CheckExact(PyTuple_GET_ITEM(lookup, 2)) ||
+        !PyBytes_CheckExact(PyTuple_GET_ITEM(lookup, 4))) {
+        PyErr_SetString(PyExc_TypeError, "parse() needs (dict, gate, bytearray, limit, bytes)");
         return -1;
     }
     PyObject *table = PyTuple_GET_ITEM(lookup, 0);
     PyObject *gate = PyTuple_GET_ITEM(lookup, 1);
     PyObject *replies = PyTuple_GET_ITEM(lookup, 2);
+    PyObject *nil = PyTuple_GET_ITEM(lookup, 4);
     Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(lookup, 3));
     if (limit == -1 && PyErr_Occurred())
         return -1;
-    PyObject *values = NULL, *unless = NULL;
-    const char *last = NULL; /* the spelling of the name whose tables these are */
+    PyObject *dicts = NULL;
+    const char *last = NULL; /* the spelling of the name whose dicts these are */
     Py_ssize_t last_len = 0;
     Py_ssize_t done = pos;
     while (pos < n && buf[pos] == '*' && PyByteArray_GET_SIZE(replies) <= limit) {
@@ -307,9 +317,9 @@ answer_lookups(const char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *lookup,
             if (found > 0 && last == NULL)
                 found = gate_open(gate); /* once, and only for a lookup */
             if (found > 0) {
-                Py_CLEAR(values);
-                Py_CLEAR(unless);
-                found = lookup_tables(tables, &values, &unless);
+                Py_CLEAR(dicts);
+                dicts = lookup_tables(tables);
+                found = dicts != NULL;
             }
             Py_XDECREF(tables);
             if (found <= 0) {
@@ -320,14 +330,24 @@ answer_lookups(const char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *lookup,
             last = name;
             last_len = name_len;
         }
-        PyObject *value = lookup_value(values, unless, key, key_len);
+        PyObject *value = lookup_value(dicts, nil, key, key_len);
         if (value == NULL) {
             if (PyErr_Occurred())
                 done = -1;
             break;
         }
+        int failed;
         Py_INCREF(value);
-        int failed = append_bulk(replies, value);
+        if (value == nil) {
+            Py_ssize_t have = PyByteArray_GET_SIZE(replies);
+            failed = PyByteArray_Resize(replies, have + PyBytes_GET_SIZE(nil)) < 0;
+            if (!failed)
+                memcpy(PyByteArray_AS_STRING(replies) + have, PyBytes_AS_STRING(nil),
+                       (size_t)PyBytes_GET_SIZE(nil));
+        }
+        else {
+            failed = append_bulk(replies, value);
+        }
         Py_DECREF(value);
         if (failed) {
             done = -1;
@@ -336,8 +356,7 @@ answer_lookups(const char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *lookup,
         pos = end;
         done = pos;
     }
-    Py_XDECREF(values);
-    Py_XDECREF(unless);
+    Py_XDECREF(dicts);
     return done;
 }
 
@@ -346,12 +365,12 @@ PyDoc_STRVAR(parse_doc,
 "Append to ``out`` the requests of ``buf`` from ``pos`` on, as lists of\n"
 "bytes, for as long as each is a complete multibulk request within the\n"
 "limits; return the position of the first byte not consumed.  With a\n"
-"``lookup`` (table, gate, replies, limit), first answer the requests\n"
+"``lookup`` (table, gate, replies, limit, nil), first answer the requests\n"
 "\"NAME key\" at the front whose lower-case name ``table`` maps to a\n"
-"callable returning two dicts (values, unless), while ``gate()`` allowed\n"
-"it and the key maps in values to bytes and is not in unless: the value\n"
-"goes to the bytearray ``replies`` as a bulk string, and the request to\n"
-"no list.");
+"callable returning a tuple of dicts (values, unless...), while ``gate()``\n"
+"allowed it and the key is in no unless dict: its value in values when\n"
+"that is bytes goes to the bytearray ``replies`` as a bulk string, ``nil``\n"
+"when it has none, and the request to no list.");
 
 static PyObject *
 parse(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)

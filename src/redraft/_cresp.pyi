@@ -11,10 +11,11 @@ def parse(
     max_multibulk: int,
     max_inline: int,
     lookup: tuple[
-        dict[bytes, Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]]],
+        dict[bytes, Callable[[], tuple[dict[bytes, Any], ...]]],
         Callable[[], bool],
         bytearray,
         int,
+        bytes,
     ]
     | None = None,
 ) -> int: ...

@@ -395,18 +395,20 @@ class KeyRead:
 
     Declared in :meth:`Machine.reads` in place of the plain function, for a
     read such as GET: ``NAME key`` answered with the value stored under
-    ``key``.  ``read`` serves the command as any plain read does.
-    ``tables()`` returns two dicts as the state is now, ``(values, unless)``:
-    where redraft may answer a read in place (see :meth:`Machine.reads`),
-    the requests ``NAME key`` at the front of what a client sent whose key
-    maps in ``values`` to ``bytes`` and is not a key of ``unless`` are
-    answered with that value, as a bulk string, without a Python call per
-    request.  ``read`` must give that same reply for such a key.  Every other
-    request (a key with no value there or another kind of value, a key in
-    ``unless`` such as one with an expiry, another number of arguments)
-    goes to ``read``, as does everything where redraft has no C extension.
-    ``tables`` is called once per read of a connection's bytes that starts
-    with such a request: the dicts may be replaced (a FLUSHALL, a restore).
+    ``key``, or nil.  ``read`` serves the command as any plain read does.
+    ``tables()`` returns a tuple of dicts as the state is now,
+    ``(values, *unless)``: where redraft may answer a read in place (see
+    :meth:`Machine.reads`), the requests ``NAME key`` at the front of what a
+    client sent whose key is a key of no ``unless`` dict are answered
+    without a Python call per request: with the value ``values`` holds for
+    the key when it is ``bytes`` (a bulk string), with nil when it holds
+    none.  ``read`` must give those same replies.  Every other request (a
+    key in an ``unless`` dict, such as one with an expiry or a value of
+    another type kept elsewhere; another kind of value in ``values``;
+    another number of arguments) goes to ``read``, as does everything where
+    redraft has no C extension.  ``tables`` is called once per read of a
+    connection's bytes that starts with such a request: the dicts may be
+    replaced (a FLUSHALL, a restore).
     """
 
     __slots__ = ("read", "tables")
@@ -414,7 +416,7 @@ class KeyRead:
     def __init__(
         self,
         read: Read,
-        tables: Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]],
+        tables: Callable[[], tuple[dict[bytes, Any], ...]],
     ) -> None:
         self.read = read
         self.tables = tables

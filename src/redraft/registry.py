@@ -88,7 +88,7 @@ class Registry:
         self._plain.update((k, (WRITE, fn)) for k, fn in writes.items())
         self.routes: dict[bytes, Route] = {}
         """Routes by exact spelling: one lookup per request on the hot path."""
-        self.lookups: dict[bytes, Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]]] = {
+        self.lookups: dict[bytes, Callable[[], tuple[dict[bytes, Any], ...]]] = {
             key: fn.tables for key, fn in reads.items() if isinstance(fn, KeyRead)
         }
         """The tables of the machine's :class:`~redraft.machine.KeyRead` reads, by lower-case

@@ -58,12 +58,13 @@ SPEEDUPS: Final = _cresp is not None
 """Whether the C fast paths (``redraft._cresp``) are in use."""
 
 Lookup = tuple[
-    dict[bytes, Callable[[], tuple[dict[bytes, Any], dict[bytes, Any]]]],
+    dict[bytes, Callable[[], tuple[dict[bytes, Any], ...]]],
     Callable[[], bool],
     bytearray,
     int,
+    bytes,
 ]
-"""What :meth:`RequestParser.parse` may answer requests from: ``(tables, gate, replies, limit)``."""
+"""What :meth:`RequestParser.parse` may answer requests from: ``(tables, gate, replies, limit, nil)``."""
 
 __all__ = [
     "CRLF",
@@ -479,12 +480,13 @@ class RequestParser:
 
         Raises :class:`ProtocolError` (carrying the commands completed before
         the offending bytes) when the stream is malformed.  With a
-        ``lookup`` ``(tables, gate, replies, limit)`` and the C extension,
-        the requests ``NAME key`` at the front of ``data`` that it can answer
-        are answered into ``replies`` instead of returned: those whose
-        lower-case name ``tables`` maps to a :attr:`KeyRead.tables
-        <redraft.machine.KeyRead.tables>` whose ``values`` hold ``bytes`` for
-        the key (not in ``unless``), while ``gate()`` allowed it when the
+        ``lookup`` ``(tables, gate, replies, limit, nil)`` and the C
+        extension, the requests ``NAME key`` at the front of ``data`` that it
+        can answer are answered into ``replies`` instead of returned: those
+        whose lower-case name ``tables`` maps to a :attr:`KeyRead.tables
+        <redraft.machine.KeyRead.tables>` and whose key is in none of its
+        ``unless`` dicts, with the ``bytes`` value ``values`` holds for it
+        or ``nil`` when it holds none, while ``gate()`` allowed it when the
         first came, up to ``limit`` bytes of replies.  Without the extension
         ``lookup`` is ignored: the caller serves those requests itself, with
         the same replies.

@@ -53,6 +53,8 @@ from redraft.replies import (
     WRITE as WRITE_SLOT,
 )
 from redraft.resp import (
+    NULL3,
+    NULL_BULK,
     ErrorReply,
     Lookup,
     ProtocolError,
@@ -433,7 +435,9 @@ class Session(ReplyLine):
             # What _reads_in_place would answer first, the parser answers
             # itself: KeyRead reads (GET) with nothing before them on the
             # connection, the lease asked once.
-            lookup = (tables, shared.requests.read_now, self.out, shared.options.max_output_buffer)
+            nil = NULL3 if self.encode is encode3 else NULL_BULK
+            limit = shared.options.max_output_buffer
+            lookup = (tables, shared.requests.read_now, self.out, limit, nil)
         try:
             cmds = self._parser.parse(data, lookup)
         except ProtocolError as exc:

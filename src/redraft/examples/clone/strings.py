@@ -97,10 +97,11 @@ class StringCommands(Keyspace):
 
     # -- GET / SET -------------------------------------------------------------------
 
-    def _get_tables(self) -> tuple[dict[bytes, Any], dict[bytes, Any]]:
-        # GET answers a string as it is, unless the key has an expiry
-        # (_get compares it with the clock).
-        return self._data, self._expires
+    def _get_tables(self) -> tuple[dict[bytes, Any], ...]:
+        # GET answers a string as it is and a missing key with nil; a key
+        # with an expiry (_get compares it with the clock) or of another
+        # type (WRONGTYPE) is _get's.
+        return self._data, self._expires, self._objects
 
     def _get(self, m: Applier, args: list[bytes]) -> bytes | None:
         if len(args) != 2:
