@@ -351,3 +351,31 @@ def test_a_closed_waiter_takes_nothing_alike(
         finally:
             waiter.close()
             pusher.close()
+
+
+GETS = [
+    ["GET", k] for k in ("s", "nope", "s", "empty", "l", "s", "e", "nope", "big", "s", "gone", "s")
+] + [["get", "s"], ["GeT", "nope"], ["GET"], ["GET", "s", "x"], ["GET", "s"]]
+
+
+@pytest.mark.parametrize("protocol", ["differ", "differ3"])
+def test_pipelined_gets_match_in_both_protocols(
+    protocol: str, request: pytest.FixtureRequest
+) -> None:
+    # A pipeline of GETs the clone's parser answers itself (strings, missing
+    # keys: nil, RESP3's _ after HELLO 3) and ones it leaves to GET (a list,
+    # a key with an expiry, one that just expired, the wrong arity).
+    d: Differ = request.getfixturevalue(protocol)
+    d.run(
+        [
+            ["SET", "s", "v"],
+            ["SET", "empty", ""],
+            ["SET", "big", "x" * 5000],
+            ["RPUSH", "l", "a"],
+            ["SET", "e", "1", "EX", "100"],
+            ["SET", "gone", "1", "PX", "1"],
+        ]
+    )
+    time.sleep(0.01)
+    d.pipeline(GETS)
+    d.pipeline([["GET", "s"]] * 40 + [["DEL", "s"]] + [["GET", "s"]] * 3)
