@@ -310,7 +310,9 @@ def test_a_get_of_a_plain_string_is_answered_without_the_machines_read() -> None
     group.commit()
     assert s.take_output() == b"+OK\r\n+OK\r\n:1\r\n"
     calls = _counting_get(s)
-    s.feed(req(["GET", "a"], ["GET", "zz"], ["get", "a"], ["GET", "b"], ["GET", "a"], ["GET", "zz"]))
+    s.feed(
+        req(["GET", "a"], ["GET", "zz"], ["get", "a"], ["GET", "b"], ["GET", "a"], ["GET", "zz"])
+    )
     ones = b"$1\r\n1\r\n"
     assert s.take_output() == ones + b"$-1\r\n" + ones + b"$1\r\n2\r\n" + ones + b"$-1\r\n"
     # From the first request the parser could not answer (a key with an
