@@ -423,21 +423,19 @@ class Session(ReplyLine):
         self._held: list[list[bytes]] | None = None
         self._held_size = 0
         self._held_over: Callable[[list[bytes], Route], bool] | None = None
+        self._lookup: Lookup | None = None
+        self._protocol_changed()
 
     # --- bytes in
 
     def feed(self, data: bytes) -> None:
         """Run the requests completed by ``data``; replies go to :attr:`out`."""
-        shared = self.shared
-        tables = shared.registry.lookups
-        lookup: Lookup | None = None
-        if tables and self.hold is None and not self._slots and self.authenticated:
+        lookup = self._lookup
+        if lookup is not None and (self.hold is not None or self._slots or not self.authenticated):
             # What _reads_in_place would answer first, the parser answers
             # itself: KeyRead reads (GET) with nothing before them on the
-            # connection, the lease asked once.
-            nil = NULL3 if self.encode is encode3 else NULL_BULK
-            limit = shared.options.max_output_buffer
-            lookup = (tables, shared.requests.read_now, self.out, limit, nil)
+            # connection, the lease asked once.  Not here.
+            lookup = None
         try:
             cmds = self._parser.parse(data, lookup)
         except ProtocolError as exc:
@@ -822,6 +820,21 @@ class Session(ReplyLine):
     def use_resp3(self, on: bool) -> None:
         """Speak RESP3 (after ``HELLO 3``) or RESP2 from now on."""
         self.encode = encode3 if on else encode
+        self._protocol_changed()
+
+    def _protocol_changed(self) -> None:
+        # What the parser may answer GETs from (see feed), made once per
+        # protocol rather than per read: its nil is the protocol's.
+        tables = self.shared.registry.lookups
+        if not tables:
+            self._lookup = None
+            return
+        nil = NULL3 if self.encode is encode3 else NULL_BULK
+        limit = self.shared.options.max_output_buffer
+        self._lookup = (tables, self._read_now, self.out, limit, nil)
+
+    def _read_now(self) -> bool:
+        return self.shared.requests.read_now()
 
     def close(self) -> None:
         """Close once every pending reply is written."""
