@@ -430,11 +430,11 @@ class Session(ReplyLine):
 
     def feed(self, data: bytes) -> None:
         """Run the requests completed by ``data``; replies go to :attr:`out`."""
+        # The parser answers the KeyRead reads (GET) at the front itself,
+        # where _reads_in_place would answer them: nothing before them on
+        # the connection, no mode holding it, the lease asked once.
         lookup = self._lookup
         if lookup is not None and (self.hold is not None or self._slots or not self.authenticated):
-            # What _reads_in_place would answer first, the parser answers
-            # itself: KeyRead reads (GET) with nothing before them on the
-            # connection, the lease asked once.  Not here.
             lookup = None
         try:
             cmds = self._parser.parse(data, lookup)
