@@ -124,31 +124,6 @@ request_end(const char *buf, Py_ssize_t n, Py_ssize_t pos, long long max_bulk,
     return p;
 }
 
-/* The arguments of a request request_end() accepted; ``first``: its first '$'. */
-static PyObject *
-build_request(const char *buf, Py_ssize_t first, long long count)
-{
-    PyObject *args = PyList_New((Py_ssize_t)count);
-    if (args == NULL)
-        return NULL;
-    const char *p = buf + first;
-    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
-        Py_ssize_t size = 0;
-        p++; /* '$' */
-        while (*p != '\r')
-            size = size * 10 + (*p++ - '0');
-        p += 2;
-        PyObject *arg = PyBytes_FromStringAndSize(p, size);
-        if (arg == NULL) {
-            Py_DECREF(args);
-            return NULL;
-        }
-        PyList_SET_ITEM(args, i, arg);
-        p += size + 2;
-    }
-    return args;
-}
-
 /* The length and start of the bulk argument whose '$' is at p (request_end() checked it). */
 static const char *
 bulk_arg(const char *p, Py_ssize_t *size)
@@ -161,23 +136,72 @@ bulk_arg(const char *p, Py_ssize_t *size)
     return p + 2;
 }
 
+/* The arguments of a request request_end() accepted; ``first``: its first '$'. */
+static PyObject *
+build_request(const char *buf, Py_ssize_t first, long long count)
+{
+    PyObject *args = PyList_New((Py_ssize_t)count);
+    if (args == NULL)
+        return NULL;
+    const char *p = buf + first;
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+        Py_ssize_t size;
+        p = bulk_arg(p, &size);
+        PyObject *arg = PyBytes_FromStringAndSize(p, size);
+        if (arg == NULL) {
+            Py_DECREF(args);
+            return NULL;
+        }
+        PyList_SET_ITEM(args, i, arg);
+        p += size + 2;
+    }
+    return args;
+}
+
 #define LOOKUP_NAME_MAX 32
 
-/* Append value, a bytes object, to the bytearray replies as a bulk string. */
-static int
-append_bulk(PyObject *replies, PyObject *value)
+/* value, a bytes object, as a bulk string at w: its header (bulk_head()), itself, CRLF. */
+static void
+write_bulk(char *w, const char *head, int hlen, PyObject *value)
 {
     Py_ssize_t len = PyBytes_GET_SIZE(value);
-    char head[32];
-    int hlen = snprintf(head, sizeof head, "$%zd\r\n", len);
-    Py_ssize_t have = PyByteArray_GET_SIZE(replies);
-    if (PyByteArray_Resize(replies, have + hlen + len + 2) < 0)
-        return -1;
-    char *w = PyByteArray_AS_STRING(replies) + have;
     memcpy(w, head, (size_t)hlen);
     memcpy(w + hlen, PyBytes_AS_STRING(value), (size_t)len);
     w[hlen + len] = '\r';
     w[hlen + len + 1] = '\n';
+}
+
+/* The header of value (bytes) as a bulk string, "$<len>\r\n", into head[32]; its length. */
+static int
+bulk_head(char *head, PyObject *value)
+{
+    return snprintf(head, 32, "$%zd\r\n", PyBytes_GET_SIZE(value));
+}
+
+/* Make room for n more bytes at the end of the bytearray replies; where they go, or NULL. */
+static char *
+grow(PyObject *replies, Py_ssize_t n)
+{
+    Py_ssize_t have = PyByteArray_GET_SIZE(replies);
+    if (PyByteArray_Resize(replies, have + n) < 0)
+        return NULL;
+    return PyByteArray_AS_STRING(replies) + have;
+}
+
+/* Append value, a bytes object, to the bytearray replies: as a bulk string, or as it is. */
+static int
+append_reply(PyObject *replies, PyObject *value, int as_bulk)
+{
+    char head[32];
+    int hlen = as_bulk ? bulk_head(head, value) : 0;
+    Py_ssize_t len = PyBytes_GET_SIZE(value);
+    char *w = grow(replies, as_bulk ? hlen + len + 2 : len);
+    if (w == NULL)
+        return -1;
+    if (as_bulk)
+        write_bulk(w, head, hlen, value);
+    else
+        memcpy(w, PyBytes_AS_STRING(value), (size_t)len);
     return 0;
 }
 
@@ -336,18 +360,8 @@ answer_lookups(const char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *lookup,
                 done = -1;
             break;
         }
-        int failed;
         Py_INCREF(value);
-        if (value == nil) {
-            Py_ssize_t have = PyByteArray_GET_SIZE(replies);
-            failed = PyByteArray_Resize(replies, have + PyBytes_GET_SIZE(nil)) < 0;
-            if (!failed)
-                memcpy(PyByteArray_AS_STRING(replies) + have, PyBytes_AS_STRING(nil),
-                       (size_t)PyBytes_GET_SIZE(nil));
-        }
-        else {
-            failed = append_bulk(replies, value);
-        }
+        int failed = append_reply(replies, value, value != nil);
         Py_DECREF(value);
         if (failed) {
             done = -1;
@@ -424,17 +438,12 @@ parse(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 bulk(PyObject *value)
 {
-    Py_ssize_t len = PyBytes_GET_SIZE(value);
     char head[32];
-    int hlen = snprintf(head, sizeof head, "$%zd\r\n", len);
-    PyObject *reply = PyBytes_FromStringAndSize(NULL, hlen + len + 2);
+    int hlen = bulk_head(head, value);
+    PyObject *reply = PyBytes_FromStringAndSize(NULL, hlen + PyBytes_GET_SIZE(value) + 2);
     if (reply == NULL)
         return NULL;
-    char *w = PyBytes_AS_STRING(reply);
-    memcpy(w, head, (size_t)hlen);
-    memcpy(w + hlen, PyBytes_AS_STRING(value), (size_t)len);
-    w[hlen + len] = '\r';
-    w[hlen + len + 1] = '\n';
+    write_bulk(PyBytes_AS_STRING(reply), head, hlen, value);
     return reply;
 }
 
