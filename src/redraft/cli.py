@@ -156,6 +156,15 @@ def _add_tuning_flags(p: argparse.ArgumentParser) -> None:
         f"(default {Options.tick_interval_ms}; 0: never)",
     )
     p.add_argument(
+        "--spin-us",
+        "-spin-us",
+        type=int,
+        default=Options.spin_us,
+        metavar="US",
+        help="after logging entries keep polling US microseconds for the next message "
+        f"instead of sleeping, while the CPU is not contended (default {Options.spin_us}; 0: never)",
+    )
+    p.add_argument(
         "--snapshot-chunk-bytes",
         "-snapshot-chunk-bytes",
         type=int,
@@ -284,6 +293,7 @@ def options_from_args(ns: argparse.Namespace) -> Options:
         compaction_tail=ns.compaction_tail,
         compaction_tail_bytes=ns.compaction_tail_bytes,
         tick_interval_ms=ns.tick_interval,
+        spin_us=ns.spin_us,
         auth=read_secret(ns.auth, ns.auth_file, ENV_AUTH),
         peer_secret=read_secret(ns.peer_secret, ns.peer_secret_file, ENV_PEER_SECRET),
         tls_cert=ns.tls_cert,

@@ -53,6 +53,7 @@ from redraft.recovery import recover
 from redraft.registry import Registry
 from redraft.session import Requests
 from redraft.snapshotting import Snapshotter, restore_payload
+from redraft.spinning import CpuPressure, Spinner
 from redraft.storage import open_store
 from redraft.storage.base import DiskFullError, LogStore
 from redraft.storage.snapshots import SnapshotStore
@@ -185,6 +186,10 @@ class RaftGroup:
             self._disk_changed,
         )
         self.stamps = Stamps()
+        self._pressure = CpuPressure.open() if opts.spin_us else None
+        self.spinner = Spinner(
+            opts.spin_us / 1e6, self._pressure.stalled_us if self._pressure else None
+        )
         self.proposer = Proposer(core, opts, self.stamps, self.schedule)
         self.full_disk = FullDisk(self.id, core, self.proposer, self.schedule)
         applied = restored.snapshot.index if restored.snapshot else 0
@@ -213,6 +218,7 @@ class RaftGroup:
     def start(self) -> None:
         """Start the clock and the log writer; found a cluster of one at once."""
         self.loop = asyncio.get_running_loop()
+        self.spinner.start(self.loop)
         self.writer.start()
         self.ticker.start()
         self._housekeeping_at = time.monotonic() + 1.0
@@ -222,6 +228,9 @@ class RaftGroup:
 
     async def close(self) -> None:
         self.closed = True
+        self.spinner.stop()
+        if self._pressure is not None:
+            self._pressure.close()
         self.ticker.stop()
         if self._tick_timer is not None:
             self._tick_timer.cancel()
@@ -308,6 +317,8 @@ class RaftGroup:
         self.outbox.flush()
 
     def persist(self, rd: Ready) -> bool:
+        if rd.entries:
+            self.spinner.logged()
         writer = self.writer
         return writer.submit(rd, self.core.role != _LEADER or writer.disk_fast)
 

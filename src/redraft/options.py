@@ -107,6 +107,11 @@ class Options:
     tick_interval_ms: int = 100
     """How often the leader logs a tick for a machine that defines
     ``Machine.tick`` (and wants one: ``Machine.wants_tick``); 0: never."""
+    spin_us: int = 1000
+    """After logging entries, keep the event loop polling (busy) this many
+    microseconds for what comes next, instead of sleeping, while the
+    machine's CPU is not contended (see :mod:`redraft.spinning`); 0: never.
+    A single client's write then takes about half as long on a VM."""
 
     snapshot_entries: int = 20_000
     """Take a snapshot after this many log entries since the last one..."""
@@ -203,6 +208,8 @@ class Options:
             raise ValueError("need tick_ms > 0 and election_ticks > heartbeat_ticks")
         if self.tick_interval_ms < 0:
             raise ValueError("tick_interval_ms must be 0 (no ticks) or more")
+        if not 0 <= self.spin_us <= 1_000_000:
+            raise ValueError("spin_us must be 0 (no spinning) to 1000000")
         # Four snapshot chunks may travel in one batch; a cap below that would
         # drop every batch of a snapshot transfer and stall it for ever.
         if self.max_peer_message < 4 * self.snapshot_chunk_bytes + (64 << 10):

@@ -1,0 +1,151 @@
+"""Busy polling: the event loop stays awake for a moment after this node logs entries.
+
+A replicated write wakes three processes in turn (the leader, a follower,
+the leader again), and on a virtual machine waking one that sleeps in
+``epoll_wait`` costs tens of microseconds on each side, as much as the
+work itself.  Go servers (Finn, Uhaha) avoid it because the Go runtime
+spins a while before it parks a thread; an asyncio loop sleeps at once.
+
+So, after logging entries, a node keeps its loop turning (a callback that
+re-queues itself, so the loop polls without blocking) until ``window``
+seconds pass with no new entries: the acknowledgement, the next request
+or the next append is then read as soon as it arrives.  Spinning only
+pays while the CPU it burns is idle anyway.  Where other processes wait
+for a CPU it slows them, so it is allowed only while the kernel's
+pressure stall information (``/proc/pressure/cpu``) shows tasks waiting
+for a CPU less than :data:`PRESSURE_LIMIT` of the time; a node whose
+spinning pushes that over the limit stops and stays quiet for a while
+(doubling each time it happens again).  Without the file there is no
+spinning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+
+PRESSURE_LIMIT = 0.3
+"""Spin only while tasks waited for a CPU less than this share of the time (PSI "some")."""
+
+SAMPLE_EVERY = 0.1
+"""Seconds between two readings of the pressure (at most; only while logging)."""
+
+QUIET_FIRST = 0.5
+QUIET_MAX = 8.0
+"""Seconds without spinning after spinning was seen to press the CPU: the first time, and
+at most (the quiet doubles each time in a row)."""
+
+_PSI_PATH = "/proc/pressure/cpu"
+
+
+class CpuPressure:
+    """The kernel's count of microseconds some task waited for a CPU (PSI ``some total``)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def open(cls, path: str = _PSI_PATH) -> CpuPressure | None:
+        """The reader of ``path``; None where the kernel keeps no pressure figures."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        reader = cls(fd)
+        try:
+            reader.stalled_us()
+        except (OSError, ValueError):
+            reader.close()
+            return None
+        return reader
+
+    def stalled_us(self) -> int:
+        """The total so far (it only grows)."""
+        raw = os.pread(self._fd, 256, 0)
+        start = raw.index(b"total=") + 6
+        end = raw.find(b"\n", start)
+        return int(raw[start : end if end >= 0 else len(raw)])
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class Spinner:
+    """Keeps a loop polling for ``window`` seconds after each :meth:`logged`, while the CPU is free."""
+
+    def __init__(
+        self,
+        window: float,
+        stalled_us: Callable[[], int] | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.window = window if stalled_us is not None else 0.0
+        """0: never spin (switched off, or no pressure figures)."""
+        self._stalled_us = stalled_us
+        self._clock = clock
+        self._call_soon: Callable[[Callable[[], None]], object] | None = None
+        self._until = 0.0
+        self.spinning = False
+        self.allowed = True
+        """The last reading of the pressure allows spinning."""
+        self._quiet_until = 0.0
+        self._quiet = QUIET_FIRST
+        self._spun = False  # spun since the last reading
+        self._sampled_at = -1.0
+        self._stalled = 0
+        self.quiets = 0
+        """Times spinning was stopped because it pressed the CPU."""
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Spin on ``loop`` from now on."""
+        self._call_soon = loop.call_soon
+
+    def logged(self) -> None:
+        """This node just logged entries: more work (an ack, a request, an append) is near."""
+        if not self.window or self._call_soon is None:
+            return
+        now = self._clock()
+        if now - self._sampled_at >= SAMPLE_EVERY:
+            self._sample(now)
+        self._until = now + self.window
+        if self.spinning or not self.allowed or now < self._quiet_until:
+            return
+        self.spinning = self._spun = True
+        self._call_soon(self._step)
+
+    def _step(self) -> None:
+        now = self._clock()
+        if now < self._until and self.allowed and self._call_soon is not None:
+            self._call_soon(self._step)
+        else:
+            self.spinning = False
+
+    def _sample(self, now: float) -> None:
+        assert self._stalled_us is not None
+        stalled = self._stalled_us()
+        span = now - self._sampled_at
+        share = (stalled - self._stalled) / 1e6 / span
+        fresh = self._sampled_at < 0 or span > 10 * SAMPLE_EVERY
+        self._sampled_at = now
+        self._stalled = stalled
+        spun, self._spun = self._spun, self.spinning
+        if fresh:
+            return  # an idle gap: no recent share to judge by
+        self.allowed = share <= PRESSURE_LIMIT
+        if not spun:
+            return
+        if self.allowed:
+            self._quiet = QUIET_FIRST
+        else:
+            self.quiets += 1
+            self._quiet_until = now + self._quiet
+            self._quiet = min(2 * self._quiet, QUIET_MAX)
+
+    def stop(self) -> None:
+        """Spin no more (the node closes)."""
+        self._call_soon = None
+        self.spinning = False
