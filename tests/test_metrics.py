@@ -31,6 +31,7 @@ from redraft.metrics import Buckets, commands_in
 from redraft.node import Node
 from redraft.options import Level, Options
 from redraft.proposals import encode_batch
+from redraft.spinning import CpuPressure
 from redraft.testing import free_ports, wait_for
 from tests.cluster import running_cluster
 
@@ -123,6 +124,7 @@ SAME_AS_RAFTSTATS = {
     "proposals": "redraft_proposals_total",
     "commands_applied": "redraft_commands_applied_total",
     "ticks_applied": "redraft_ticks_applied_total",
+    "spin_seconds": "redraft_spin_seconds_total",
 }
 
 
@@ -167,6 +169,22 @@ def test_the_scrape_parses_and_matches_raftstats(node: ThreadNode) -> None:
         value(fams, "redraft_request_duration_seconds_bucket", command="set", le="+Inf") == sampled
     )
     assert fams["redraft_request_duration_seconds"].type == "histogram"
+
+
+@pytest.mark.skipif(CpuPressure.open() is None, reason="no CPU pressure figures: no spinning")
+def test_time_spent_spinning_is_reported_and_none_when_switched_off(tmp_path: Path) -> None:
+    with ThreadNode(tmp_path / "a") as a, ThreadNode(tmp_path / "b", spin_us=0) as b:
+        for n in (a, b):
+            with n.client() as c:
+                for i in range(20):
+                    c.set(f"k{i}", i)
+        with a.client() as c:
+            spun = float(raft_stats(c)["spin_seconds"])
+        with b.client() as c:
+            assert raft_stats(c)["spin_seconds"] == "0.0"
+        assert value(families(b.metrics_port), "redraft_spin_seconds_total") == 0
+    # The first write starts a spin (the pressure is not known to be high yet).
+    assert spun > 0
 
 
 def test_two_nodes_in_one_process_each_have_their_own_metrics(tmp_path: Path) -> None:

@@ -69,6 +69,18 @@ def test_spins_until_the_window_after_the_last_entries_passes() -> None:
     assert w.loop.queue == []  # the loop may sleep
 
 
+def test_time_spent_spinning_is_counted() -> None:
+    w = World(window=0.001)
+    w.spinner.logged()
+    w.run_for(0.0005, pressure=0.0)
+    assert 0.0004 <= w.spinner.seconds() <= 0.0006  # the spin under way counts
+    w.run_for(0.002, pressure=0.0)
+    assert not w.spinner.spinning
+    assert 0.0009 <= w.spinner.seconds() <= 0.0012
+    w.run_for(0.01, pressure=0.0)
+    assert w.spinner.seconds() <= 0.0012  # no spinning, no time
+
+
 def test_zero_window_or_no_pressure_figures_never_spins() -> None:
     for spinner in (Spinner(0.0, lambda: 0), Spinner(0.001, None)):
         loop = FakeLoop()

@@ -564,6 +564,7 @@ class RaftGroup:
             "proposals": self.proposer.proposals,
             "commands_applied": self.applying.commands,
             "ticks_applied": self.applying.ticks,
+            "spin_seconds": round(self.spinner.seconds(), 6),
             "disk_full": 1 if self.full_disk.error is not None else 0,
             "disk_full_error": self.full_disk.error.reason if self.full_disk.error else "",
             "disk_full_since": round(self.writer.full_since) if self.full_disk.error else 0,

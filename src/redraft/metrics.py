@@ -474,6 +474,7 @@ def _raft_counters(node: Watched, stats: dict[str, Any]) -> Iterable[Metric]:
         ("redraft_proposals", "Log entries this node proposed as leader.", stats["proposals"]),
         ("redraft_commands_applied", "Commands applied to the machine.", stats["commands_applied"]),
         ("redraft_ticks_applied", "Machine ticks applied.", stats["ticks_applied"]),
+        ("redraft_spin_seconds", "Seconds the loop polled for the next message instead of sleeping.", stats["spin_seconds"]),
         ("redraft_disk_full_events", "Times this node's disk filled up.", stats["disk_full_count"]),
     )  # fmt: skip
     for name, doc, value in counters:

@@ -99,6 +99,8 @@ class Spinner:
         self._stalled = 0
         self.quiets = 0
         """Times spinning was stopped because it pressed the CPU."""
+        self._seconds = 0.0  # spent in spins that ended
+        self._started = 0.0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Spin on ``loop`` from now on."""
@@ -115,14 +117,16 @@ class Spinner:
         if self.spinning or not self.allowed or now < self._quiet_until:
             return
         self.spinning = self._spun = True
+        self._started = now
         self._call_soon(self._step)
 
     def _step(self) -> None:
         now = self._clock()
         if now < self._until and self.allowed and self._call_soon is not None:
             self._call_soon(self._step)
-        else:
+        elif self.spinning:
             self.spinning = False
+            self._seconds += now - self._started
 
     def _sample(self, now: float) -> None:
         assert self._stalled_us is not None
@@ -145,7 +149,15 @@ class Spinner:
             self._quiet_until = now + self._quiet
             self._quiet = min(2 * self._quiet, QUIET_MAX)
 
+    def seconds(self) -> float:
+        """Time spent spinning (polling instead of sleeping) over the node's life, up to now."""
+        if self.spinning:
+            return self._seconds + self._clock() - self._started
+        return self._seconds
+
     def stop(self) -> None:
         """Spin no more (the node closes)."""
         self._call_soon = None
-        self.spinning = False
+        if self.spinning:
+            self.spinning = False
+            self._seconds += self._clock() - self._started
