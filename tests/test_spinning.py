@@ -140,6 +140,23 @@ def test_low_pressure_keeps_spinning_allowed() -> None:
     assert w.spinner.spinning and w.spinner.quiets == 0
 
 
+def test_pressure_figures_that_fail_to_read_end_spinning_quietly() -> None:
+    w = World()
+    w.spinner.logged()
+    w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.001)
+
+    def unreadable() -> int:
+        raise OSError("gone")
+
+    w.spinner._stalled_us = unreadable
+    w.spinner.logged()  # must not raise into the node's pass
+    w.loop.turn()
+    assert not w.spinner.spinning
+    w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.001)
+    w.spinner.logged()
+    assert not w.spinner.spinning and w.loop.queue == []
+
+
 def test_stop_ends_spinning() -> None:
     w = World()
     w.spinner.logged()

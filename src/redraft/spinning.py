@@ -130,7 +130,12 @@ class Spinner:
 
     def _sample(self, now: float) -> None:
         assert self._stalled_us is not None
-        stalled = self._stalled_us()
+        try:
+            stalled = self._stalled_us()
+        except (OSError, ValueError):
+            self.window = 0.0  # the figures went away: spin no more
+            self.allowed = False
+            return
         span = now - self._sampled_at
         share = (stalled - self._stalled) / 1e6 / span
         fresh = self._sampled_at < 0 or span > 10 * SAMPLE_EVERY
