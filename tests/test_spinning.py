@@ -90,28 +90,41 @@ def test_zero_window_or_no_pressure_figures_never_spins() -> None:
         assert loop.queue == []
 
 
+def press_then_time_the_quiet(w: World) -> float:
+    """Spin while the CPU is pressed until the node stops; how long it then keeps from spinning."""
+    w.spinner.logged()
+    w.run_for(SAMPLE_EVERY, pressure=2 * PRESSURE_LIMIT, step=0.0005)
+    w.spinner.logged()  # the reading that sees it
+    w.loop.turn()
+    assert not w.spinner.spinning
+    start = w.now
+    while not w.spinner.spinning:  # quiet: entries logged, no spinning
+        w.run_for(0.01, pressure=0.0, step=0.005)
+        w.spinner.logged()
+    return w.now - start
+
+
 def test_pressure_from_spinning_stops_it_and_the_quiet_doubles() -> None:
     w = World()
-    busy = 2 * PRESSURE_LIMIT
-    # Entries logged all the time, and the CPU pressed while the node spins.
-    quiets = []
-    for _ in range(4):
-        w.spinner.logged()
-        w.run_for(SAMPLE_EVERY, pressure=busy, step=0.0005)
-        w.spinner.logged()  # the reading that sees it
-        assert not w.spinner.spinning and w.loop.queue in ([], [w.spinner._step])
-        w.loop.turn()
-        assert not w.spinner.spinning
-        start = w.now
-        while not w.spinner.spinning:  # quiet: entries logged, no spinning
-            w.run_for(0.01, pressure=0.0, step=0.005)
-            w.spinner.logged()
-        quiets.append(w.now - start)
-    assert w.spinner.quiets == 4
-    assert quiets[0] >= QUIET_FIRST
-    assert quiets[1] >= 2 * QUIET_FIRST
-    assert quiets[2] >= 4 * QUIET_FIRST
+    quiets = [press_then_time_the_quiet(w) for _ in range(6)]
+    assert w.spinner.quiets == 6
+    assert QUIET_FIRST <= quiets[0] < 2 * QUIET_FIRST
+    assert 2 * QUIET_FIRST <= quiets[1] < 4 * QUIET_FIRST
+    assert 4 * QUIET_FIRST <= quiets[2] < 8 * QUIET_FIRST
     assert all(q <= QUIET_MAX + 2 * SAMPLE_EVERY for q in quiets)
+    assert quiets[-1] >= QUIET_MAX
+
+
+def test_a_clear_reading_halves_the_quiet_rather_than_resetting_it() -> None:
+    w = World()
+    for _ in range(4):
+        press_then_time_the_quiet(w)  # quiet now 8 s
+    # Spinning again, the CPU well clear of the limit for one reading.
+    w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.0005)
+    w.spinner.logged()
+    assert w.spinner.spinning
+    quiet = press_then_time_the_quiet(w)
+    assert 4.0 <= quiet < QUIET_MAX  # halved from 8 s, not back to the first 0.5 s
 
 
 def test_a_busy_machine_without_our_spinning_is_left_alone() -> None:

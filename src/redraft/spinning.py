@@ -15,8 +15,8 @@ for a CPU it slows them, so it is allowed only while the kernel's
 pressure stall information (``/proc/pressure/cpu``) shows tasks waiting
 for a CPU less than :data:`PRESSURE_LIMIT` of the time; a node whose
 spinning pushes that over the limit stops and stays quiet for a while
-(doubling each time it happens again).  Without the file there is no
-spinning.
+(doubling each time it happens again, halved by a reading well clear of
+the limit while it spins).  Without the file there is no spinning.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ PRESSURE_LIMIT = 0.3
 
 SAMPLE_EVERY = 0.1
 """Seconds between two readings of the pressure (at most; only while logging)."""
+
+CLEAR_SHARE = 0.7
+"""A reading under this share of the limit, taken while spinning, shortens the next quiet."""
 
 QUIET_FIRST = 0.5
 QUIET_MAX = 8.0
@@ -147,9 +150,12 @@ class Spinner:
         self.allowed = share <= PRESSURE_LIMIT
         if not spun:
             return
-        if self.allowed:
-            self._quiet = QUIET_FIRST
-        else:
+        if share <= CLEAR_SHARE * PRESSURE_LIMIT:
+            # Well clear of the limit while spinning: the next quiet, if
+            # any, may be shorter.  Halved, not reset, so that a lucky
+            # reading on a loaded machine does not bring probing back.
+            self._quiet = max(self._quiet / 2, QUIET_FIRST)
+        elif not self.allowed:
             self.quiets += 1
             self._quiet_until = now + self._quiet
             self._quiet = min(2 * self._quiet, QUIET_MAX)
