@@ -127,7 +127,11 @@ class Spinner:
         now = self._clock()
         if now < self._until and self.allowed and self._call_soon is not None:
             self._call_soon(self._step)
-        elif self.spinning:
+        else:
+            self._end(now)
+
+    def _end(self, now: float) -> None:
+        if self.spinning:
             self.spinning = False
             self._seconds += now - self._started
 
@@ -169,6 +173,4 @@ class Spinner:
     def stop(self) -> None:
         """Spin no more (the node closes)."""
         self._call_soon = None
-        if self.spinning:
-            self.spinning = False
-            self._seconds += self._clock() - self._started
+        self._end(self._clock())
