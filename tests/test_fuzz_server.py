@@ -167,7 +167,9 @@ class Session:
         raw = self._conn()
         self.n += 1
         marker = f"sync-{self.n}".encode()
-        raw.send_bytes(payload + encode_command([b"PING", marker]))
+        # A fuzzed MULTI would queue the PING (+QUEUED, no echo): DISCARD
+        # ends it first (elsewhere it is an error reply, and ignored).
+        raw.send_bytes(payload + encode_command([b"DISCARD"]) + encode_command([b"PING", marker]))
         want = b"\r\n" + marker + b"\r\n"
         while want not in raw.buf:
             try:
