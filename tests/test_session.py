@@ -350,3 +350,64 @@ def test_a_machine_whose_tables_fail_is_answered_by_its_read() -> None:
     s.take_output()
     s.feed(req(["GET", "a"], ["GET", "a"], ["GET", "zz"]))
     assert s.take_output() == b"$1\r\n1\r\n" * 2 + b"$-1\r\n"
+
+
+# --- a request alone in its read (no pipeline) --------------------------------------
+
+LONE = st.sampled_from(
+    [
+        ["SET", "a", "1"],
+        ["set", "b", "2"],
+        ["SET", "a"],  # refused before the log
+        ["SET", "a", "3", "NX"],
+        ["SET", "a", "4", "BOGUS"],
+        ["INCR", "n"],
+        ["DEL", "a"],
+        ["GET", "a"],
+        ["PING"],
+    ]
+)
+
+
+def _served(
+    requests: list[list[str]], alone: bool, leader: bool, lease: bool, password: str
+) -> bytes:
+    s, group = session(password=password)
+    group.leader, group.lease = leader, lease
+    for piece in [req(r) for r in requests] if alone else [req(*requests)]:
+        s.feed(piece)
+    for _ in range(len(requests) + 1):  # what each answer lets start
+        # Writes commit before waiting reads are confirmed: a write that
+        # jumped ahead of a read before it would change what the read sees.
+        group.commit()
+        group.confirm()
+    assert not s.has_pending()
+    return s.take_output()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    requests=st.lists(LONE, min_size=1, max_size=12),
+    leader=st.booleans(),
+    lease=st.booleans(),
+    password=st.sampled_from(["", "secret"]),
+)
+def test_requests_each_alone_in_its_read_are_answered_as_one_pipeline_would_be(
+    requests: list[list[str]], leader: bool, lease: bool, password: str
+) -> None:
+    # A write alone in its read takes a shorter path (Session._lone_write):
+    # refusals, redirects, authentication and the order of replies behind
+    # waiting reads must come out as they do for the same requests pipelined.
+    one_by_one = _served(requests, True, leader, lease, password)
+    assert one_by_one == _served(requests, False, leader, lease, password)
+    assert one_by_one.count(b"\r\n") >= len(requests)
+
+
+def test_a_lone_write_is_queued_in_the_batch_and_answered_when_it_commits() -> None:
+    s, group = session()
+    s.feed(req(["SET", "k", "v"]))
+    assert group.batch == [[b"SET", b"k", b"v"]] and s.take_output() == b""
+    s.feed(req(["SET", "k"]))  # refused: its error waits behind the first write's reply
+    assert s.take_output() == b"" and len(group.batch) == 1
+    group.commit()
+    assert s.take_output() == b"+OK\r\n-ERR wrong number of arguments for 'set' command\r\n"
