@@ -395,7 +395,7 @@ def _served(
 def test_requests_each_alone_in_its_read_are_answered_as_one_pipeline_would_be(
     requests: list[list[str]], leader: bool, lease: bool, password: str
 ) -> None:
-    # A write alone in its read takes a shorter path (Session._lone_write):
+    # A write alone in its read takes a shorter path (ReplyLine._lone_write):
     # refusals, redirects, authentication and the order of replies behind
     # waiting reads must come out as they do for the same requests pipelined.
     one_by_one = _served(requests, True, leader, lease, password)
