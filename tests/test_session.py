@@ -41,6 +41,8 @@ class FakeGroup:
         self.reads: list[Slot] = []
         self.batch: list[list[bytes]] = []
         self.runs: list[Slot] = []
+        self.order: list[tuple[str, Slot, Any]] = []
+        """Writes and runs as taken: ("write", slot, args) or ("run", slot, first batch index)."""
         self.link_up = True
         self.forwarded: list[tuple[str, bytes, Callable[[bytes | None], None], int]] = []
         self.forwarded_resp3: list[bool] = []
@@ -72,12 +74,14 @@ class FakeGroup:
         slot.respond = respond
         slot.name = name
         self.writes.append((slot, args))
+        self.order.append(("write", slot, args))
         return slot
 
     def open_run(self, slot: Slot) -> list[list[bytes]] | None:
         if not self.leader:
             return None
         self.runs.append(slot)
+        self.order.append(("run", slot, len(self.batch)))
         return self.batch
 
     def forward(
@@ -108,17 +112,24 @@ class FakeGroup:
         )
 
     def commit(self) -> None:
-        """Apply and answer every write so far, as a committed batch would."""
+        """Apply and answer every write so far in the order they were taken, as a committed log would."""
         m = _Applying()
         plain = self.machine.writes()
-        for slot, args in self.writes:
-            write = plain.get(args[0].decode().lower())
-            result = write.apply(m, args) if write else self.machine.command(m, None, _cmd(args))
-            answer([slot], [result])
-        self.writes = []
-        results = [plain[args[0].decode().lower()].apply(m, args) for args in self.batch]
-        answer(self.runs, results)
-        self.batch, self.runs = [], []
+        starts = [start for kind, _, start in self.order if kind == "run"] + [len(self.batch)]
+        runs = 0
+        for kind, slot, what in self.order:
+            if kind == "write":
+                args = what
+                write = plain.get(args[0].decode().lower())
+                result = (
+                    write.apply(m, args) if write else self.machine.command(m, None, _cmd(args))
+                )
+                answer([slot], [result])
+            else:
+                runs += 1
+                cmds = self.batch[what : starts[runs]]
+                answer([slot], [plain[a[0].decode().lower()].apply(m, a) for a in cmds])
+        self.writes, self.batch, self.runs, self.order = [], [], [], []
 
     def confirm(self) -> None:
         """A ReadIndex round confirmed the waiting reads."""

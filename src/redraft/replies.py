@@ -73,6 +73,19 @@ class Line(Protocol):
         ...
 
 
+class Run(Protocol):
+    """What a slot answering more than one plain command is (or a token standing for bytes)."""
+
+    @property
+    def count(self) -> int:
+        """How many logged commands the slot answers."""
+        ...
+
+    def errors(self, exc: BaseException, mode: str = "try") -> bytes:
+        """The slot's reply when it fails as a whole."""
+        ...
+
+
 class Slot:
     """A reply still to come, holding its connection's place in line."""
 
@@ -88,7 +101,7 @@ class Slot:
         self.respond: Respond | None = None
         self.name = ""
         """The command's name, for error replies."""
-        self.run: ReadRun | WriteRun | None = None
+        self.run: Run | None = None
         """The run of plain commands this slot answers as a whole, if any."""
         self.args: list[bytes] | None = None
         """The command's arguments: a write not started yet needs them to start; a

@@ -463,6 +463,11 @@ class RequestParser:
         self._bulk_len = 0
 
     @property
+    def idle(self) -> bool:
+        """Between requests: no part of one is waiting for more bytes."""
+        return self._left == 0 and self._line is None and self._bulk_parts is None
+
+    @property
     def buffered(self) -> int:
         """Bytes received that are not yet part of a returned command.
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from redraft.errors import NOT_APPLIED, Redirect
 from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond, Write
-from redraft.options import Options
+from redraft.options import Level, Options
 from redraft.registry import BUILTIN, MACHINE, READ, WRITE, Registry, Route
 from redraft.replies import (
     LATER_READ,
@@ -66,6 +66,7 @@ from redraft.resp import (
     encode_push,
     run_end,
 )
+from redraft.roundwait import HeldForRound, confirmed, front_reads, wait_round
 from redraft.security import (
     NOAUTH_REPLY,
     PRE_AUTH_COMMANDS,
@@ -145,6 +146,8 @@ class Shared:
 
     def __post_init__(self) -> None:
         self.applier = ClientApplier(self)
+        self.round_reads = self.options.consistency is Level.HIGH
+        """Every read waits for a ReadIndex round: bytes that begin with one are held for it."""
 
 
 class ReplyLine:
@@ -523,18 +526,31 @@ class Session(ReplyLine):
         self._held_size = 0
         self._held_over: Callable[[list[bytes], Route], bool] | None = None
         self._lookup: Lookup | None = None
+        self.round_wait: HeldForRound | None = None
+        """Bytes held for a ReadIndex round (:mod:`redraft.roundwait`): what arrives joins them."""
         self._protocol_changed()
 
     # --- bytes in
 
     def feed(self, data: bytes) -> None:
         """Run the requests completed by ``data``; replies go to :attr:`out`."""
+        held = self.round_wait
+        if held is not None:
+            held.more(data)
+            return
         # The parser answers the KeyRead reads (GET) at the front itself,
         # where _reads_in_place would answer them: nothing before them on
         # the connection, no mode holding it, the lease asked once.
         lookup = self._lookup
         if lookup is not None and (self.hold is not None or self._slots or not self.authenticated):
             lookup = None
+        if (
+            lookup is not None
+            and self.shared.round_reads
+            and self._parser.idle
+            and wait_round(self, data)
+        ):
+            return
         try:
             cmds = self._parser.parse(data, lookup)
         except ProtocolError as exc:
@@ -556,7 +572,32 @@ class Session(ReplyLine):
             else:
                 self._serve(cmds)
         if self._parser.buffered > self.query_limit:
-            self._overflow()
+            self.overflow()
+
+    def run_held(self, line: Slot, data: bytes, confirmed_round: bool) -> None:
+        """Run bytes held for ReadIndex rounds (:mod:`redraft.roundwait`), their replies after ``line``.
+
+        Confirmed, the reads at the front answer now (in place by the
+        parser where it can) and fill ``line``; the rest runs as if just read.
+        """
+        replies = bytearray()
+        lookup = self._lookup
+        if confirmed_round and lookup is not None:
+            lookup = (lookup[0], confirmed, replies, lookup[3], lookup[4])
+        try:
+            cmds = self._parser.parse(data, lookup if confirmed_round else None)
+        except ProtocolError as exc:
+            self._fill(line, bytes(replies))
+            self._broken(exc)
+            return
+        done = front_reads(self, cmds, replies) if confirmed_round else 0
+        self._fill(line, bytes(replies))
+        if len(replies) > self.shared.options.max_output_buffer:
+            self._over_output_limit()
+        elif done < len(cmds):
+            self._serve(cmds[done:])
+        if self._parser.buffered > self.query_limit:
+            self.overflow()
 
     def _broken(self, error: ProtocolError) -> None:
         """Redis answers a bad request and hangs up; the requests before it in the same read run."""
@@ -568,7 +609,7 @@ class Session(ReplyLine):
         self.reply_bytes(b"-ERR " + str(error).encode() + b"\r\n")
         self.end(Ending.AFTER_REPLIES)
 
-    def _overflow(self) -> None:
+    def overflow(self) -> None:
         """A request that never ends must not hold memory without bound."""
         log.warning(
             "closing %s: %d bytes of unfinished request, over the query buffer limit",
@@ -807,7 +848,7 @@ class Session(ReplyLine):
         self._held_size += sum(map(len, args)) + 16 * len(args)
         if self._held_size > self.query_limit:
             self._held = None
-            self._overflow()
+            self.overflow()
         return True
 
     def _resume(self) -> None:
