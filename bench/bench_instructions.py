@@ -1,6 +1,6 @@
 """Instructions per request on the server path, counted by callgrind; prints figures, asserts nothing.
 
-Run: .venv/bin/python bench/bench_instructions.py [--against DIR] [--rounds N]
+Run: .venv/bin/python bench/bench_instructions.py [--against DIR] [--rounds N] [--consistency L]
 
 Timings on a shared VM move by 10-20 % from run to run; instruction counts
 do not (callgrind counts the same total for the same code and inputs,
@@ -57,9 +57,9 @@ def request(*args):
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
 
 
-async def main(kind, per, rounds):
+async def main(kind, per, rounds, consistency):
     d = tempfile.mkdtemp()
-    opts = Options(log_level="warning", durability="low", tick_ms=60000)
+    opts = Options(log_level="warning", durability="low", tick_ms=60000, consistency=consistency)
     node = redraft.open(d, "127.0.0.1:1", machine=Clone(), options=opts)
     await node.start()
     while not (node.core.role == Role.LEADER and node.core.committed_in_term()):
@@ -76,6 +76,8 @@ async def main(kind, per, rounds):
         for c in conns:
             c.data_received(data)
         await asyncio.sleep(0)
+    while node.server.owes_replies():  # reads waiting for a ReadIndex round
+        await asyncio.sleep(0)
     await node.close()
     shutil.rmtree(d)
 
@@ -84,13 +86,13 @@ try:
     run = uvloop.run
 except ImportError:
     run = asyncio.run
-run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
 """
 
 CASES = [("SET", 1), ("SET", 16), ("GET", 1), ("GET", 16)]
 
 
-def _instructions(src: Path, kind: str, per: int, rounds: int) -> int:
+def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str) -> int:
     env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
     cmd = [
         "valgrind",
@@ -102,6 +104,7 @@ def _instructions(src: Path, kind: str, per: int, rounds: int) -> int:
         kind,
         str(per),
         str(rounds),
+        consistency,
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     found = re.search(r"Collected : (\d+)", run.stderr)
@@ -110,10 +113,10 @@ def _instructions(src: Path, kind: str, per: int, rounds: int) -> int:
     return int(found.group(1))
 
 
-def per_request(src: Path, kind: str, per: int, rounds: int) -> float:
+def per_request(src: Path, kind: str, per: int, rounds: int, consistency: str) -> float:
     """Instructions one request costs in the tree at ``src``."""
-    busy = _instructions(src, kind, per, rounds)
-    idle = _instructions(src, kind, per, 0)
+    busy = _instructions(src, kind, per, rounds, consistency)
+    idle = _instructions(src, kind, per, 0, consistency)
     return (busy - idle) / (rounds * 50 * per)
 
 
@@ -121,13 +124,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--against", type=Path, help="another redraft checkout to compare with")
     ap.add_argument("--rounds", type=int, default=40, help="rounds of 50 requests (or 50 x 16)")
+    ap.add_argument(
+        "--consistency",
+        choices=("low", "medium", "high"),
+        default="medium",
+        help="read consistency (at high every read waits for a ReadIndex round)",
+    )
     ns = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("needs valgrind (Debian package valgrind)")
     trees = [("this tree", ROOT / "src")]
     if ns.against is not None:
         trees.insert(0, (f"{ns.against}", ns.against.resolve() / "src"))
-    print("# instructions per request (callgrind), one-node clone, 50 connections")
+    print(
+        "# instructions per request (callgrind), one-node clone, 50 connections,"
+        f" consistency {ns.consistency}"
+    )
     print(
         "| request | "
         + " | ".join(name for name, _ in trees)
@@ -136,7 +148,7 @@ def main() -> None:
     print("|---|" + "---|" * (len(trees) + (1 if ns.against else 0)))
     for kind, per in CASES:
         rounds = max(1, ns.rounds // 4) if per > 1 else ns.rounds
-        counts = [per_request(src, kind, per, rounds) for _, src in trees]
+        counts = [per_request(src, kind, per, rounds, ns.consistency) for _, src in trees]
         row = f"| {kind} -P {per} | " + " | ".join(f"{c:,.0f}" for c in counts)
         if ns.against:
             row += f" | {counts[1] / counts[0]:.3f}"

@@ -21,6 +21,7 @@ closes are dropped unread, like bytes still in its socket.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -75,34 +76,25 @@ def confirmed() -> bool:
     return True
 
 
+_FIRST = re.compile(rb"\*[0-9]{1,9}\r\n\$([0-9]{1,9})\r\n([^\r]{0,64})\r\n")
+
+
 def first_name(data: bytes) -> bytes | None:
     """The name of the first request of ``data`` (RESP array form), or None if it is not whole."""
-    if data[:1] != b"*":
+    found = _FIRST.match(data)
+    if found is None or int(found[1]) != len(found[2]):
         return None
-    p = data.find(b"\r\n$", 1, 24)
-    if p < 0:
-        return None
-    q = data.find(b"\r\n", p + 3, p + 16)
-    if q < 0:
-        return None
-    try:
-        n = int(data[p + 3 : q])
-    except ValueError:
-        return None
-    name = data[q + 2 : q + 2 + n]
-    return name if len(name) == n else None
+    return found[2]
 
 
 def wait_round(session: Session, data: bytes) -> bool:
     """Hold ``data`` for a ReadIndex round if it begins with a plain read and has more; False: serve it now.
 
     The caller checked that nothing is ahead in line, no mode holds the
-    connection, the client is authenticated and the parser is between
-    requests.
+    connection, the client is authenticated, the parser is between requests
+    and ``data`` holds more than one request, most likely (a lone one costs
+    less queued as parsed).
     """
-    if data.find(b"\r\n*", 4) < 0:
-        # One request (most likely): queued as parsed it costs less than held.
-        return False
     name = first_name(data)
     if name is None:
         return False

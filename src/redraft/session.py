@@ -547,6 +547,7 @@ class Session(ReplyLine):
         if (
             lookup is not None
             and self.shared.round_reads
+            and data.find(b"\r\n*", 4) >= 0  # more than one request, most likely
             and self._parser.idle
             and wait_round(self, data)
         ):
@@ -561,14 +562,17 @@ class Session(ReplyLine):
             return
         if cmds:
             route = self.shared.registry.routes.get(cmds[0][0]) if len(cmds) == 1 else None
-            if (
-                route is not None
-                and route.kind is WRITE
-                and self.hold is None
-                and self.authenticated
-                and not self._unfilled_reads
-            ):
+            if route is None or self.hold is not None or not self.authenticated:
+                self._serve(cmds)
+            elif route.kind is WRITE and not self._unfilled_reads:
                 self._lone_write(cmds[0], route)
+            elif route.kind is READ:
+                # A read alone that the parser could not answer (one waiting
+                # for a ReadIndex round, most often): where _serve_free would
+                # send it, in one call (ReplyLine.read keeps it in line).
+                self._dispatch(cmds[0], route)
+                if len(self.out) > self.shared.options.max_output_buffer:
+                    self._over_output_limit()
             else:
                 self._serve(cmds)
         if self._parser.buffered > self.query_limit:
