@@ -116,6 +116,23 @@ class Registry:
             self.routes[name] = route
         return route
 
+    def read_run(
+        self, cmds: list[list[bytes]], i: int, route: Route
+    ) -> list[tuple[Read, list[bytes], str]]:
+        """The plain reads from ``cmds[i]`` (of ``route``, a read) on: each one's read, args, name."""
+        routes = self.routes
+        run: list[tuple[Read, list[bytes], str]] = []
+        n = len(cmds)
+        while True:
+            run.append((route.fn, cmds[i], route.name))
+            i += 1
+            if i == n:
+                return run
+            a0 = cmds[i][0]
+            route = routes.get(a0) or self.route(a0)
+            if route.kind is not READ:
+                return run
+
     def plain(self) -> dict[bytes, bool]:
         """The machine's plain commands by lower-case name: whether each is a write."""
         return {key: kind is WRITE for key, (kind, _) in self._plain.items()}

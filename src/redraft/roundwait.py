@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from redraft.errors import Redirect
-from redraft.machine import Applier, Read, Respond
+from redraft.machine import Applier, Respond
 from redraft.registry import READ, Registry
 from redraft.replies import WAIT, Line, ReadRun, Slot, SlotKind, as_is
 
@@ -180,13 +180,12 @@ class HeldForRound:
 
 def front_reads(session: Session, cmds: list[list[bytes]], out: bytearray) -> int:
     """Answer the plain reads at the front of ``cmds`` into ``out`` (a round covers them); how many."""
+    if not cmds:
+        return 0
     registry = session.shared.registry
-    run: list[tuple[Read, list[bytes], str]] = []
-    for args in cmds:
-        route = registry.routes.get(args[0]) or registry.route(args[0])
-        if route.kind is not READ:
-            break
-        run.append((route.fn, args, route.name))
-    if run:
-        out += ReadRun(session.shared.applier, run, session.encode, session.addr)(None)
+    route = registry.routes.get(cmds[0][0]) or registry.route(cmds[0][0])
+    if route.kind is not READ:
+        return 0
+    run = registry.read_run(cmds, 0, route)
+    out += ReadRun(session.shared.applier, run, session.encode, session.addr)(None)
     return len(run)

@@ -585,11 +585,12 @@ class Session(ReplyLine):
         parser where it can) and fill ``line``; the rest runs as if just read.
         """
         replies = bytearray()
-        lookup = self._lookup
-        if confirmed_round and lookup is not None:
-            lookup = (lookup[0], confirmed, replies, lookup[3], lookup[4])
+        lookup = None
+        if confirmed_round and self._lookup is not None:
+            tables, _, _, limit, nil = self._lookup
+            lookup = (tables, confirmed, replies, limit, nil)
         try:
-            cmds = self._parser.parse(data, lookup if confirmed_round else None)
+            cmds = self._parser.parse(data, lookup)
         except ProtocolError as exc:
             self._fill(line, bytes(replies))
             self._broken(exc)
@@ -731,20 +732,9 @@ class Session(ReplyLine):
 
         Returns the index after the run; one reply slot serves it.
         """
-        registry = self.shared.registry
-        routes = registry.routes
-        run: list[tuple[Read, list[bytes], str]] = []
-        while True:
-            run.append((route.fn, cmds[i], route.name))
-            i += 1
-            if i == n:
-                break
-            a0 = cmds[i][0]
-            route = routes.get(a0) or registry.route(a0)
-            if route.kind is not READ:
-                break
+        run = self.shared.registry.read_run(cmds, i, route)
         self._read_run(run)
-        return i
+        return i + len(run)
 
     def _dispatch(self, args: list[bytes], route: Route) -> None:
         """The general path of one command."""
