@@ -342,12 +342,20 @@ def redis_server(workdir: Path, *flags: str) -> Iterator[int]:
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed")
     workdir.mkdir(parents=True, exist_ok=True)
-    (port,) = free_ports(1)
-    proc = LocalProcess(workdir / "redis.log", cwd=workdir)
+    # In cluster mode redis also listens on a bus port, by default port + 10000,
+    # which may be in the kernel's ephemeral range and taken: choose it too.
+    port, bus = free_ports(2)
+    if "--cluster-enabled" in flags:
+        flags = (*flags, "--cluster-port", str(bus))
+    log = workdir / "redis.log"
+    proc = LocalProcess(log, cwd=workdir)
     argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     proc.launch([*argv, "--appendonly", "no", "--dir", str(workdir), *flags])
     try:
-        wait_for(lambda: request(port, "PING") == b"PONG", 10, "redis-server to answer")
+        try:
+            wait_for(lambda: request(port, "PING") == b"PONG", 10, "redis-server to answer")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; its log:\n{log.read_text(errors='replace')}") from exc
         yield port
     finally:
         proc.stop()
