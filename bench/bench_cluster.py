@@ -16,6 +16,7 @@ SET on the leader and the followers.
     .venv/bin/python bench/bench_cluster.py --pysyncobj     # add a 3-node PySyncObj column
     .venv/bin/python bench/bench_cluster.py --proxy         # --redirect proxy: add a column at a follower
     .venv/bin/python bench/bench_cluster.py --matrix        # durability x backend, SET only
+    .venv/bin/python bench/bench_cluster.py --tests set --clients 10,50,200  # batch size by load
     .venv/bin/python bench/bench_cluster.py --quick         # smoke run, well under a minute
 
 Every process it starts is stopped by pid at the end, on error and on
@@ -101,6 +102,7 @@ class Sample:
     errors: bool = False
     fsyncs_leader: float | None = None
     fsyncs_followers: list[float] = field(default_factory=list)
+    writes_per_entry: float | None = None  # commands applied / entries the leader proposed
     cpu_leader: float | None = None  # us of CPU per request, the node benchmarked
     cpu_all: float | None = None  # the same, summed over the system's processes
     cpu_followers: list[float] = field(default_factory=list)  # the same, each other node
@@ -402,6 +404,11 @@ def run_one(
             delta = {p: int(after[p]["fsyncs"]) - int(before[p]["fsyncs"]) for p in system.ports}
             sample.fsyncs_leader = delta[port] / requests
             sample.fsyncs_followers = [delta[p] / requests for p in system.ports if p != port]
+        entries = int(after[port].get("proposals", 0)) - int(before[port].get("proposals", 0))
+        if sample is not None and entries > 0 and applied > 0:
+            # The batch size: the leader's CPU per write falls as it grows
+            # (each entry costs a proposal, a log write, appends and acks).
+            sample.writes_per_entry = applied / entries
     if sample is None:
         cell.failures += 1
         log(f"  {system.key:<13} {row.label:<18} FAILED: {note}")
@@ -409,6 +416,8 @@ def run_one(
     sample.round = rnd
     cell.samples.append(sample)
     extra = f"  fsyncs/write {sample.fsyncs_leader:.4f}" if sample.fsyncs_leader is not None else ""
+    if sample.writes_per_entry is not None:
+        extra += f"  writes/entry {sample.writes_per_entry:.1f}"
     if sample.cpu_leader is not None:
         extra += f"  cpu {sample.cpu_leader:.1f} us/req"
     warn = f"  ({note})" if note else ""
@@ -510,6 +519,10 @@ def fmt_cpu(leader: float | None, followers: list[float]) -> str:
     return f"{leader:.1f} ({', '.join(f'{f:.1f}' for f in followers)})"
 
 
+def fmt_batch(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -532,7 +545,7 @@ def main_table(
 ) -> tuple[str, list[dict[str, Any]]]:
     keys = [s.key for s in systems]
     header = ["test", "redraft ops/s", "p50 ms", "p99 ms", "redis ops/s", "p50 ms", "p99 ms"]
-    header += ["ratio", "target", "fsyncs/write leader (followers)"]
+    header += ["ratio", "target", "fsyncs/write leader (followers)", "writes/entry"]
     header += ["CPU us/req leader (each follower)", "redis CPU us/req"]
     if "redis-always" in keys:
         header += ["redis always ops/s", "p50 ms", "p99 ms", "redraft/always"]
@@ -542,6 +555,7 @@ def main_table(
         header += ["at a follower ops/s", "p50 ms", "p99 ms", "follower/leader"]
     if "against" in keys:
         header += ["--against ops/s", "p50 ms", "ratio", "CPU us/req leader (each follower)"]
+        header += ["writes/entry"]
     lines: list[list[str]] = []
     records: list[dict[str, Any]] = []
     flagged = False
@@ -561,6 +575,7 @@ def main_table(
             fmt_ops(ours.median("ops")), fmt_ms(ours.median("p50")), fmt_ms(ours.median("p99")),
             fmt_ops(ref.median("ops")), fmt_ms(ref.median("p50")), fmt_ms(ref.median("p99")),
             fmt_ratio(r), fmt_target(r, goals.get(row)), fsyncs,
+            fmt_batch(ours.median("writes_per_entry")),
             fmt_cpu(ours.median("cpu_leader"), ours.followers_cpu()),
             fmt_cpu(ref.median("cpu_leader"), []),
         ]  # fmt: skip
@@ -581,6 +596,7 @@ def main_table(
             ag = cells.get("against", Cell())
             line += [fmt_ops(ag.median("ops")), fmt_ms(ag.median("p50")), fmt_ratio(ratio(ag, ref))]
             line.append(fmt_cpu(ag.median("cpu_leader"), ag.followers_cpu()))
+            line.append(fmt_batch(ag.median("writes_per_entry")))
         for key, cell in cells.items():
             record[key] = {
                 "ops": cell.median("ops"),
@@ -588,6 +604,7 @@ def main_table(
                 "p99_ms": cell.median("p99"),
                 "fsyncs_per_write_leader": cell.median("fsyncs_leader"),
                 "fsyncs_per_write_followers": cell.followers_fsyncs(),
+                "writes_per_entry": cell.median("writes_per_entry"),
                 "cpu_us_per_request": cell.median("cpu_leader"),
                 "cpu_us_per_request_all": cell.median("cpu_all"),
                 "cpu_us_per_request_followers": cell.followers_cpu(),
@@ -602,7 +619,8 @@ def main_table(
         " ops/s / redis-server (everysec) ops/s in the same round; target: issue 21's goal"
         " for that ratio, issue 6's where 21 sets none (SET -c 1: round trip within 3x)."
         " fsyncs/write: fsyncs during the SET run / SETs, on the leader (the busiest"
-        " follower). CPU: user + system time of the server processes during the run"
+        " follower). writes/entry: commands applied during a write run / log entries the"
+        " leader proposed in it (the batch size). CPU: user + system time of the server processes during the run"
         " (/proc) per request, medians over rounds:"
         " the node benchmarked (each other node, busiest first), redis-server."
     )
@@ -787,6 +805,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " -c 50 (e.g. hset,lpush,sadd,zadd,lrange_100: the data types)",
     )
     ap.add_argument(
+        "--clients",
+        default="",
+        help="with --tests: run each test at these client counts (comma list, default 50);"
+        " the batch size, and so the leader's CPU per write, grows with the clients",
+    )
+    ap.add_argument(
         "--random-keys",
         type=int,
         default=0,
@@ -808,7 +832,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ValueError:
         ap.error("--value-size: a comma-separated list of byte counts")
     tests = [t.strip().upper() for t in ns.tests.split(",") if t.strip()]
-    ns.rows = tuple(Row(t, p, 50) for t in tests for p in (1, 16)) if tests else ROWS
+    try:
+        clients = [int(c) for c in ns.clients.split(",") if c.strip()] or [50]
+    except ValueError:
+        ap.error("--clients: a comma-separated list of client counts")
+    if ns.clients and not tests:
+        ap.error("--clients goes with --tests (the default rows fix their client counts)")
+    if min(clients) < 1:
+        ap.error("--clients: at least one client")
+    ns.rows = tuple(Row(t, p, c) for t in tests for c in clients for p in (1, 16)) or ROWS
     if ns.quick:
         ns.requests = ns.requests or 5000
         ns.rounds = ns.rounds or 1
