@@ -12,7 +12,9 @@ extension), and both are measured in this one invocation.
 
 For each request (GET and SET of a 16-byte key, one request per read or
 16) a one-node clone in this process is fed the bytes redis-benchmark sends
-over 50 in-memory connections, as ``bench_request_path.py`` does, under
+over 50 in-memory connections (one, in the last row, where every write is a
+log entry of its own: what an entry costs beyond its writes), as
+``bench_request_path.py`` does, under
 ``valgrind --tool=callgrind``: once for ``--rounds`` rounds and once for
 none, and the difference divided by the requests is what one request costs
 (start-up cancels out).  The node's clock ticks once a minute here, so the
@@ -57,7 +59,7 @@ def request(*args):
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
 
 
-async def main(kind, per, rounds, consistency):
+async def main(kind, per, rounds, consistency, connections):
     d = tempfile.mkdtemp()
     opts = Options(log_level="warning", durability="low", tick_ms=60000, consistency=consistency)
     node = redraft.open(d, "127.0.0.1:1", machine=Clone(), options=opts)
@@ -65,7 +67,7 @@ async def main(kind, per, rounds, consistency):
     while not (node.core.role == Role.LEADER and node.core.committed_in_term()):
         await asyncio.sleep(0.01)
     conns = []
-    for _ in range(50):
+    for _ in range(connections):
         c = Conn(node.server)
         c.connection_made(Transport())
         conns.append(c)
@@ -86,13 +88,15 @@ try:
     run = uvloop.run
 except ImportError:
     run = asyncio.run
-run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
+run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])))
 """
 
-CASES = [("SET", 1), ("SET", 16), ("GET", 1), ("GET", 16)]
+CASES = [("SET", 1, 50), ("SET", 16, 50), ("GET", 1, 50), ("GET", 16, 50), ("SET", 1, 1)]
+"""(command, requests per read, connections).  The last: every write its own
+log entry, so it measures what an entry costs beyond its writes."""
 
 
-def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str) -> int:
+def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str, conns: int) -> int:
     env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
     cmd = [
         "valgrind",
@@ -105,6 +109,7 @@ def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str)
         str(per),
         str(rounds),
         consistency,
+        str(conns),
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     found = re.search(r"Collected : (\d+)", run.stderr)
@@ -113,11 +118,13 @@ def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str)
     return int(found.group(1))
 
 
-def per_request(src: Path, kind: str, per: int, rounds: int, consistency: str) -> float:
-    """Instructions one request costs in the tree at ``src``."""
-    busy = _instructions(src, kind, per, rounds, consistency)
-    idle = _instructions(src, kind, per, 0, consistency)
-    return (busy - idle) / (rounds * 50 * per)
+def per_request(
+    src: Path, kind: str, per: int, rounds: int, consistency: str, conns: int = 50
+) -> float:
+    """Instructions one request costs in the tree at ``src`` (``conns`` connections)."""
+    busy = _instructions(src, kind, per, rounds, consistency, conns)
+    idle = _instructions(src, kind, per, 0, consistency, conns)
+    return (busy - idle) / (rounds * conns * per)
 
 
 def main() -> None:
@@ -137,8 +144,8 @@ def main() -> None:
     if ns.against is not None:
         trees.insert(0, (f"{ns.against}", ns.against.resolve() / "src"))
     print(
-        "# instructions per request (callgrind), one-node clone, 50 connections,"
-        f" consistency {ns.consistency}"
+        "# instructions per request (callgrind), one-node clone, 50 connections"
+        f" (-c 1: one), consistency {ns.consistency}"
     )
     print(
         "| request | "
@@ -146,10 +153,12 @@ def main() -> None:
         + (" | ratio |" if ns.against else " |")
     )
     print("|---|" + "---|" * (len(trees) + (1 if ns.against else 0)))
-    for kind, per in CASES:
-        rounds = max(1, ns.rounds // 4) if per > 1 else ns.rounds
-        counts = [per_request(src, kind, per, rounds, ns.consistency) for _, src in trees]
-        row = f"| {kind} -P {per} | " + " | ".join(f"{c:,.0f}" for c in counts)
+    for kind, per, conns in CASES:
+        # About as many requests in every row (one connection: ten times the rounds).
+        rounds = max(1, ns.rounds // 4) if per > 1 else ns.rounds * (10 if conns == 1 else 1)
+        counts = [per_request(src, kind, per, rounds, ns.consistency, conns) for _, src in trees]
+        label = f"{kind} -P {per}" + (f" -c {conns}" if conns != 50 else "")
+        row = f"| {label} | " + " | ".join(f"{c:,.0f}" for c in counts)
         if ns.against:
             row += f" | {counts[1] / counts[0]:.3f}"
         print(row + " |", flush=True)
