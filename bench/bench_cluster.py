@@ -620,8 +620,8 @@ def main_table(
         " for that ratio, issue 6's where 21 sets none (SET -c 1: round trip within 3x)."
         " fsyncs/write: fsyncs during the SET run / SETs, on the leader (the busiest"
         " follower). writes/entry: commands applied during a write run / log entries the"
-        " leader proposed in it (the batch size). CPU: user + system time of the server processes during the run"
-        " (/proc) per request, medians over rounds:"
+        " leader proposed in it (the batch size). CPU: user + system time of the server"
+        " processes during the run (/proc) per request, medians over rounds:"
         " the node benchmarked (each other node, busiest first), redis-server."
     )
     if flagged:

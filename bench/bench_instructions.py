@@ -12,12 +12,11 @@ extension), and both are measured in this one invocation.
 
 For each request (GET and SET of a 16-byte key, one request per read or
 16) a one-node clone in this process is fed the bytes redis-benchmark sends
-over 50 in-memory connections (one, in the last row, where every write is a
-log entry of its own: what an entry costs beyond its writes), as
-``bench_request_path.py`` does, under
-``valgrind --tool=callgrind``: once for ``--rounds`` rounds and once for
-none, and the difference divided by the requests is what one request costs
-(start-up cancels out).  The node's clock ticks once a minute here, so the
+over 50 in-memory connections, as ``bench_request_path.py`` does (over one
+in the last row, where every write is a log entry of its own: what an entry
+costs beyond its writes), under ``valgrind --tool=callgrind``: once for
+``--rounds`` rounds and once for none, and the difference divided by the
+requests is what one request costs (start-up cancels out).  The node's clock ticks once a minute here, so the
 figures hold the request path only: parsing, the session, the batch, the
 log, the apply and the reply, with no heartbeat and no fsync.
 """
@@ -130,7 +129,12 @@ def per_request(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--against", type=Path, help="another redraft checkout to compare with")
-    ap.add_argument("--rounds", type=int, default=40, help="rounds of 50 requests (or 50 x 16)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=40,
+        help="rounds of 50 requests (or 50 x 16; the -c 1 row: ten times as many of one)",
+    )
     ap.add_argument(
         "--consistency",
         choices=("low", "medium", "high"),
