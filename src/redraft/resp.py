@@ -44,6 +44,7 @@ from itertools import chain
 from typing import Any, Final, cast
 
 import hiredis
+from mypy_extensions import mypyc_attr
 
 from redraft.errors import error_text
 from redraft.machine import NULL_ARRAY, OK, Double, Pairs, Status, Verbatim
@@ -107,6 +108,7 @@ class ProtocolError(Exception):
         self.commands: list[list[bytes]] = list(commands)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a machine may raise or return a subclass
 class ErrorReply:
     """An error reply whose text is final, e.g. ``ErrorReply("TRY 127.0.0.1:7482")``.
 
@@ -480,7 +482,7 @@ class RequestParser:
             n += self._bulk_have
         return n
 
-    def parse(self, data: bytes, lookup: Lookup | None = None) -> list[list[bytes]]:
+    def parse(self, chunk: bytes | bytearray, lookup: Lookup | None = None) -> list[list[bytes]]:
         """Consume ``data``; return every command it completed, in order.
 
         Raises :class:`ProtocolError` (carrying the commands completed before
@@ -499,10 +501,9 @@ class RequestParser:
         if self._error is not None:
             raise ProtocolError(self._error)
         out: list[list[bytes]] = []
-        if not data:
+        if not chunk:
             return out
-        if type(data) is not bytes:
-            data = bytes(data)
+        data = chunk if type(chunk) is bytes else bytes(chunk)
         pos = 0
         if self._left == 0 and self._line is None and self._bulk_parts is None:
             if _cresp is not None:
@@ -1011,9 +1012,13 @@ def _encode_shaped(buf: bytearray, value: Double | Pairs | Verbatim, cmd_name: s
         buf += text
         buf += CRLF
         return
-    pairs = value.pairs
+    pairs: list[Any] = value.pairs  # items checked below, not assumed pairs
     buf += _header(b"*", _ARRAY_HEADERS, 2 * len(pairs))
-    for first, second in pairs:
+    for pair in pairs:
+        if len(pair) != 2:
+            # Checked, not unpacked: the compiled build would raise a TypeError.
+            raise ValueError(f"Pairs holds {len(pair)} items where a pair belongs")
+        first, second = pair
         if type(first) is bytes and len(first) < _INLINE_BULK:
             buf += b"$%d\r\n%b\r\n" % (len(first), first)
         else:
