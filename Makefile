@@ -21,7 +21,14 @@ $(STAMP): pyproject.toml setup.py src/redraft/_cresp.c src/redraft/examples/clon
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	scripts/install-js-deps
 
-cluster: setup
+# The compiled twin of the hot modules, what a regular install runs: rebuilt
+# when a source changed; without a C compiler the cluster runs the pure ones.
+COMPILED_STAMP := build/compiled/.built
+$(COMPILED_STAMP): $(STAMP) setup.py scripts/build_compiled.py $(shell find src/redraft -name '*.py')
+	$(PY) scripts/build_compiled.py --out build/compiled && touch $@ \
+		|| echo "could not compile the hot modules: the cluster runs the pure ones"
+
+cluster: setup $(COMPILED_STAMP)
 	$(PY) scripts/cluster.py
 
 test: setup lint typecheck

@@ -18,6 +18,11 @@ SET on the leader and the followers.
     .venv/bin/python bench/bench_cluster.py --matrix        # durability x backend, SET only
     .venv/bin/python bench/bench_cluster.py --tests set --clients 10,50,200  # batch size by load
     .venv/bin/python bench/bench_cluster.py --quick         # smoke run, well under a minute
+    .venv/bin/python bench/bench_cluster.py --against src   # compiled (the default) against pure
+
+The nodes run the hot modules compiled with mypyc, as a regular install
+does (built into the run's directory first, about a minute); ``--pure``
+runs this checkout's modules as an editable install does.
 
 Every process it starts is stopped by pid at the end, on error and on
 Ctrl-C; every subprocess has a timeout, and ``--max-minutes`` bounds the
@@ -796,7 +801,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="SRC",
         help="also run a cluster of another tree (its src directory, extensions built) in the"
-        " same rounds, with its own columns: an A/B of two versions in one invocation",
+        " same rounds, with its own columns: an A/B of two versions in one invocation. Its"
+        " modules run as they are: give this tree's own src for compiled against pure, or a"
+        " twin from scripts/build_compiled.py for compiled against compiled",
     )
     ap.add_argument(
         "--tests",
@@ -821,10 +828,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-minutes", type=float, default=30, help="bound on the whole run")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
-    ap.add_argument(
+    build = ap.add_mutually_exclusive_group()
+    build.add_argument(
+        "--pure",
+        action="store_true",
+        help="run the nodes on this checkout's modules as they are (what an editable install"
+        " runs), not compiled with mypyc as a regular install does",
+    )
+    build.add_argument(
         "--compiled",
         action="store_true",
-        help="run the nodes on the mypyc-compiled hot modules (built first, ~1 min)",
+        help="the default: the mypyc-compiled hot modules of a regular install, built first"
+        " (~1 min) into the run's directory",
     )
     ns = ap.parse_args(argv)
     try:
@@ -893,14 +908,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = Budget(ns.max_minutes)
     started = time.monotonic()
     with workspace(ns.keep) as base:
-        if ns.compiled:
+        meta["compiled"] = not ns.pure
+        if not ns.pure:
             sys.path.insert(0, str(ROOT / "scripts"))
             from build_compiled import build  # type: ignore[import-not-found]
 
             # Children inherit it: every redraft node imports the compiled twin.
             os.environ["PYTHONPATH"] = str(build(base / "compiled"))
-            meta["compiled"] = True
-            print("# nodes run the mypyc-compiled modules", flush=True)
+            print("# nodes run the mypyc-compiled modules, as a regular install does", flush=True)
+        else:
+            print("# nodes run this checkout's modules, not compiled (--pure)", flush=True)
         procs = Processes(base)
         try:
             tables = (matrix_run if ns.matrix else standard_run)(ns, procs, base, budget)
@@ -920,7 +937,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = {k: v for k, v in vars(ns).items() if k != "json"}
         ns.json.parent.mkdir(parents=True, exist_ok=True)
         ns.json.write_text(
-            json.dumps({"meta": meta, "settings": settings, "tables": tables}, indent=2)
+            json.dumps(
+                {"meta": meta, "settings": settings, "tables": tables}, indent=2, default=str
+            )
         )
     return 0
 

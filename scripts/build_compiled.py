@@ -1,10 +1,10 @@
 """Compile redraft's hot modules with mypyc into a separate directory.
 
-The pure-Python package stays what is installed and tested; this builds a
-compiled twin under ``build/compiled`` (or ``--out``).  Put that directory
-first on ``PYTHONPATH`` to run nodes on the compiled modules, as
-``bench/bench_cluster.py --compiled`` does.  For a production install,
-``REDRAFT_COMPILE=1 pip install .`` compiles the same modules (see setup.py).
+An editable install (the checkout's venv) runs the pure modules; this
+builds a compiled twin under ``build/compiled`` (or ``--out``), the modules
+a regular install compiles (see setup.py).  Put its ``src`` first on
+``PYTHONPATH`` to run nodes on them, as ``bench/bench_cluster.py`` (unless
+``--pure``), ``make cluster`` and ``tests/test_compiled.py`` do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from setup import HOT_MODULES, missing_hot_modules  # noqa: E402
+from setup import C_EXTENSIONS, HOT_MODULES, MYPYC_OPTIONS, missing_hot_modules  # noqa: E402
 
 
 def build(out: Path) -> Path:
@@ -29,12 +29,15 @@ def build(out: Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    # The C fast path of the RESP codec is no mypyc module: take the one
-    # the install built (without it the twin would run the Python codec).
-    for ext in (ROOT / "src" / "redraft").glob("_cresp*.so"):
-        shutil.copy(ext, src / "redraft" / ext.name)
+    # The C extensions (the RESP codec's fast path, the clone's sorted-set
+    # order) are no mypyc modules: take the ones the install built (without
+    # them the twin would run their pure-Python stand-ins).
+    for ext in C_EXTENSIONS:
+        stem = Path(*ext.name.split("."))
+        for built in (ROOT / "src" / stem.parent).glob(f"{stem.name}.*.so"):
+            shutil.copy(built, src / stem.parent / built.name)
     shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
-    cmd = [sys.executable, "-m", "mypyc", "--config-file", "pyproject.toml", *HOT_MODULES]
+    cmd = [sys.executable, "-m", "mypyc", *MYPYC_OPTIONS, *HOT_MODULES]
     subprocess.run(cmd, cwd=out, check=True, stdout=subprocess.DEVNULL)
     return src
 

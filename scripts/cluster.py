@@ -2,12 +2,16 @@
 
 Nodes listen on 127.0.0.1:7481-7483 with their data under .cluster/; the
 first founds the cluster and the others join it.  Runs until Ctrl-C (or for
---duration seconds), then stops the nodes it started.
+--duration seconds), then stops the nodes it started.  They run the
+mypyc-compiled hot modules a regular install runs when ``make cluster``
+has built them (build/compiled) from the sources as they are now, and the
+checkout's pure modules otherwise (or with --pure).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -16,6 +20,9 @@ from pathlib import Path
 from redraft.testing import CommandError, LocalCluster, NodeExited, stop_all, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+COMPILED = ROOT / "build" / "compiled"
+BUILT = COMPILED / ".built"
+"""Written by ``make cluster`` once the twin is built."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,8 +32,20 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--dir", default=str(ROOT / ".cluster"))
     ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     ap.add_argument("--fresh", action="store_true", help="wipe the data dirs first")
+    ap.add_argument("--pure", action="store_true", help="run the checkout's modules as they are")
     ap.add_argument("extra", nargs="*", help="flags passed to every node (after --)")
     return ap.parse_args()
+
+
+def compiled_twin() -> Path | None:
+    """The compiled twin's import root if it was built from the sources as they are now."""
+    if not BUILT.is_file():
+        return None
+    built = BUILT.stat().st_mtime
+    sources = (ROOT / "src" / "redraft").rglob("*.py")
+    if any(p.stat().st_mtime > built for p in sources):
+        return None  # a source changed since: the twin would run old code
+    return COMPILED / "src"
 
 
 def members(cluster: LocalCluster) -> int:
@@ -97,7 +116,14 @@ def main() -> int:
 
         shutil.rmtree(base)
     ports = [ns.base_port + i for i in range(ns.nodes)]
-    cluster = LocalCluster(base, ns.nodes, ns.extra, ports=ports, cwd=ROOT)
+    twin = None if ns.pure else compiled_twin()
+    env = None if twin is None else dict(os.environ, PYTHONPATH=str(twin))
+    cluster = LocalCluster(base, ns.nodes, ns.extra, ports=ports, cwd=ROOT, env=env)
+    print(
+        "nodes run the mypyc-compiled modules (build/compiled)"
+        if twin
+        else "nodes run the checkout's pure modules (make cluster builds the compiled ones)"
+    )
     if not start(cluster):
         stop_all(cluster.nodes)
         return 1

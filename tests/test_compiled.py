@@ -1,7 +1,9 @@
 """The mypyc-compiled build of the hot modules behaves like the pure one.
 
-Benchmarks and production installs (REDRAFT_COMPILE=1) run the compiled
-modules, so a cluster of them must pass the basic end-to-end checks too.
+A regular install (and the benchmarks) run the compiled modules, while the
+rest of the suite runs the pure ones of the checkout: so the in-process
+suites of the compiled modules run again on the twin here, and a cluster of
+it must pass the basic end-to-end checks too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,57 @@ pytestmark = [
     pytest.mark.timeout(600),
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler"),
 ]
+
+
+# The suites that drive the compiled modules in this process (the consensus
+# core and the simulator, the RESP codec, the session, the log writer).
+# Left out: the tests that hand a compiled class a stand-in of their own
+# (test_raft_driver's FakeCore, test_peer_link's FakeProto: compiled code
+# checks the types its signatures name) and the simulator's mutations, which
+# patch the core's methods (compiled callers do not look them up again).
+TWIN_SUITES = [
+    "tests/test_raft_log.py",
+    "tests/test_quorum.py",
+    "tests/test_core_readd.py",
+    "tests/test_resp.py",
+    "tests/test_session.py",
+    "tests/test_roundwait.py",
+    "tests/test_persist_inline.py",
+    "tests/test_spinning.py",
+    "tests/test_sim.py",
+]
+TWIN_DESELECT = "not catches_mutation and not catches_commit_by_counting"
+
+
+def _setup_module() -> Any:
+    sys.path.insert(0, str(ROOT))
+    try:
+        import setup
+    finally:
+        sys.path.pop(0)
+    return setup
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "compiled"),
+    [
+        (["setup.py", "egg_info"], {"REDRAFT_COMPILE": "1"}, False),  # metadata only
+        (["setup.py", "dist_info"], {}, False),
+        (["setup.py", "editable_wheel"], {}, False),  # a checkout being worked on
+        (["setup.py", "editable_wheel"], {"REDRAFT_COMPILE": "1"}, True),
+        (["setup.py", "bdist_wheel"], {"REDRAFT_COMPILE": "0"}, False),
+        (["setup.py", "bdist_wheel"], {"REDRAFT_COMPILE": "1"}, True),
+        (["setup.py", "bdist_wheel"], {}, True),  # a regular install, where it can
+    ],
+)
+def test_a_regular_install_compiles_and_a_checkout_stays_pure(
+    argv: list[str], env: dict[str, str], compiled: bool
+) -> None:
+    assert _setup_module().compile_wanted(env, argv) is compiled
+
+
+def test_every_hot_module_exists() -> None:
+    assert _setup_module().missing_hot_modules(str(ROOT)) == []
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +130,22 @@ def test_a_compiled_cluster_serves_replicates_and_fails_over(
         with new.client() as c:
             assert c.get("k999") == b"999"
             assert c.incr("counter") == 1
+
+
+def test_the_in_process_suites_pass_on_the_compiled_modules(compiled_src: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(compiled_src))
+    probe = "import redraft.session as s, redraft.raft.leader as l; print(s.__file__, l.__file__)"
+    files = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    ).stdout.split()
+    assert files and all(f.endswith(".so") for f in files), files
+    pytest_args = ["-q", "-x", "-p", "no:cacheprovider", "-k", TWIN_DESELECT, *TWIN_SUITES]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *pytest_args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=480,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
