@@ -36,7 +36,8 @@ def build(out: Path) -> Path:
         stem = Path(*ext.name.split("."))
         for built in (ROOT / "src" / stem.parent).glob(f"{stem.name}.*.so"):
             shutil.copy(built, src / stem.parent / built.name)
-    shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
+    for name in ("pyproject.toml", "README.md"):  # mypy's settings; the readme it names
+        shutil.copy(ROOT / name, out / name)
     cmd = [sys.executable, "-m", "mypyc", *MYPYC_OPTIONS, *HOT_MODULES]
     subprocess.run(cmd, cwd=out, check=True, stdout=subprocess.DEVNULL)
     return src

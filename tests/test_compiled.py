@@ -74,6 +74,21 @@ def test_a_regular_install_compiles_and_a_checkout_stays_pure(
     assert _setup_module().compile_wanted(env, argv) is compiled
 
 
+def test_a_source_mypyc_refuses_installs_pure_unless_compiling_was_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mypyc.build
+
+    def refuse(args: list[str]) -> list[Any]:
+        raise SystemExit(1)  # what mypycify does on a type error
+
+    monkeypatch.setattr(mypyc.build, "mypycify", refuse)
+    setup = _setup_module()
+    assert setup.compiled_modules(forced=False) == []
+    with pytest.raises(SystemExit):
+        setup.compiled_modules(forced=True)
+
+
 def test_every_hot_module_exists() -> None:
     assert _setup_module().missing_hot_modules(str(ROOT)) == []
 
