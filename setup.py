@@ -6,13 +6,13 @@ succeeds and redraft runs on the pure-Python codec (``redraft.resp.SPEEDUPS``
 tells which).  A regular install (``pip install .``, a wheel) also compiles
 the modules of the request path (``HOT_MODULES``) with mypyc when a C
 compiler and the Python headers are there: the same source, with a quarter
-less of a leader's interpreter time per write (BENCHMARKS.md).  An editable install (a
-checkout being worked on) stays pure, so that edits take effect and the
-tests run what they read.  If mypyc refuses the source, the install goes on
-pure with a warning.  ``REDRAFT_COMPILE=1`` compiles whatever the install,
-and fails if it cannot (an editable one builds the modules in place, where
-they shadow the sources until removed); ``REDRAFT_COMPILE=0`` never does.  Everything else
-about the package is in pyproject.toml.
+less of a leader's interpreter time per write (BENCHMARKS.md).  An editable
+install (a checkout being worked on) stays pure, so that edits take effect
+and the tests run what they read.  If mypyc refuses the source, the install
+goes on pure with a warning.  ``REDRAFT_COMPILE=1`` compiles whatever the
+install, and fails if it cannot (an editable one builds the modules in
+place, where they shadow the sources until removed); ``REDRAFT_COMPILE=0``
+never does.  Everything else about the package is in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -88,6 +88,9 @@ C_EXTENSIONS = [CRESP, ZORDER]
 """The hand-written C extensions (mypyc's modules come on top of them)."""
 
 
+CHOICE = "REDRAFT_COMPILE"
+"""The environment variable that forces the choice: 1 compiles, 0 does not."""
+
 _BUILDS = {"bdist_wheel", "editable_wheel", "build", "build_ext", "install", "develop"}
 """The setup.py commands that build extension modules."""
 
@@ -96,7 +99,7 @@ def compile_wanted(env: dict[str, str], argv: list[str]) -> bool:
     """Whether this build compiles ``HOT_MODULES`` with mypyc (see the module's docstring)."""
     if not _BUILDS.intersection(argv):
         return False  # metadata only (egg_info, dist_info, sdist): nothing is compiled
-    choice = env.get("REDRAFT_COMPILE", "")
+    choice = env.get(CHOICE, "")
     if choice in ("0", "1"):
         return choice == "1"
     if "editable_wheel" in argv or "develop" in argv:
@@ -134,5 +137,5 @@ def compiled_modules(forced: bool) -> list[Extension]:
 if __name__ == "__main__":
     ext_modules = list(C_EXTENSIONS)
     if compile_wanted(dict(os.environ), sys.argv):
-        ext_modules += compiled_modules(os.environ.get("REDRAFT_COMPILE") == "1")
+        ext_modules += compiled_modules(forced=os.environ.get(CHOICE) == "1")
     setup(ext_modules=ext_modules)

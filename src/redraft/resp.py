@@ -483,7 +483,7 @@ class RequestParser:
         return n
 
     def parse(self, chunk: bytes | bytearray, lookup: Lookup | None = None) -> list[list[bytes]]:
-        """Consume ``data``; return every command it completed, in order.
+        """Consume ``chunk``; return every command it completed, in order.
 
         Raises :class:`ProtocolError` (carrying the commands completed before
         the offending bytes) when the stream is malformed.  With a
