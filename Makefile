@@ -10,7 +10,7 @@ JS_STAMP := tests/js/node_modules/.installed
 
 setup: $(STAMP) $(JS_STAMP)
 
-$(STAMP): pyproject.toml setup.py src/redraft/_cresp.c src/redraft/examples/clone/_zorder.c
+$(STAMP): pyproject.toml setup.py src/redraft/_cresp.c src/redraft/_cbatch.c src/redraft/examples/clone/_zorder.c
 	scripts/install-system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -26,9 +26,10 @@ from setuptools import Extension, setup
 
 # Every module a replicated write or a read passes through on a running node:
 # the consensus core (raft/ but its plain data types), the RESP codec, the
-# session and its reply slots, the server, the group and its parts, the peer
-# links and their codec, the log writer, the clock and the busy polling.
-# machine.py stays interpreted: users subclass its classes.  The log stores
+# session and its reply slots, the command table, the server, the group and
+# its parts, the peer links and their codec, the log writer, the clock and the
+# busy polling.  Their module-level constants are ``Final``: compiled, such a
+# name is a C static, not a dict lookup per use.  machine.py stays interpreted: users subclass its classes.  The log stores
 # stay interpreted too (mypyc cannot build fastlog's store on its interpreted
 # base class; the log write is a few percent of a write's time).
 HOT_MODULES = [
@@ -50,6 +51,7 @@ HOT_MODULES = [
     "src/redraft/server.py",
     "src/redraft/group.py",
     "src/redraft/proposals.py",
+    "src/redraft/registry.py",
     "src/redraft/applying.py",
     "src/redraft/reads.py",
     "src/redraft/persist.py",
@@ -71,6 +73,10 @@ def missing_hot_modules(root: str = ".") -> list[str]:
 CRESP = Extension(
     "redraft._cresp", ["src/redraft/_cresp.c"], optional=True, extra_compile_args=["-O2"]
 )
+# optional: without it msgpack itself packs every log entry's batch.
+CBATCH = Extension(
+    "redraft._cbatch", ["src/redraft/_cbatch.c"], optional=True, extra_compile_args=["-O2"]
+)
 # optional: without it the clone's sorted sets keep their order in Python (zset.PyOrder).
 ZORDER = Extension(
     "redraft.examples.clone._zorder",
@@ -84,7 +90,7 @@ ZORDER = Extension(
 # checks them all, strictly).
 MYPYC_OPTIONS = ["--config-file", "pyproject.toml", "--follow-imports", "silent"]
 
-C_EXTENSIONS = [CRESP, ZORDER]
+C_EXTENSIONS = [CRESP, CBATCH, ZORDER]
 """The hand-written C extensions (mypyc's modules come on top of them)."""
 
 

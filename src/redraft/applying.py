@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from redraft.dedup import (
     DEFAULT_TTL_MS,
@@ -43,7 +43,7 @@ from redraft.waiting import WOKEN_COMMAND, Waiters, unwrap_woken
 
 log = logging.getLogger("redraft")
 
-_NORMAL = EntryKind.NORMAL
+_NORMAL: Final = EntryKind.NORMAL
 
 
 class ApplyingApplier(Applier):
@@ -313,8 +313,10 @@ class Applying:
         return OK
 
 
-_NOT_IN_TX = frozenset((SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND, WOKEN_COMMAND))
-_NOT_WOKEN = _NOT_IN_TX - {SEQ_COMMAND}
+_NOT_IN_TX: Final = frozenset(
+    (SEQ_COMMAND, SESSION_COMMAND, TICK_COMMAND, EXEC_COMMAND, WOKEN_COMMAND)
+)
+_NOT_WOKEN: Final = _NOT_IN_TX - {SEQ_COMMAND}
 """What a woken request cannot be: only a client's command parks, bare or in ``RAFTSEQ``."""
 
 

@@ -25,7 +25,8 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from time import monotonic
+from typing import Any, Final
 
 from redraft.applying import Applying
 from redraft.dedup import ClientSessions
@@ -64,9 +65,9 @@ from redraft.waiting import Waiters
 
 log = logging.getLogger("redraft")
 
-_LEADER = Role.LEADER
-_SNAP = MsgType.SNAP
-_HEARTBEAT_RESP = MsgType.HEARTBEAT_RESP
+_LEADER: Final = Role.LEADER
+_SNAP: Final = MsgType.SNAP
+_HEARTBEAT_RESP: Final = MsgType.HEARTBEAT_RESP
 
 Done = Callable[[BaseException | None], None]
 
@@ -221,7 +222,7 @@ class RaftGroup:
         self.spinner.start(self.loop)
         self.writer.start()
         self.ticker.start()
-        self._housekeeping_at = time.monotonic() + 1.0
+        self._housekeeping_at = monotonic() + 1.0
         if not self.joining and self.core.membership.voters == {self.id}:
             self.core.campaign()  # alone: no one to wait for
         self.process()
@@ -274,7 +275,7 @@ class RaftGroup:
         proposer = self.proposer
         if (proposer.batch or proposer.tick) and self.core.role == _LEADER:
             proposer.flush()  # a batch held back by a leadership transfer
-        now = time.monotonic()
+        now = monotonic()
         if now >= self._housekeeping_at:
             self._housekeeping_at = now + 1.0
             self.proposer.expire(now)

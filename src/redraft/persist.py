@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from redraft.options import Level
 from redraft.raft.types import Ready, SnapChunk, SnapshotMeta
@@ -42,17 +42,20 @@ log = logging.getLogger("redraft.persist")
 
 Task = Callable[[], Any]
 
-INLINE_FSYNC_MAX = 0.002
+_HIGH: Final = Level.HIGH
+_MEDIUM: Final = Level.MEDIUM
+
+INLINE_FSYNC_MAX: Final = 0.002
 """Seconds an fsync may take on average for a leader to make it on its loop.
 
 A loop blocked for that long delays nothing that matters (a heartbeat is due
 every 50 ms); an average over it means a slow or busy disk, on which one
 fsync could stall the loop past an election timeout."""
-_AVERAGE_WEIGHT = 0.2
+_AVERAGE_WEIGHT: Final = 0.2
 """Weight of the newest fsync in the moving average of their durations."""
 
-RETRY_FIRST = 0.05
-RETRY_MAX = 1.0
+RETRY_FIRST: Final = 0.05
+RETRY_MAX: Final = 1.0
 """Seconds between attempts to write on a full disk: doubling from the first to the most."""
 
 
@@ -79,7 +82,7 @@ class LogWriter:
         self.store = store
         self.snapshots = snapshots
         self.durability = durability
-        self.threaded = durability == Level.HIGH
+        self.threaded = durability == _HIGH
         self._on_durable = on_durable
         self._on_fatal = on_fatal
         self._on_full = on_full
@@ -117,7 +120,7 @@ class LogWriter:
         return self.store.fsyncs
 
     def start(self) -> None:
-        if self.durability == Level.MEDIUM:
+        if self.durability == _MEDIUM:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_every_second())
 
     @property
@@ -141,7 +144,7 @@ class LogWriter:
             return False  # never durable: the node is stopping
         if self.idle and (not self.threaded or (inline and rd.entries)):
             try:
-                self._write(rd, sync=rd.must_sync or self.durability == Level.HIGH)
+                self._write(rd, sync=rd.must_sync or self.durability == _HIGH)
             except DiskFullError as exc:
                 self._queue.append(rd)  # tried again, from where it stopped
                 self._filled(exc)

@@ -19,10 +19,12 @@ same entry (or alone when there are none), stamped like them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from time import monotonic
+from typing import Any, Final
 
 import msgpack
 
@@ -35,7 +37,7 @@ from redraft.replies import WRITE, Line, Slot, answer, fail
 
 log = logging.getLogger("redraft")
 
-_LEADER = Role.LEADER
+_LEADER: Final = Role.LEADER
 
 Done = Callable[[BaseException | None], None]
 
@@ -62,19 +64,38 @@ class Stamps:
             self.last = stamp
 
 
-TICK_COMMAND = b"rafttick"
+TICK_COMMAND: Final = b"rafttick"
 """The command a leader logs as a machine's tick, ``[b"RAFTTICK"]``: a built-in's name, so
 no machine may declare it and a client that sends it is refused (only the leader logs it)."""
 
 
+def _fast_packer() -> Callable[[int, list[list[bytes]]], bytes | None] | None:
+    """The C batch packer, or None (built without a C compiler, or REDRAFT_PURE_PYTHON set)."""
+    if os.environ.get("REDRAFT_PURE_PYTHON"):
+        return None
+    try:
+        from redraft._cbatch import pack_batch
+    except ImportError:
+        return None
+    return pack_batch
+
+
 def encode_batch(stamp_ns: int, cmds: list[list[bytes]]) -> bytes:
     """A NORMAL entry's data: ``[stamp_ns, [args, args, ...]]`` in msgpack."""
+    if _pack_batch is not None:
+        fast = _pack_batch(stamp_ns, cmds)
+        if fast is not None:
+            return fast
     data: bytes = _pack((stamp_ns, cmds))
     return data
 
 
 # Shared rather than one Packer (and buffer) per call, as in transport.codec.
-_pack = msgpack.Packer(use_bin_type=True).pack
+_pack: Final = msgpack.Packer(use_bin_type=True).pack
+
+# The same bytes for a batch of lists of bytes, without msgpack's dispatch on
+# the type of every argument (about 7 % of a leader's instructions per write).
+_pack_batch: Final[Callable[[int, list[list[bytes]]], bytes | None] | None] = _fast_packer()
 
 
 def decode_batch(data: bytes) -> tuple[int, list[list[bytes]]]:
@@ -216,7 +237,7 @@ class Proposer:
         self.waiters = []
         self._exact = True
         self.tick = False
-        deadline = time.monotonic() + self.options.write_timeout
+        deadline = monotonic() + self.options.write_timeout
         term = core.term
         last = len(parts) - 1
         for k, (part, group) in enumerate(parts):
@@ -282,7 +303,7 @@ class Proposer:
             raise self.refused
         index = core.change_membership(change, node)
         self.pending[index] = Proposal(
-            core.term, time.monotonic() + self.options.write_timeout, None, on_done
+            core.term, monotonic() + self.options.write_timeout, None, on_done
         )
         self._wake()
 

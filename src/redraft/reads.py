@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Callable
-from typing import Any
+from time import monotonic
+from typing import Any, Final
 
 from redraft.errors import Redirect
 from redraft.machine import Respond
@@ -23,9 +23,9 @@ from redraft.raft.types import ReadState, Role
 from redraft.replies import READ, Line, Slot, answer, fail
 from redraft.ticker import Ticker
 
-_LEADER = Role.LEADER
-_LOW = Level.LOW
-_MEDIUM = Level.MEDIUM
+_LEADER: Final = Role.LEADER
+_LOW: Final = Level.LOW
+_MEDIUM: Final = Level.MEDIUM
 
 
 class ReadGate:
@@ -58,7 +58,7 @@ class ReadGate:
         if level == _LOW:
             return True
         if level == _MEDIUM and self.core.role == _LEADER:
-            now = time.monotonic()
+            now = monotonic()
             return now < self._lease_until or now < self._refresh_lease()
         return False
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from redraft.machine import KeyRead, Machine, Read, Write
 
@@ -26,10 +26,10 @@ class RouteKind(IntEnum):
     MACHINE = 3
 
 
-BUILTIN = RouteKind.BUILTIN
-READ = RouteKind.READ
-WRITE = RouteKind.WRITE
-MACHINE = RouteKind.MACHINE
+BUILTIN: Final = RouteKind.BUILTIN
+READ: Final = RouteKind.READ
+WRITE: Final = RouteKind.WRITE
+MACHINE: Final = RouteKind.MACHINE
 
 
 class Route:
@@ -40,12 +40,16 @@ class Route:
     there are.
     """
 
-    __slots__ = ("fn", "key", "kind", "name")
+    __slots__ = ("check", "fn", "key", "kind", "name")
 
     def __init__(self, kind: RouteKind, fn: Any, key: bytes, name: str) -> None:
         self.kind = kind
         self.fn = fn
         """The built-in handler, the :data:`~redraft.machine.Read`, the :class:`~redraft.machine.Write`, or None."""
+        self.check: Callable[[list[bytes]], object] | None = (
+            fn.check if isinstance(fn, Write) else None
+        )
+        """The write's ``check``, if any: read once per write on the hot path."""
         self.key = key
         """The name in lower case."""
         self.name = name
@@ -55,9 +59,9 @@ class Route:
         return f"Route({self.kind.name}, {self.name!r})"
 
 
-_CACHE = 4096
+_CACHE: Final = 4096
 """How many spellings of command names the registry remembers the route of."""
-_NAME_MAX = 32
+_NAME_MAX: Final = 32
 """Longer names are routed every time rather than remembered."""
 
 

@@ -332,7 +332,7 @@ def _unescape(m: re.Match[bytes]) -> bytes:
     return _ESCAPES.get(s[0], s)
 
 
-_ABSENT = object()
+_ABSENT: Final = object()
 
 
 def _run_end_py(
@@ -870,7 +870,7 @@ _ARRAY_HEADERS: Final = [b"*%d\r\n" % i for i in range(_SMALL)]
 # Below this size a bulk is formatted in one piece; above it the payload is
 # appended as is, to avoid an extra copy.
 _INLINE_BULK: Final = 512
-_STATUS_CACHE: dict[str, bytes] = {OK.text: OK_REPLY}
+_STATUS_CACHE: Final[dict[str, bytes]] = {OK.text: OK_REPLY}
 _STATUS_CACHE_MAX: Final = 256
 
 

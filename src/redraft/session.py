@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from redraft.errors import NOT_APPLIED, Redirect
 from redraft.machine import Applier, Command, Conn, Machine, Mutate, Read, Respond, Write
@@ -121,14 +121,14 @@ class Ending(IntEnum):
     """Drop the connection without sending anything more."""
 
 
-_NO_END = Ending.NO
+_NO_END: Final = Ending.NO
 
 
 class NoReply:
     """Returned by a command that must not be answered (peer traffic)."""
 
 
-NO_REPLY = NoReply()
+NO_REPLY: Final = NoReply()
 
 
 @dataclass
@@ -417,7 +417,7 @@ class ReplyLine:
         next) in one call instead of five: the leader's interpreter time
         per write is what bounds its writes per second.
         """
-        check = route.fn.check
+        check = route.check
         if check is not None:
             try:
                 check(args)
@@ -977,8 +977,8 @@ def _nothing() -> int:
     return 0
 
 
-FORWARD_FAILED = "ERR proxy: the request could not be sent to the leader"
-RELAY_LOST = (
+FORWARD_FAILED: Final = "ERR proxy: the request could not be sent to the leader"
+RELAY_LOST: Final = (
     b"-TIMEOUT proxy: the link to the leader was lost before the reply came; "
     b"the command may have been applied\r\n"
 )

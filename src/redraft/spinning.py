@@ -25,22 +25,23 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from typing import Final
 
-PRESSURE_LIMIT = 0.3
+PRESSURE_LIMIT: Final = 0.3
 """Spin only while tasks waited for a CPU less than this share of the time (PSI "some")."""
 
-SAMPLE_EVERY = 0.1
+SAMPLE_EVERY: Final = 0.1
 """Seconds between two readings of the pressure (at most; only while logging)."""
 
-CLEAR_SHARE = 0.7
+CLEAR_SHARE: Final = 0.7
 """A reading under this share of the limit, taken while spinning, shortens the next quiet."""
 
-QUIET_FIRST = 0.5
-QUIET_MAX = 8.0
+QUIET_FIRST: Final = 0.5
+QUIET_MAX: Final = 8.0
 """Seconds without spinning after spinning was seen to press the CPU: the first time, and
 at most (the quiet doubles each time in a row)."""
 
-_PSI_PATH = "/proc/pressure/cpu"
+_PSI_PATH: Final = "/proc/pressure/cpu"
 
 
 class CpuPressure:

@@ -11,10 +11,11 @@ be measured in.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
+from time import monotonic
+from typing import Final
 
-_MAX_BACKLOG = 1000
+_MAX_BACKLOG: Final = 1000
 """Ticks a very long stall may leave to catch up; beyond that they are skipped."""
 
 
@@ -24,7 +25,7 @@ class Ticker:
     def __init__(self, tick_ms: int, on_tick: Callable[[], None]) -> None:
         self.interval = tick_ms / 1000.0
         self._on_tick = on_tick
-        self.base = time.monotonic()
+        self.base = monotonic()
         self.done = 0
         """Ticks fired so far."""
         self._timer: asyncio.TimerHandle | None = None
@@ -32,7 +33,7 @@ class Ticker:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.base = time.monotonic()
+        self.base = monotonic()
         self.done = 0
         self._timer = self._loop.call_later(self.interval, self._fire)
 
@@ -44,7 +45,7 @@ class Ticker:
 
     def due(self) -> int:
         """Ticks of real time since the start (the ticks fired may lag it)."""
-        return int((time.monotonic() - self.base) / self.interval)
+        return int((monotonic() - self.base) / self.interval)
 
     def time_of(self, tick: int) -> float:
         """The monotonic time at which ``tick`` begins."""
@@ -62,5 +63,5 @@ class Ticker:
             self._timer = loop.call_later(0, self._fire)
         else:
             nxt = self.time_of(self.done + 1)
-            self._timer = loop.call_at(loop.time() + max(0.0, nxt - time.monotonic()), self._fire)
+            self._timer = loop.call_at(loop.time() + max(0.0, nxt - monotonic()), self._fire)
         self._on_tick()

@@ -46,6 +46,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from redraft.raft.config import RaftConfig
 from redraft.raft.follower import Follower
@@ -74,26 +75,26 @@ from redraft.raft.types import (
     SnapshotMeta,
 )
 
-_APP = MsgType.APP
-_APP_RESP = MsgType.APP_RESP
-_VOTE = MsgType.VOTE
-_VOTE_RESP = MsgType.VOTE_RESP
-_PRE_VOTE = MsgType.PRE_VOTE
-_PRE_VOTE_RESP = MsgType.PRE_VOTE_RESP
-_HEARTBEAT = MsgType.HEARTBEAT
-_HEARTBEAT_RESP = MsgType.HEARTBEAT_RESP
-_SNAP = MsgType.SNAP
-_SNAP_RESP = MsgType.SNAP_RESP
-_TIMEOUT_NOW = MsgType.TIMEOUT_NOW
-_CONFIG = EntryKind.CONFIG
+_APP: Final = MsgType.APP
+_APP_RESP: Final = MsgType.APP_RESP
+_VOTE: Final = MsgType.VOTE
+_VOTE_RESP: Final = MsgType.VOTE_RESP
+_PRE_VOTE: Final = MsgType.PRE_VOTE
+_PRE_VOTE_RESP: Final = MsgType.PRE_VOTE_RESP
+_HEARTBEAT: Final = MsgType.HEARTBEAT
+_HEARTBEAT_RESP: Final = MsgType.HEARTBEAT_RESP
+_SNAP: Final = MsgType.SNAP
+_SNAP_RESP: Final = MsgType.SNAP_RESP
+_TIMEOUT_NOW: Final = MsgType.TIMEOUT_NOW
+_CONFIG: Final = EntryKind.CONFIG
 # Class attribute lookups on enums are slow in Python 3.11: compare with aliases.
-_LEADER = Role.LEADER
-_FOLLOWER = Role.FOLLOWER
-_CANDIDATE = Role.CANDIDATE
-_PRE_CANDIDATE = Role.PRE_CANDIDATE
-_REPLICATE = PeerState.REPLICATE
-_WON = VoteResult.WON
-_LOST = VoteResult.LOST
+_LEADER: Final = Role.LEADER
+_FOLLOWER: Final = Role.FOLLOWER
+_CANDIDATE: Final = Role.CANDIDATE
+_PRE_CANDIDATE: Final = Role.PRE_CANDIDATE
+_REPLICATE: Final = PeerState.REPLICATE
+_WON: Final = VoteResult.WON
+_LOST: Final = VoteResult.LOST
 
 
 @dataclass

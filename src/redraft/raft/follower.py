@@ -10,6 +10,7 @@ something durable, so all of them wait for the Ready's persistence.
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import Final
 
 from redraft.raft.log import RaftLog
 from redraft.raft.outbox import Outbox
@@ -17,10 +18,10 @@ from redraft.raft.snapshot import SnapshotReceiver
 from redraft.raft.tracker import ProgressTracker
 from redraft.raft.types import EntryKind, Membership, Message, MsgType, NodeId
 
-_APP_RESP = MsgType.APP_RESP
-_HEARTBEAT_RESP = MsgType.HEARTBEAT_RESP
-_SNAP_RESP = MsgType.SNAP_RESP
-_CONFIG = EntryKind.CONFIG
+_APP_RESP: Final = MsgType.APP_RESP
+_HEARTBEAT_RESP: Final = MsgType.HEARTBEAT_RESP
+_SNAP_RESP: Final = MsgType.SNAP_RESP
+_CONFIG: Final = EntryKind.CONFIG
 _kind_of = itemgetter(2)  # Entry.kind, at C speed
 
 

@@ -15,6 +15,7 @@ whether a majority is still in touch; the core steps down on either.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from redraft.raft.config import RaftConfig
 from redraft.raft.log import RaftLog
@@ -37,20 +38,20 @@ from redraft.raft.types import (
 )
 
 # Class attribute lookups on enums are slow in Python 3.11: compare with aliases.
-_APP = MsgType.APP
-_APP_RESP = MsgType.APP_RESP
-_HEARTBEAT_RESP = MsgType.HEARTBEAT_RESP
-_SNAP_RESP = MsgType.SNAP_RESP
-_HEARTBEAT = MsgType.HEARTBEAT
-_SNAP = MsgType.SNAP
-_TIMEOUT_NOW = MsgType.TIMEOUT_NOW
-_NORMAL = EntryKind.NORMAL
-_PROBE = PeerState.PROBE
-_REPLICATE = PeerState.REPLICATE
-_SNAPSHOT = PeerState.SNAPSHOT
+_APP: Final = MsgType.APP
+_APP_RESP: Final = MsgType.APP_RESP
+_HEARTBEAT_RESP: Final = MsgType.HEARTBEAT_RESP
+_SNAP_RESP: Final = MsgType.SNAP_RESP
+_HEARTBEAT: Final = MsgType.HEARTBEAT
+_SNAP: Final = MsgType.SNAP
+_TIMEOUT_NOW: Final = MsgType.TIMEOUT_NOW
+_NORMAL: Final = EntryKind.NORMAL
+_PROBE: Final = PeerState.PROBE
+_REPLICATE: Final = PeerState.REPLICATE
+_SNAPSHOT: Final = PeerState.SNAPSHOT
 
-_FOREVER = 1 << 62
-_LIGHT_BACKLOG = 64 << 10
+_FOREVER: Final = 1 << 62
+_LIGHT_BACKLOG: Final = 64 << 10
 """A follower held back under light load gets its entries at once past this many bytes."""
 
 
@@ -494,7 +495,7 @@ class Leader:
                 return
 
 
-LEADER_HANDLERS: dict[int, Callable[[Leader, Message], None]] = {
+LEADER_HANDLERS: Final[dict[int, Callable[[Leader, Message], None]]] = {
     _APP_RESP: Leader.on_append_resp,
     _HEARTBEAT_RESP: Leader.on_heartbeat_resp,
     _SNAP_RESP: Leader.on_snapshot_resp,

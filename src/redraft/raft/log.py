@@ -20,10 +20,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from operator import itemgetter
+from typing import Final
 
 from redraft.raft.types import Entry, SnapshotMeta
 
-ENTRY_OVERHEAD = 24
+ENTRY_OVERHEAD: Final = 24
 """Bytes counted per entry on top of its data when sizing messages."""
 
 _data_of = itemgetter(3)  # Entry.data, at C speed

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from redraft.raft.types import Message, MsgType
 
 # Pre-votes change no state, so they may go before persistence.
-_SEND_AT_ONCE = frozenset({MsgType.PRE_VOTE, MsgType.PRE_VOTE_RESP})
+_SEND_AT_ONCE: Final = frozenset({MsgType.PRE_VOTE, MsgType.PRE_VOTE_RESP})
 
 
 class Outbox:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from redraft.raft.types import SnapChunk, SnapshotMeta
 
@@ -22,9 +22,9 @@ class PeerState(IntEnum):
 
 
 # Class attribute lookups on enums are slow in Python 3.11: compare with aliases.
-_PROBE = PeerState.PROBE
-_REPLICATE = PeerState.REPLICATE
-_SNAPSHOT = PeerState.SNAPSHOT
+_PROBE: Final = PeerState.PROBE
+_REPLICATE: Final = PeerState.REPLICATE
+_SNAPSHOT: Final = PeerState.SNAPSHOT
 
 
 class OutgoingSnapshot:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from enum import IntEnum
+from typing import Final
 
 from redraft.raft.types import NodeId
 
@@ -28,9 +29,9 @@ class VoteResult(IntEnum):
 
 
 # Class attribute lookups on enums are slow in Python 3.11: return aliases.
-_PENDING = VoteResult.PENDING
-_WON = VoteResult.WON
-_LOST = VoteResult.LOST
+_PENDING: Final = VoteResult.PENDING
+_WON: Final = VoteResult.WON
+_LOST: Final = VoteResult.LOST
 
 
 def majority(n: int) -> int:

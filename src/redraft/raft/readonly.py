@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
+from typing import Final
 
 from redraft.raft.types import ReadState
 
-_FAR_PAST = -(1 << 62)
+_FAR_PAST: Final = -(1 << 62)
 
 
 class ReadOnly:

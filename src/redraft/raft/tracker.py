@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Final
 
 from redraft.raft.progress import Progress
 from redraft.raft.quorum import VoteResult, committed_index, majority, vote_result
 from redraft.raft.status import PeerStatus
 from redraft.raft.types import ChangeType, InvalidChange, Membership, NodeId
 
-_WON = VoteResult.WON
+_WON: Final = VoteResult.WON
 
 
 class ProgressTracker:

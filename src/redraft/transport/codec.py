@@ -19,18 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
 from redraft.raft.types import Entry, Membership, Message, MsgType, SnapChunk, SnapshotMeta
 
-_VERSION = 1
-_MAX_TYPE = 11
+_VERSION: Final = 1
+_MAX_TYPE: Final = 11
 
 # What the shared wire slots 8 and 10 carry, by message type (index).
 _NONE, _ROUND, _TRANSFER, _INSTALLED = 0, 1, 2, 3
-_SHARED_SLOTS = tuple(
+_SHARED_SLOTS: Final = tuple(
     {
         MsgType.VOTE: _TRANSFER,
         MsgType.PRE_VOTE: _TRANSFER,
@@ -56,11 +56,11 @@ def encode_messages(msgs: Sequence[Message]) -> bytes:
 SharedEntries = dict[tuple[int, int, int], bytes]
 """Packed entry lists by identity, shared by the batches of one round of sends."""
 
-_SHARE_BYTES = 32 << 10
+_SHARE_BYTES: Final = 32 << 10
 """Entry lists holding at least this much data are packed apart and shared."""
-_FIELDS_TO_MESSAGE = b"\x9e"
+_FIELDS_TO_MESSAGE: Final = b"\x9e"
 """msgpack fixarray(14): the first 12 fields, packed as an array, become a message's head."""
-_NO_SNAPSHOT = b"\xc0"
+_NO_SNAPSHOT: Final = b"\xc0"
 
 
 def encode_message_parts(
@@ -185,7 +185,7 @@ _pack_array_header = _packer.pack_array_header
 
 
 _new_tuple = tuple.__new__
-_MAX_INT = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)
+_MAX_INT: Final = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)
 
 
 def _int(v: Any) -> int:

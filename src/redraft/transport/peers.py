@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from ssl import SSLContext, SSLError
-from typing import cast
+from typing import Final, cast
 
 from redraft.addr import split_hostport
 from redraft.resp import encode_command
@@ -28,7 +28,7 @@ from redraft.transport.forward import Forwarded, Relay
 
 log = logging.getLogger("redraft.transport")
 
-_RAFTMSG_HEAD = b"*2\r\n$7\r\nRAFTMSG\r\n$"
+_RAFTMSG_HEAD: Final = b"*2\r\n$7\r\nRAFTMSG\r\n$"
 
 
 def raftmsg_command(payload: bytes) -> bytes:
@@ -115,8 +115,8 @@ class _LinkProtocol(asyncio.Protocol):
         self.forwarded.lost()
 
 
-_EARLY_MAX = 64
-_EARLY_BYTES = 8 << 20
+_EARLY_MAX: Final = 64
+_EARLY_BYTES: Final = 8 << 20
 """Messages (and bytes) a link keeps while it first connects; beyond them, they are dropped."""
 
 

@@ -1,0 +1,3 @@
+"""Type stubs of the C fast path of :func:`redraft.proposals.encode_batch` (see ``_cbatch.c``)."""
+
+def pack_batch(stamp_ns: int, cmds: list[list[bytes]]) -> bytes | None: ...
