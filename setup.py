@@ -27,11 +27,11 @@ from setuptools import Extension, setup
 # Every module a replicated write or a read passes through on a running node:
 # the consensus core (raft/ but its plain data types), the RESP codec, the
 # session and its reply slots, the command table, the server, the group and
-# its parts, the peer links and their codec, the log writer, the clock and the
-# busy polling.  Their module-level constants are ``Final``: compiled, such a
-# name is a C static, not a dict lookup per use.  machine.py stays interpreted: users subclass its classes.  The log stores
-# stay interpreted too (mypyc cannot build fastlog's store on its interpreted
-# base class; the log write is a few percent of a write's time).
+# its parts, the peer links and their codec, the log writer and the default
+# log store (with the base class every store derives from, which interpreted
+# stores may subclass), the clock and the busy polling.  Their module-level
+# constants are ``Final``: compiled, such a name is a C static, not a dict
+# lookup per use.  machine.py stays interpreted: users subclass its classes.
 HOT_MODULES = [
     "src/redraft/raft/core.py",
     "src/redraft/raft/leader.py",
@@ -55,6 +55,9 @@ HOT_MODULES = [
     "src/redraft/applying.py",
     "src/redraft/reads.py",
     "src/redraft/persist.py",
+    "src/redraft/storage/base.py",
+    "src/redraft/storage/files.py",
+    "src/redraft/storage/fastlog.py",
     "src/redraft/ticker.py",
     "src/redraft/spinning.py",
     "src/redraft/transport/codec.py",

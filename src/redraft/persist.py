@@ -145,9 +145,9 @@ class LogWriter:
         if self.idle and (not self.threaded or (inline and rd.entries)):
             try:
                 self._write(rd, sync=rd.must_sync or self.durability == _HIGH)
-            except DiskFullError as exc:
+            except DiskFullError as full:
                 self._queue.append(rd)  # tried again, from where it stopped
-                self._filled(exc)
+                self._filled(full)
                 return False
             except Exception as exc:
                 self._fail(exc)
@@ -171,9 +171,9 @@ class LogWriter:
         if not self.threaded and self.idle:
             try:
                 task()
-            except DiskFullError as exc:
+            except DiskFullError as full:
                 self._queue.append(task)
-                self._filled(exc)
+                self._filled(full)
             except Exception as exc:
                 self._fail(exc)
             return
@@ -377,9 +377,9 @@ class LogWriter:
             start = time.monotonic()
             try:
                 await loop.run_in_executor(None, self._sync)
-            except DiskFullError as exc:
+            except DiskFullError as full:
                 self._dirty = True  # the next second tries again
-                log.warning("background fsync: %s", exc)
+                log.warning("background fsync: %s", full)
                 continue
             except Exception as exc:
                 self._fail(exc)

@@ -18,7 +18,9 @@ import gc
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final
+
+from mypy_extensions import mypyc_attr
 
 from redraft.raft.types import Entry, HardState
 
@@ -27,7 +29,7 @@ class StorageError(Exception):
     """A storage problem the node cannot work around by itself."""
 
 
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 """The errors that mean "no space": the device is full or the user's quota is used up."""
 
 
@@ -139,6 +141,7 @@ class LoadedLog:
         return self.prev_index + len(self.entries)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the other backends, and tests' stand-ins
 class LogStore(ABC):
     """Durable storage for the Raft log and hard state.
 

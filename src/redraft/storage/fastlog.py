@@ -69,7 +69,8 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
+from zlib import crc32
 
 import msgpack
 
@@ -99,30 +100,33 @@ from redraft.storage.memory import MemLog
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-LOG_NAME = "fastlog.wal"
-REWRITE_SUFFIX = ".rewrite"
+FORMAT_VERSION: Final = 1
+LOG_NAME: Final = "fastlog.wal"
+REWRITE_SUFFIX: Final = ".rewrite"
 
-_MAGIC = b"RDFASTLG"
-_FILE_HEAD = struct.Struct("<8sII")
-_FILE_CRC = struct.Struct("<I")
-FILE_HEADER_SIZE = _FILE_HEAD.size + _FILE_CRC.size
+_MAGIC: Final = b"RDFASTLG"
+_FILE_HEAD: Final = struct.Struct("<8sII")
+_FILE_CRC: Final = struct.Struct("<I")
+FILE_HEADER_SIZE: Final = _FILE_HEAD.size + _FILE_CRC.size
 
-_REC_PREFIX = struct.Struct("<IBQI")  # length, kind, durable, body crc
-_REC_CRC = struct.Struct("<I")
-RECORD_HEADER_SIZE = _REC_PREFIX.size + _REC_CRC.size
-_MAX_BODY = 1 << 31
+_REC_PREFIX: Final = struct.Struct("<IBQI")  # length, kind, durable, body crc
+_REC_CRC: Final = struct.Struct("<I")
+# Bound once: a record's header is packed on every save.
+_pack_prefix: Final = _REC_PREFIX.pack
+_pack_crc: Final = _REC_CRC.pack
+RECORD_HEADER_SIZE: Final = _REC_PREFIX.size + _REC_CRC.size
+_MAX_BODY: Final = 1 << 31
 
 SAVE, COMPACT, RESET, SYNC = 1, 2, 3, 4
-_KINDS = frozenset((SAVE, COMPACT, RESET, SYNC))
-_CANDIDATE = re.compile(rb"(?=[\x00-\x7f][\x01-\x04])")
+_KINDS: Final = frozenset((SAVE, COMPACT, RESET, SYNC))
+_CANDIDATE: Final = re.compile(rb"(?=[\x00-\x7f][\x01-\x04])")
 
 PREALLOCATE = 1 << 20
 """Bytes of zeros the log file is grown by ahead of its records (see "Zeros ahead")."""
 
-_ENTRY_OVERHEAD = 12
+_ENTRY_OVERHEAD: Final = 12
 """Approximate bytes of a stored entry besides its data (to size rewrite chunks)."""
-_REWRITE_CHUNK = 1 << 20
+_REWRITE_CHUNK: Final = 1 << 20
 
 
 class _Cancelled(Exception):
@@ -135,8 +139,8 @@ def _frame(salt: int, kind: int, body: bytes, durable: int) -> bytes:
 
 def _frame_header(salt: int, kind: int, body: bytes, durable: int) -> bytes:
     """The header that goes before ``body`` in its record."""
-    prefix = _REC_PREFIX.pack(len(body), kind, durable, zlib.crc32(body, salt))
-    return prefix + _REC_CRC.pack(zlib.crc32(prefix, salt))
+    prefix = _pack_prefix(len(body), kind, durable, crc32(body, salt))
+    return prefix + _pack_crc(crc32(prefix, salt))
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:

@@ -9,24 +9,25 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+from typing import Final
 
 from redraft.storage.base import DISK_FULL_ERRNOS, FsyncError, StorageError
 
 log = logging.getLogger(__name__)
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+DIR_MODE: Final = 0o700
+FILE_MODE: Final = 0o600
 
-MARKER_NAME = "REDRAFT_STORE"
+MARKER_NAME: Final = "REDRAFT_STORE"
 """Written first into every persistent store's directory."""
 
-_MARKER_HEAD = "redraft log store"
+_MARKER_HEAD: Final = "redraft log store"
 
-SPACE_PROBE = ".space-probe"
+SPACE_PROBE: Final = ".space-probe"
 """The scratch file :func:`no_room` allocates and deletes (removed when a store opens)."""
 
 # Files that betray a backend in a directory whose marker has gone missing.
-_SIGNATURES = {
+_SIGNATURES: Final = {
     "fastlog.wal": "fastlog",
     "data.mdb": "lmdb",
     "CURRENT": "leveldb",
@@ -124,7 +125,9 @@ def writev_all(fd: int, parts: list[bytes], offset: int) -> int:
 
     Returns the bytes written.
     """
-    total = sum(map(len, parts))
+    total = 0
+    for part in parts:  # a loop, not sum(map(len, ...)): compiled, it is native code
+        total += len(part)
     done = os.pwritev(fd, parts, offset)
     if done < total:
         # A short write: finish the rest part by part.
