@@ -179,8 +179,8 @@ class Transaction:
                     raise
             return args  # run again at EXEC, on the state as it is then
         if kind is WRITE:
-            if route.fn.check is not None:
-                route.fn.check(args)
+            if route.check is not None:
+                route.check(args)
             return args
         value = shared.machine.command(
             QueueingApplier(shared.requests.last_stamp), self.session, Command(args, route.name)
