@@ -25,14 +25,16 @@ import sysconfig
 from setuptools import Extension, setup
 
 # Every module a replicated write or a read passes through on a running node:
-# the consensus core (raft/ but its plain data types), the RESP codec, the
-# session and its reply slots, the command table, the server, the group and
-# its parts, the peer links and their codec, the log writer and the default
-# log store (with the base class every store derives from, which interpreted
-# stores may subclass), the clock and the busy polling.  Their module-level
-# constants are ``Final``: compiled, such a name is a C static, not a dict
-# lookup per use.  machine.py stays interpreted: users subclass its classes.
+# the consensus core (raft/, with its data types: compiled callers then read
+# an entry's or a message's fields directly), the RESP codec, the session and
+# its reply slots, the command table, the server, the group and its parts, the
+# peer links and their codec, the log writer and the default log store (with
+# the base class every store derives from, which interpreted stores may
+# subclass), the clock and the busy polling.  Their module-level constants are
+# ``Final``: compiled, such a name is a C static, not a dict lookup per use.
+# machine.py stays interpreted: users subclass its classes.
 HOT_MODULES = [
+    "src/redraft/raft/types.py",
     "src/redraft/raft/core.py",
     "src/redraft/raft/leader.py",
     "src/redraft/raft/follower.py",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import partial
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
@@ -44,7 +44,7 @@ class Entry(NamedTuple):
     data: bytes
 
 
-_new_entry = partial(tuple.__new__, Entry)
+_new_entry: Final = partial(tuple.__new__, Entry)
 
 
 def make_entries(term: int, start: int, kind: int, datas: Sequence[bytes]) -> list[Entry]:
