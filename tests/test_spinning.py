@@ -10,6 +10,7 @@ import pytest
 
 from redraft.options import Options
 from redraft.spinning import (
+    BATCH_LIMIT,
     PRESSURE_LIMIT,
     QUIET_FIRST,
     QUIET_MAX,
@@ -42,8 +43,12 @@ class World:
     def __init__(self, window: float = 0.001) -> None:
         self.now = 100.0
         self.stalled = 0
+        self.entries = 0
+        self.writes = 0
         self.loop = FakeLoop()
-        self.spinner = Spinner(window, lambda: self.stalled, lambda: self.now)
+        self.spinner = Spinner(
+            window, lambda: self.stalled, lambda: self.now, lambda: (self.entries, self.writes)
+        )
         self.spinner.start(self.loop)  # type: ignore[arg-type]
 
     def run_for(self, seconds: float, pressure: float, step: float = 0.0001) -> None:
@@ -151,6 +156,44 @@ def test_low_pressure_keeps_spinning_allowed() -> None:
         w.run_for(SAMPLE_EVERY, pressure=PRESSURE_LIMIT / 2, step=0.0005)
     w.spinner.logged()
     assert w.spinner.spinning and w.spinner.quiets == 0
+
+
+def apply_batches(w: World, entries: int, writes_each: float) -> None:
+    w.entries += entries
+    w.writes += int(entries * writes_each)
+
+
+def test_no_spinning_while_the_batches_applied_are_full_and_again_once_they_are_small() -> None:
+    w = World()
+    w.spinner.logged()
+    w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.0005)
+    apply_batches(w, 40, 1)  # a lone client
+    w.spinner.logged()
+    assert w.spinner.spinning
+    # Many clients: entries of 25 writes, the CPU not (yet) pressed.
+    for _ in range(5):
+        apply_batches(w, 40, 25)
+        w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.0005)
+        w.spinner.logged()
+        w.loop.turn()
+        assert not w.spinner.spinning
+        assert w.loop.queue == []
+    assert w.spinner.quiets == 0  # not the CPU's doing: no quiet to sit out
+    # The load falls to a few clients: spinning at the next reading.
+    apply_batches(w, 40, BATCH_LIMIT)
+    w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.0005)
+    w.spinner.logged()
+    assert w.spinner.spinning
+
+
+def test_nothing_applied_since_the_last_reading_counts_as_light_load() -> None:
+    w = World()
+    apply_batches(w, 10, 100)
+    w.spinner.logged()  # the first reading
+    assert not w.spinner.spinning
+    w.run_for(SAMPLE_EVERY, pressure=0.0, step=0.0005)  # entries logged, none applied yet
+    w.spinner.logged()
+    assert w.spinner.spinning
 
 
 def test_pressure_figures_that_fail_to_read_end_spinning_quietly() -> None:

@@ -189,7 +189,9 @@ class RaftGroup:
         self.stamps = Stamps()
         self._pressure = CpuPressure.open() if opts.spin_us else None
         self.spinner = Spinner(
-            opts.spin_us / 1e6, self._pressure.stalled_us if self._pressure else None
+            opts.spin_us / 1e6,
+            self._pressure.stalled_us if self._pressure else None,
+            applied=self._applied_totals,
         )
         self.proposer = Proposer(core, opts, self.stamps, self.schedule)
         self.full_disk = FullDisk(self.id, core, self.proposer, self.schedule)
@@ -571,6 +573,10 @@ class RaftGroup:
             "disk_full_since": round(self.writer.full_since) if self.full_disk.error else 0,
             "disk_full_count": self.full_disk.times,
         }
+
+    def _applied_totals(self) -> tuple[int, int]:
+        """Entries and writes applied so far (how full the batches run: see the spinner)."""
+        return self.applying.entries, self.applying.commands
 
     def _last_contact(self) -> str:
         core = self.core

@@ -17,6 +17,14 @@ for a CPU less than :data:`PRESSURE_LIMIT` of the time; a node whose
 spinning pushes that over the limit stops and stays quiet for a while
 (doubling each time it happens again, halved by a reading well clear of
 the limit while it spins).  Without the file there is no spinning.
+
+Nor does a node spin while the entries it applies carry many writes each
+(more than :data:`BATCH_LIMIT` on average since the last reading): that
+many clients keep its loop busy anyway, a wake-up saved is shared by all
+of their writes, and the polling in between takes a CPU the other nodes
+and the clients need.  Under such a load the pressure can hover just
+under the limit (50 clients on a 2-CPU VM: 0.24-0.30), and spinning came
+and went with it, up to 40 % of a run (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ QUIET_FIRST: Final = 0.5
 QUIET_MAX: Final = 8.0
 """Seconds without spinning after spinning was seen to press the CPU: the first time, and
 at most (the quiet doubles each time in a row)."""
+
+BATCH_LIMIT: Final = 4.0
+"""Spin only while the entries applied since the last reading carried at most this many
+writes each, on average (a lone client's carry one)."""
 
 _PSI_PATH: Final = "/proc/pressure/cpu"
 
@@ -86,10 +98,17 @@ class Spinner:
         window: float,
         stalled_us: Callable[[], int] | None,
         clock: Callable[[], float] = time.monotonic,
+        applied: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
+        """``applied`` gives the node's totals of entries and of writes applied so far."""
         self.window = window if stalled_us is not None else 0.0
         """0: never spin (switched off, or no pressure figures)."""
         self._stalled_us = stalled_us
+        self._applied = applied
+        self._entries = 0
+        self._writes = 0
+        self.light = True
+        """The entries applied since the last reading carried few writes each."""
         self._clock = clock
         self._call_soon: Callable[[Callable[[], None]], object] | None = None
         self._until = 0.0
@@ -118,7 +137,7 @@ class Spinner:
         if now - self._sampled_at >= SAMPLE_EVERY:
             self._sample(now)
         self._until = now + self.window
-        if self.spinning or not self.allowed or now < self._quiet_until:
+        if self.spinning or not (self.allowed and self.light) or now < self._quiet_until:
             return
         self.spinning = self._spun = True
         self._started = now
@@ -126,7 +145,7 @@ class Spinner:
 
     def _step(self) -> None:
         now = self._clock()
-        if now < self._until and self.allowed and self._call_soon is not None:
+        if now < self._until and self.allowed and self.light and self._call_soon is not None:
             self._call_soon(self._step)
         else:
             self._end(now)
@@ -144,6 +163,7 @@ class Spinner:
             self.window = 0.0  # the figures went away: spin no more
             self.allowed = False
             return
+        self._weigh_batches()
         span = now - self._sampled_at
         share = (stalled - self._stalled) / 1e6 / span
         fresh = self._sampled_at < 0 or span > 10 * SAMPLE_EVERY
@@ -164,6 +184,16 @@ class Spinner:
             self.quiets += 1
             self._quiet_until = now + self._quiet
             self._quiet = min(2 * self._quiet, QUIET_MAX)
+
+    def _weigh_batches(self) -> None:
+        if self._applied is None:
+            return
+        entries, writes = self._applied()
+        if entries > self._entries:
+            self.light = writes - self._writes <= BATCH_LIMIT * (entries - self._entries)
+        else:
+            self.light = True  # nothing applied: no load to speak of
+        self._entries, self._writes = entries, writes
 
     def seconds(self) -> float:
         """Time spent spinning (polling instead of sleeping) over the node's life, up to now."""
