@@ -523,6 +523,19 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Whether a and b are bytes objects (exactly) of the same contents. */
+static int
+same_bytes(PyObject *a, PyObject *b)
+{
+    if (a == b)
+        return 1;
+    if (!PyBytes_CheckExact(a) || !PyBytes_CheckExact(b))
+        return 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(a);
+    return size == PyBytes_GET_SIZE(b)
+        && memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), (size_t)size) == 0;
+}
+
 PyDoc_STRVAR(run_end_doc,
 "run_end(cmds, i, n, table, value) -> int\n\n"
 "The first index from ``i`` on (before ``n``) whose request's name does not\n"
@@ -548,16 +561,25 @@ run_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (n > PyList_GET_SIZE(cmds))
         n = PyList_GET_SIZE(cmds);
+    /* The name of a request already found in the run (borrowed: cmds holds it).
+       A name spelled the same maps the same, so a pipeline of SETs costs one
+       lookup: the parser's names are new bytes each, and hashing one costs
+       more than comparing a few bytes. */
+    PyObject *known = NULL;
     for (; i < n; i++) {
         PyObject *cmd = PyList_GET_ITEM(cmds, i);
         if (!PyList_CheckExact(cmd) || PyList_GET_SIZE(cmd) == 0)
             break;
-        PyObject *found = PyDict_GetItemWithError(table, PyList_GET_ITEM(cmd, 0));
+        PyObject *name = PyList_GET_ITEM(cmd, 0);
+        if (known != NULL && same_bytes(name, known))
+            continue;
+        PyObject *found = PyDict_GetItemWithError(table, name);
         if (found != value) {
             if (found == NULL && PyErr_Occurred())
                 return NULL;
             break;
         }
+        known = name;
     }
     return PyLong_FromSsize_t(i);
 }

@@ -313,7 +313,7 @@ class WriteRun:
     def __call__(self, results: list[Any]) -> bytes:
         encode = self.encode
         first = results[0]
-        if not isinstance(first, BaseException) and len(set(map(id, results))) == 1:
+        if not isinstance(first, BaseException) and all(r is first for r in results):
             # One reply for all (a run of SETs: OK each): encoded once.
             try:
                 return encode(first) * len(results)
