@@ -51,6 +51,26 @@ def test_set_on_leader_then_get_everywhere_it_may_be_read(cluster: Cluster) -> N
         assert c.get("greeting") is None
 
 
+def test_a_get_after_flushall_sees_the_new_empty_state(tmp_path: Path) -> None:
+    # The parser answers GETs at the front of a read from the machine's
+    # dicts, kept between applies; FLUSHALL replaces them: a GET after it
+    # must not see the old ones.
+    from redraft.resp import encode_command
+
+    def send(*commands: str) -> bytes:
+        return raw(port, b"".join(encode_command(c.split()) for c in commands))
+
+    with running_cluster(tmp_path, 1) as one:
+        port = one.wait_leader().port
+        for _ in range(2):
+            assert send("SET fk old") == b"+OK\r\n"
+            assert send("GET fk", "GET fk") == b"$3\r\nold\r\n" * 2
+            assert send("FLUSHALL") == b"+OK\r\n"
+            assert send("GET fk", "GET fk") == b"$-1\r\n" * 2
+            assert send("SET fk new") == b"+OK\r\n"
+            assert send("GET fk", "GET fk") == b"$3\r\nnew\r\n" * 2
+
+
 def test_follower_redirects_with_a_dialable_address(cluster: Cluster) -> None:
     leader = cluster.wait_leader()
     follower = cluster.followers()[0]

@@ -10,7 +10,7 @@ import pytest
 import redraft
 from redraft.builtins import HANDLERS
 from redraft.examples.clone import Clone
-from redraft.machine import Applier, Read, Write
+from redraft.machine import Applier, KeyRead, Read, Write
 from redraft.registry import BUILTIN, MACHINE, READ, WRITE, MachineConflict, Registry
 
 pytestmark = pytest.mark.timeout(30)
@@ -71,3 +71,25 @@ def test_junk_names_do_not_grow_the_route_table() -> None:
     assert len(reg.routes) <= 4096
     assert reg.route(b"x" * 100).kind is MACHINE  # long names are routed, never kept
     assert b"x" * 100 not in reg.routes
+
+
+def test_key_read_tables_are_asked_again_only_after_the_state_changed() -> None:
+    asked: list[int] = []
+    data: dict[bytes, Any] = {}
+
+    def tables() -> tuple[dict[bytes, Any], ...]:
+        asked.append(1)
+        if len(asked) == 1:
+            raise RuntimeError("not yet")  # a failure is not kept: asked again
+        return (data,)
+
+    machine = Declares({"get": KeyRead(_read, tables)}, {})
+    reg = Registry(_builtins(), machine)
+    kept = reg.lookups[b"get"]
+    with pytest.raises(RuntimeError):
+        kept()
+    assert kept() == (data,) and kept() == (data,)
+    assert len(asked) == 2
+    reg.state_changed()
+    assert kept() == (data,)
+    assert len(asked) == 3

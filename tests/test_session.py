@@ -44,6 +44,7 @@ class FakeGroup:
         self.order: list[tuple[str, Slot, Any]] = []
         """Writes and runs as taken: ("write", slot, args) or ("run", slot, first batch index)."""
         self.link_up = True
+        self.registry: Registry | None = None
         self.forwarded: list[tuple[str, bytes, Callable[[bytes | None], None], int]] = []
         self.forwarded_resp3: list[bool] = []
         """Whether each forwarded run was to be answered in RESP3."""
@@ -130,6 +131,8 @@ class FakeGroup:
                 cmds = self.batch[what : starts[runs]]
                 answer([slot], [plain[a[0].decode().lower()].apply(m, a) for a in cmds])
         self.writes, self.batch, self.runs, self.order = [], [], [], []
+        if self.registry is not None:
+            self.registry.state_changed()  # as Applying does after every apply
 
     def confirm(self) -> None:
         """A ReadIndex round confirmed the waiting reads."""
@@ -170,6 +173,7 @@ def session(
     registry = Registry({b"ping": lambda s, a: b"PONG", b"hello": _hello}, machine)
     if lookups is not None:
         registry.lookups = lookups
+    group.registry = registry
     shared = Shared(
         registry,
         group.requests(),

@@ -151,17 +151,25 @@ class Applying:
         """Apply committed ``entries`` in order."""
         take = self.proposer.take
         pending = self.proposer.pending
-        for e in entries:
-            p = take(e.index, e.term) if pending else None
-            if e.kind == _NORMAL:
-                self._apply_batch(e, p)
-            else:
-                if e.kind == EntryKind.CONFIG:
-                    _log_membership(e)
-                if p is not None:
-                    p.finish([None], None)
-            self.applied = e.index
+        try:
+            for e in entries:
+                p = take(e.index, e.term) if pending else None
+                if e.kind == _NORMAL:
+                    self._apply_batch(e, p)
+                else:
+                    if e.kind == EntryKind.CONFIG:
+                        _log_membership(e)
+                    if p is not None:
+                        p.finish([None], None)
+                self.applied = e.index
+        finally:
+            # Whatever ran may have replaced the machine's dicts (FLUSHALL).
+            self._registry.state_changed()
         self.entries += len(entries)
+
+    def restored(self) -> None:
+        """The machine was restored from a snapshot: it holds new state."""
+        self._registry.state_changed()
 
     def _apply_batch(self, e: Entry, p: Proposal | None) -> None:
         try:

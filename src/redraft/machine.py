@@ -406,9 +406,9 @@ class KeyRead:
     key in an ``unless`` dict, such as one with an expiry or a value of
     another type kept elsewhere; another kind of value in ``values``;
     another number of arguments) goes to ``read``, as does everything where
-    redraft has no C extension.  ``tables`` is called once per read of a
-    connection's bytes that starts with such a request: the dicts may be
-    replaced (a FLUSHALL, a restore).
+    redraft has no C extension.  ``tables`` is called again after anything
+    is applied or restored, and its tuple kept in between: the dicts may be
+    replaced by a write (a FLUSHALL) or a restore, never by a read.
     """
 
     __slots__ = ("read", "tables")

@@ -59,6 +59,33 @@ class Route:
         return f"Route({self.kind.name}, {self.name!r})"
 
 
+class StateTables:
+    """A :class:`~redraft.machine.KeyRead`'s ``tables()``, asked again only once the state moved.
+
+    The parser wants the dicts at every read of a connection's bytes; a
+    machine replaces them only when something is applied or restored
+    (FLUSHALL, a snapshot), after which :meth:`Registry.state_changed`
+    drops the tuple kept here.  One call of an interpreted method was a
+    sixth of a GET's instructions.
+    """
+
+    __slots__ = ("_ask", "_tables")
+
+    def __init__(self, ask: Callable[[], tuple[dict[bytes, Any], ...]]) -> None:
+        self._ask = ask
+        self._tables: tuple[dict[bytes, Any], ...] | None = None
+
+    def __call__(self) -> tuple[dict[bytes, Any], ...]:
+        tables = self._tables
+        if tables is None:
+            tables = self._tables = self._ask()  # one that raises is asked again next time
+        return tables
+
+    def forget(self) -> None:
+        """The state moved: ask the machine the next time."""
+        self._tables = None
+
+
 _CACHE: Final = 4096
 """How many spellings of command names the registry remembers the route of."""
 _NAME_MAX: Final = 32
@@ -92,15 +119,20 @@ class Registry:
         self._plain.update((k, (WRITE, fn)) for k, fn in writes.items())
         self.routes: dict[bytes, Route] = {}
         """Routes by exact spelling: one lookup per request on the hot path."""
-        self.lookups: dict[bytes, Callable[[], tuple[dict[bytes, Any], ...]]] = {
-            key: fn.tables for key, fn in reads.items() if isinstance(fn, KeyRead)
-        }
+        kept = {k: StateTables(fn.tables) for k, fn in reads.items() if isinstance(fn, KeyRead)}
+        self._tables = list(kept.values())
+        self.lookups: dict[bytes, Callable[[], tuple[dict[bytes, Any], ...]]] = dict(kept)
         """The tables of the machine's :class:`~redraft.machine.KeyRead` reads, by lower-case
         name: what the parser answers such requests from (``resp.RequestParser.parse``)."""
         for key in (*self.builtins, *self._plain):
             # The usual spellings up front: junk names cannot crowd them out.
             self.route(key)
             self.route(key.upper())
+
+    def state_changed(self) -> None:
+        """Entries were applied or a snapshot restored: the machine may hold new dicts."""
+        for tables in self._tables:
+            tables.forget()
 
     def route(self, name: bytes) -> Route:
         """How to serve a command name (any spelling)."""

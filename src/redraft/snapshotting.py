@@ -187,6 +187,7 @@ class Snapshotter:
         """Restore the machine from the snapshot the leader sent (its file is durable)."""
         with self.snapshots.open_payload(meta) as rd:
             restore_payload(rd, self.machine, self.applying.sessions)
+        self.applying.restored()
         self.index = meta.index
         self.applying.applied = meta.index
         self.applying.bytes_since_snapshot = 0
