@@ -415,6 +415,7 @@ class RequestParser:
         "_bulk_have",
         "_bulk_len",
         "_bulk_parts",
+        "_cparse",
         "_error",
         "_exact_only",
         "_expect_tail",
@@ -449,6 +450,9 @@ class RequestParser:
             self._one_span = 0
         # "$" and up to 20 digits, never more than a header line may hold.
         self._header_window = min(22, max_inline_len + 1)
+        # Bound once: a module attribute looked up per read cost a GET a
+        # twentieth of its instructions.
+        self._cparse: Callable[..., int] | None = _cresp.parse if _cresp is not None else None
         self._reader: Any = _new_reader()
         self._expect_tail = False
         self._error: str | None = None
@@ -506,10 +510,11 @@ class RequestParser:
         data = chunk if type(chunk) is bytes else bytes(chunk)
         pos = 0
         if self._left == 0 and self._line is None and self._bulk_parts is None:
-            if _cresp is not None:
+            cparse = self._cparse
+            if cparse is not None:
                 # Between requests: C takes the whole requests up front (in
                 # the common case all of them), _run what it leaves.
-                pos = _cresp.parse(
+                pos = cparse(
                     data, 0, out, self._max_bulk, self._max_mbulk, self._max_inline, lookup
                 )
                 if pos == len(data):
@@ -592,10 +597,10 @@ class RequestParser:
 
     def _run(self, buf: bytes, pos: int, out: list[list[bytes]]) -> None:
         n = len(buf)
-        if _cresp is not None:
+        cparse = self._cparse
+        if cparse is not None:
             # C takes every whole request it can; what it leaves at a "*" is
             # incomplete or one Redis refuses, for the exact parser.
-            cparse = _cresp.parse
             while pos < n:
                 if buf[pos] != _STAR:
                     pos = self._inline(buf, pos, out)
