@@ -49,6 +49,14 @@ put_be(char *p, uint64_t v, int bytes)
     return p + bytes;
 }
 
+/* A tag byte, then v in `bytes` big-endian bytes: every longer msgpack form. */
+static char *
+put_tagged(char *p, int tag, uint64_t v, int bytes)
+{
+    *p++ = (char)tag;
+    return put_be(p, v, bytes);
+}
+
 static char *
 put_array_header(char *p, Py_ssize_t n)
 {
@@ -56,28 +64,15 @@ put_array_header(char *p, Py_ssize_t n)
         *p++ = (char)(0x90 | n);
         return p;
     }
-    if (n < 0x10000) {
-        *p++ = (char)0xdc;
-        return put_be(p, (uint64_t)n, 2);
-    }
-    *p++ = (char)0xdd;
-    return put_be(p, (uint64_t)n, 4);
+    return n < 0x10000 ? put_tagged(p, 0xdc, (uint64_t)n, 2) : put_tagged(p, 0xdd, (uint64_t)n, 4);
 }
 
 static char *
 put_bin_header(char *p, Py_ssize_t n)
 {
-    if (n < 0x100) {
-        *p++ = (char)0xc4;
-        *p++ = (char)n;
-        return p;
-    }
-    if (n < 0x10000) {
-        *p++ = (char)0xc5;
-        return put_be(p, (uint64_t)n, 2);
-    }
-    *p++ = (char)0xc6;
-    return put_be(p, (uint64_t)n, 4);
+    if (n < 0x100)
+        return put_tagged(p, 0xc4, (uint64_t)n, 1);
+    return n < 0x10000 ? put_tagged(p, 0xc5, (uint64_t)n, 2) : put_tagged(p, 0xc6, (uint64_t)n, 4);
 }
 
 /* A non-negative integer as msgpack writes it: the smallest unsigned form. */
@@ -88,20 +83,11 @@ put_uint(char *p, uint64_t v)
         *p++ = (char)v;
         return p;
     }
-    if (v <= 0xff) {
-        *p++ = (char)0xcc;
-        return put_be(p, v, 1);
-    }
-    if (v <= 0xffff) {
-        *p++ = (char)0xcd;
-        return put_be(p, v, 2);
-    }
-    if (v <= 0xffffffffu) {
-        *p++ = (char)0xce;
-        return put_be(p, v, 4);
-    }
-    *p++ = (char)0xcf;
-    return put_be(p, v, 8);
+    if (v <= 0xff)
+        return put_tagged(p, 0xcc, v, 1);
+    if (v <= 0xffff)
+        return put_tagged(p, 0xcd, v, 2);
+    return v <= 0xffffffffu ? put_tagged(p, 0xce, v, 4) : put_tagged(p, 0xcf, v, 8);
 }
 
 static PyObject *
