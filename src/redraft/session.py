@@ -389,7 +389,7 @@ class ReplyLine:
         """
         end = run_end(cmds, i + 1, n, self.shared.registry.routes, route)
         write: Write = route.fn
-        check = write.check
+        check = route.check
         while i < end:
             refusal: Exception | None = None
             if check is None:
