@@ -104,7 +104,7 @@ def decode_batch(data: bytes) -> tuple[int, list[list[bytes]]]:
     return stamp, cmds
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Proposal:
     """A log entry this node proposed, waiting to be applied."""
 
@@ -112,12 +112,31 @@ class Proposal:
     deadline: float
     waiters: list[Slot] | None
     """The reply slots of the batch's client commands, in order."""
-    on_done: Done | None = None
-    cmds: list[list[bytes]] | None = None
+    on_done: Done | None
+    cmds: list[list[bytes]] | None
     """The batch's commands as decoding the entry would give them, when known."""
-    stamp: int = 0
-    tick: bool = False
+    stamp: int
+    tick: bool
     """The entry ends with a tick, which no one waits for."""
+
+    def __init__(
+        self,
+        term: int,
+        deadline: float,
+        waiters: list[Slot] | None,
+        on_done: Done | None = None,
+        cmds: list[list[bytes]] | None = None,
+        stamp: int = 0,
+        tick: bool = False,
+    ) -> None:
+        # Written out, not generated: see raft.types.HardState.
+        self.term = term
+        self.deadline = deadline
+        self.waiters = waiters
+        self.on_done = on_done
+        self.cmds = cmds
+        self.stamp = stamp
+        self.tick = tick
 
     def finish(self, results: list[Any] | None, exc: BaseException | None) -> None:
         """Answer whoever waits: the results, one per command, or the error ``exc``."""
