@@ -60,6 +60,7 @@ HOT_MODULES = [
     "src/redraft/storage/base.py",
     "src/redraft/storage/files.py",
     "src/redraft/storage/fastlog.py",
+    "src/redraft/storage/memory.py",
     "src/redraft/ticker.py",
     "src/redraft/spinning.py",
     "src/redraft/transport/codec.py",

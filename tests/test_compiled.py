@@ -28,8 +28,8 @@ pytestmark = [
 
 
 # The suites that drive the compiled modules in this process (the consensus
-# core and the simulator, the RESP codec, the session, the log writer and
-# the log store).
+# core and the simulator, the RESP codec, the peer message codec, the
+# session, the log writer and the log store).
 # Left out: the tests that hand a compiled class a stand-in of their own
 # (test_raft_driver's FakeCore, test_peer_link's FakeProto: compiled code
 # checks the types its signatures name) and the simulator's mutations, which
@@ -48,6 +48,11 @@ TWIN_SUITES = [
     "tests/test_storage_diskfull.py",
     "tests/test_spinning.py",
     "tests/test_sim.py",
+    # The peer codec's fuzz tests (not the ones that run a node in a thread).
+    "tests/test_fuzz_server.py::test_decode_messages_accepts_or_rejects_never_crashes",
+    "tests/test_fuzz_server.py::test_decode_messages_round_trips_and_rejects_mutations",
+    "tests/test_fuzz_server.py::test_batches_of_large_entries_are_shared_and_decode_alike",
+    "tests/test_fuzz_server.py::test_terms_a_node_cannot_store_are_rejected_by_the_decoder",
 ]
 # Tests that patch a module's function or stand in for a compiled class: a
 # compiled caller does not look either up again.

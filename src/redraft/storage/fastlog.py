@@ -211,9 +211,10 @@ def _claims_after(data: bytes, start: int, salt: int) -> int:
 def _encode_save(packer: Any, hard_state: HardState | None, entries: Sequence[Entry]) -> bytes:
     hs = None if hard_state is None else (hard_state.term, hard_state.vote, hard_state.commit)
     flat: list[object] = []
-    push = flat.extend
-    for e in entries:
-        push((e.term, e.kind, e.data))
+    for e in entries:  # appends, not a bound extend: compiled, these are native calls
+        flat.append(e.term)
+        flat.append(e.kind)
+        flat.append(e.data)
     body: bytes = packer.pack((hs, entries[0].index if entries else 0, flat))
     return body
 

@@ -18,7 +18,6 @@ type (version 1 of the format had one overloaded field for them):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter, itemgetter
 from typing import Any, Final
 
 import msgpack
@@ -73,19 +72,24 @@ def encode_message_parts(
     instead of copying the same values again (msgpack is a stream: an
     array's header followed by its packed elements).
     """
-    shares = [
-        bool(m.entries) and m.snap is None and _data_bytes(m.entries) >= _SHARE_BYTES for m in msgs
-    ]
-    if not any(shares):
-        return [_pack([_VERSION, *map(_message_fields, msgs)])]
+    # The usual batch (no large entry list): one list packed in one call,
+    # built by a loop rather than map and a starred list (compiled, each of
+    # those went back through the interpreter's call machinery).
+    whole: list[Any] = [_VERSION]
+    for m in msgs:
+        if _shares(m):
+            break
+        whole.append(_message_fields(m))
+    else:
+        return [_pack(whole)]
     parts = [_pack_array_header(1 + len(msgs)), _pack(_VERSION)]
-    for m, share in zip(msgs, shares, strict=True):
+    for m in msgs:
         ents = m.entries
-        if share:
+        if _shares(m):
             key = (id(ents[0]), id(ents[-1]), len(ents))
             packed = None if shared is None else shared.get(key)
             if packed is None:
-                packed = _pack(list(map(_wire_entry, ents)))
+                packed = _pack(_wire_entries(ents))
                 if shared is not None:
                     shared[key] = packed
             head = _pack(_message_fields(m, entries=False))
@@ -95,13 +99,22 @@ def encode_message_parts(
     return parts
 
 
-_data_attr = attrgetter("data")
-_wire_entry = itemgetter(0, 2, 3)
-"""An entry as the wire carries it, (term, kind, data), at C speed (its index is implied)."""
+def _shares(m: Message) -> bool:
+    """Whether ``m``'s entries are packed apart, to be shared (see :func:`encode_message_parts`)."""
+    ents = m.entries
+    return bool(ents) and m.snap is None and _data_bytes(ents) >= _SHARE_BYTES
+
+
+def _wire_entries(ents: Sequence[Entry]) -> list[tuple[int, int, bytes]]:
+    """Entries as the wire carries them, (term, kind, data) (their indexes are implied)."""
+    return [(e.term, e.kind, e.data) for e in ents]
 
 
 def _data_bytes(ents: Sequence[Entry]) -> int:
-    return sum(map(len, map(_data_attr, ents)))
+    total = 0
+    for e in ents:  # a loop, not sum(map(len, ...)): compiled, it is native code
+        total += len(e.data)
+    return total
 
 
 def _message_fields(m: Message, entries: bool = True) -> list[Any]:
@@ -157,7 +170,7 @@ def _message_fields(m: Message, entries: bool = True) -> list[Any]:
         m.hint_term,
         extra,
         first,
-        list(map(_wire_entry, ents)) if ents else None,
+        _wire_entries(ents) if ents else None,
         None if snap is None else _snap_fields(snap),
     ]
 
@@ -180,16 +193,21 @@ def _snap_fields(snap: SnapChunk) -> tuple[Any, ...]:
 # 256 KiB buffer, per call.  Sharing is safe: pack() runs in C under the
 # GIL from start to end (no default hook calls back into Python).
 _packer = msgpack.Packer(use_bin_type=True)
-_pack = _packer.pack
-_pack_array_header = _packer.pack_array_header
+_pack: Final = _packer.pack
+_pack_array_header: Final = _packer.pack_array_header
+_unpackb: Final = msgpack.unpackb
 
 
-_new_tuple = tuple.__new__
+_new_tuple: Final = tuple.__new__
 _MAX_INT: Final = (1 << 63) - 1  # what the log stores can hold (terms, indexes, offsets)
+_SHORT_MAX: Final = (1 << 62) - 1
+"""The largest int the compiled build keeps unboxed: a comparison with it is
+two instructions, with ``_MAX_INT`` (boxed) ~150, so the range checks below
+try it first."""
 
 
 def _int(v: Any) -> int:
-    if type(v) is not int or not 0 <= v <= _MAX_INT:
+    if type(v) is not int or not (v >= 0 and (v <= _SHORT_MAX or v <= _MAX_INT)):
         raise CodecError(f"expected an integer in [0, 2**63), got {v!r}")
     return v
 
@@ -209,20 +227,20 @@ def _bytes(v: Any) -> bytes:
 def decode_messages(payload: bytes, max_entries: int = 1 << 20) -> list[Message]:
     """Decode a batch; raises :class:`CodecError` on any malformation."""
     try:
-        raw = msgpack.unpackb(payload, use_list=True, raw=False, strict_map_key=True)
+        raw = _unpackb(payload, use_list=True, raw=False, strict_map_key=True)
     except Exception as exc:
         raise CodecError(f"undecodable payload: {exc}") from None
     if type(raw) is not list or not raw or raw[0] != _VERSION:
         raise CodecError("not a version 1 message batch")
     msgs: list[Message] = []
-    # Inline rather than a function per message, with the validators as
-    # locals: this runs for every message a node receives.
-    int_ = _int
-    str_ = _str
+    # Inline rather than a function per message: this runs for every
+    # message a node receives.  (The validators are called by name, not
+    # through locals: compiled, a name is a direct call, a local a lookup
+    # in the module's globals and a generic call.)
     for item in raw[1:]:
         if type(item) is not list or len(item) != 14:
             raise CodecError("malformed message")
-        mtype = int_(item[0])
+        mtype = _int(item[0])
         if not 1 <= mtype <= _MAX_TYPE:
             raise CodecError(f"unknown message type {mtype}")
         reject = item[7]
@@ -236,12 +254,12 @@ def decode_messages(payload: bytes, max_entries: int = 1 << 20) -> list[Message]
         term, log_term, index, commit = item[3], item[4], item[5], item[6]
         hint, hint_term, extra = item[8], item[9], item[10]
         if not _valid_ints(term, log_term, index, commit, hint, hint_term, extra):
-            _bad_ints((term, log_term, index, commit, hint, hint_term, extra))
+            _check_ints((term, log_term, index, commit, hint, hint_term, extra))
         kind = _SHARED_SLOTS[mtype]
         m = Message(
             mtype,
-            str_(item[1]),
-            str_(item[2]),
+            _str(item[1]),
+            _str(item[2]),
             term,
             log_term,
             index,
@@ -263,7 +281,7 @@ def decode_messages(payload: bytes, max_entries: int = 1 << 20) -> list[Message]
 
 
 def _valid_ints(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any) -> bool:
-    """Whether all seven are what :func:`_int` accepts (one call instead of seven)."""
+    """Whether all seven are integers :func:`_int` accepts below 2**62 (one call, not seven)."""
     return (
         type(a) is int
         and type(b) is int
@@ -272,21 +290,24 @@ def _valid_ints(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any) -> bool:
         and type(e) is int
         and type(f) is int
         and type(g) is int
-        and 0 <= a <= _MAX_INT
-        and 0 <= b <= _MAX_INT
-        and 0 <= c <= _MAX_INT
-        and 0 <= d <= _MAX_INT
-        and 0 <= e <= _MAX_INT
-        and 0 <= f <= _MAX_INT
-        and 0 <= g <= _MAX_INT
+        and 0 <= a <= _SHORT_MAX
+        and 0 <= b <= _SHORT_MAX
+        and 0 <= c <= _SHORT_MAX
+        and 0 <= d <= _SHORT_MAX
+        and 0 <= e <= _SHORT_MAX
+        and 0 <= f <= _SHORT_MAX
+        and 0 <= g <= _SHORT_MAX
     )
 
 
-def _bad_ints(values: Sequence[Any]) -> None:
-    """Raise the CodecError one of ``values`` deserves (not all are valid integers)."""
+def _check_ints(values: Sequence[Any]) -> None:
+    """Raise the CodecError the first invalid one of ``values`` deserves, if any.
+
+    The slow path of :func:`_valid_ints`, which says no to valid integers
+    from 2**62 up as well.
+    """
     for v in values:
         _int(v)
-    raise AssertionError("unreachable: every value is a valid integer")
 
 
 def _set_shared(m: Message, kind: int, extra: int) -> None:
@@ -308,15 +329,20 @@ def _decode_entries(raw_ents: Any, first: Any, max_entries: int) -> list[Entry]:
     if idx == 0 and raw_ents:
         raise CodecError("entries start at index 0")
     entries: list[Entry] = []
-    append = entries.append
-    for k, e in enumerate(raw_ents, idx):
+    # A plain loop with locals: compiled, enumerate(raw_ents, idx), a bound
+    # append and the module's globals cost more than the entries themselves.
+    entry = Entry
+    new = _new_tuple
+    k = idx
+    for e in raw_ents:
         if type(e) is not list or len(e) != 3:
             raise CodecError("malformed entry")
         kind = _int(e[1])
         if kind > 2:
             raise CodecError(f"unknown entry kind {kind}")
         # tuple.__new__ directly: Entry(...) would run NamedTuple's __new__ in Python.
-        append(_new_tuple(Entry, (_int(e[0]), k, kind, _bytes(e[2]))))
+        entries.append(new(entry, (_int(e[0]), k, kind, _bytes(e[2]))))
+        k += 1
     return entries
 
 
