@@ -47,10 +47,12 @@ def committed_index(values: Iterable[int]) -> int:
     tick each voter was last heard at, the tick by which a majority had
     answered.  0 when there are no voters.
     """
-    s = sorted(values, reverse=True)
-    # Sorted high to low, the value at position n//2 is held by positions
-    # 0..n//2: n//2 + 1 voters, a majority, and no higher value is.
-    return s[len(s) // 2] if s else 0
+    s = sorted(values)
+    # Sorted low to high, the value at position (n-1)//2 is held by it and
+    # every position above: n - (n-1)//2 voters, a majority, and no higher
+    # value is.  (Ascending: compiled, sorted() without a keyword argument
+    # is a direct call; with reverse=True it went through the interpreter.)
+    return s[(len(s) - 1) // 2] if s else 0
 
 
 def vote_result(voters: Collection[NodeId], votes: Mapping[NodeId, bool]) -> VoteResult:
