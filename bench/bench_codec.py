@@ -14,20 +14,16 @@ calls is the figure: the same count for the same code on any machine.
 The driver tunes the garbage collector as a node does (``tune_gc``).
 ``--against`` names another checkout (its ``src`` first on
 ``PYTHONPATH``; build a compiled twin with ``scripts/build_compiled.py``
-to compare compiled codecs), measured in the same invocation.
+to compare compiled codecs), measured in the same invocation.  It runs
+callgrind through ``bench_instructions.py``, which must sit beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_instructions import callgrind_instructions, print_header, print_row, trees_to_measure
 
 DRIVER = r"""
 import sys
@@ -64,14 +60,7 @@ CASES = ["APP, 1 entry", "APP, 16 entries", "APP_RESP", "HEARTBEAT"]
 
 
 def _instructions(src: Path, name: str, op: str, calls: int) -> int:
-    env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    cmd += [sys.executable, "-c", DRIVER, name, op, str(calls)]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if run.returncode != 0 or found is None:
-        raise SystemExit(f"callgrind run failed in {src}:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return callgrind_instructions(src, DRIVER, name, op, str(calls))
 
 
 def per_call(src: Path, name: str, op: str, calls: int, idle: int) -> float:
@@ -85,18 +74,9 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="another redraft checkout to compare with")
     ap.add_argument("--calls", type=int, default=5000, help="calls per measured run")
     ns = ap.parse_args()
-    if shutil.which("valgrind") is None:
-        raise SystemExit("needs valgrind (Debian package valgrind)")
-    trees = [("this tree", ROOT / "src")]
-    if ns.against is not None:
-        trees.insert(0, (f"{ns.against}", ns.against.resolve() / "src"))
+    trees = trees_to_measure(ns.against)
     print("# instructions per call of the peer message codec (callgrind), one message per batch")
-    print(
-        "| message | op | "
-        + " | ".join(name for name, _ in trees)
-        + (" | ratio |" if ns.against else " |")
-    )
-    print("|---|---|" + "---|" * (len(trees) + (1 if ns.against else 0)))
+    print_header(["message", "op"], trees)
     # Start-up and one round trip of the message, the same for every case
     # to within a few instructions a run: measured once per tree.
     idles = [_instructions(src, CASES[0], "encode", 0) for _, src in trees]
@@ -106,10 +86,7 @@ def main() -> None:
                 per_call(src, name, op, ns.calls, idle)
                 for (_, src), idle in zip(trees, idles, strict=True)
             ]
-            row = f"| {name} | {op} | " + " | ".join(f"{c:,.0f}" for c in counts)
-            if ns.against:
-                row += f" | {counts[1] / counts[0]:.3f}"
-            print(row + " |", flush=True)
+            print_row([name, op], counts)
 
 
 if __name__ == "__main__":

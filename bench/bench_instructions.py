@@ -95,26 +95,45 @@ CASES = [("SET", 1, 50), ("SET", 16, 50), ("GET", 1, 50), ("GET", 16, 50), ("SET
 log entry, so it measures what an entry costs beyond its writes."""
 
 
-def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str, conns: int) -> int:
+def callgrind_instructions(src: Path, driver: str, *args: str) -> int:
+    """Instructions ``python -c driver *args`` runs under callgrind, ``src`` first on ``PYTHONPATH``."""
     env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        "-c",
-        DRIVER,
-        kind,
-        str(per),
-        str(rounds),
-        consistency,
-        str(conns),
-    ]
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    cmd += [sys.executable, "-c", driver, *args]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     found = re.search(r"Collected : (\d+)", run.stderr)
     if run.returncode != 0 or found is None:
         raise SystemExit(f"callgrind run failed in {src}:\n{run.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def trees_to_measure(against: Path | None) -> list[tuple[str, Path]]:
+    """(name, src) of the trees to measure: ``against`` first when given, then this one."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("needs valgrind (Debian package valgrind)")
+    trees = [("this tree", ROOT / "src")]
+    if against is not None:
+        trees.insert(0, (f"{against}", against.resolve() / "src"))
+    return trees
+
+
+def print_header(columns: list[str], trees: list[tuple[str, Path]]) -> None:
+    """A Markdown table's head: ``columns``, one per tree, and a ratio when there are two."""
+    names = [*columns, *(name for name, _ in trees)] + (["ratio"] if len(trees) > 1 else [])
+    print("| " + " | ".join(names) + " |")
+    print("|" + "---|" * len(names))
+
+
+def print_row(cells: list[str], counts: list[float]) -> None:
+    """A row: ``cells``, each tree's count, and the second's ratio to the first when two."""
+    row = "| " + " | ".join([*cells, *(f"{c:,.0f}" for c in counts)])
+    if len(counts) > 1:
+        row += f" | {counts[1] / counts[0]:.3f}"
+    print(row + " |", flush=True)
+
+
+def _instructions(src: Path, kind: str, per: int, rounds: int, consistency: str, conns: int) -> int:
+    return callgrind_instructions(src, DRIVER, kind, str(per), str(rounds), consistency, str(conns))
 
 
 def per_request(
@@ -142,30 +161,18 @@ def main() -> None:
         help="read consistency (at high every read waits for a ReadIndex round)",
     )
     ns = ap.parse_args()
-    if shutil.which("valgrind") is None:
-        raise SystemExit("needs valgrind (Debian package valgrind)")
-    trees = [("this tree", ROOT / "src")]
-    if ns.against is not None:
-        trees.insert(0, (f"{ns.against}", ns.against.resolve() / "src"))
+    trees = trees_to_measure(ns.against)
     print(
         "# instructions per request (callgrind), one-node clone, 50 connections"
         f" (-c 1: one), consistency {ns.consistency}"
     )
-    print(
-        "| request | "
-        + " | ".join(name for name, _ in trees)
-        + (" | ratio |" if ns.against else " |")
-    )
-    print("|---|" + "---|" * (len(trees) + (1 if ns.against else 0)))
+    print_header(["request"], trees)
     for kind, per, conns in CASES:
         # About as many requests in every row (one connection: ten times the rounds).
         rounds = max(1, ns.rounds // 4) if per > 1 else ns.rounds * (10 if conns == 1 else 1)
         counts = [per_request(src, kind, per, rounds, ns.consistency, conns) for _, src in trees]
         label = f"{kind} -P {per}" + (f" -c {conns}" if conns != 50 else "")
-        row = f"| {label} | " + " | ".join(f"{c:,.0f}" for c in counts)
-        if ns.against:
-            row += f" | {counts[1] / counts[0]:.3f}"
-        print(row + " |", flush=True)
+        print_row([label], counts)
 
 
 if __name__ == "__main__":
